@@ -1,0 +1,84 @@
+# Freightliner: a thin front door over CMake. `make help` lists the targets.
+
+BUILD      ?= build
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_ARGS ?=
+BUSTED     := lua5.4 /usr/bin/busted
+
+.PHONY: all build test test-c test-lua test-e2e-quick test-e2e-full check \
+        format sanitize tsan coverage bench hooks validate-env setup clean \
+        demo help
+
+all: build
+
+help:
+	@echo "make build          build bin/freightliner, the static library and the Lua module"
+	@echo "make test           build, then run the C, Lua and quick e2e suites"
+	@echo "make check          clang-format, clang-tidy, cppcheck, luacheck, -Werror build"
+	@echo "make format         reformat C sources in place"
+	@echo "make sanitize       ASan+UBSan build and test run"
+	@echo "make tsan           ThreadSanitizer build and test run"
+	@echo "make coverage       line coverage of src/ and lua/stdlib"
+	@echo "make bench          benchmark against skopeo (docs/BENCHMARKS.md)"
+	@echo "make demo           the README's main job: a real replication on local registries"
+	@echo "make hooks          install the git pre-commit hook"
+	@echo "make validate-env   check that every tool and library is present"
+	@echo "make setup          install what is missing (Debian 12, apt-get)"
+
+setup:
+	@scripts/setup.sh
+
+validate-env:
+	@scripts/validate-env.sh
+
+$(BUILD)/CMakeCache.txt:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+
+build: $(BUILD)/CMakeCache.txt
+	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
+	@mkdir -p bin
+	@ln -sf ../$(BUILD)/bin/freightliner bin/freightliner
+
+test: build
+	@scripts/run-tests.sh $(BUILD)
+
+test-c: build
+	@scripts/run-tests.sh $(BUILD) c
+
+test-lua: build
+	@scripts/run-tests.sh $(BUILD) lua
+
+test-e2e-quick: build
+	@scripts/run-tests.sh $(BUILD) e2e-quick
+
+test-e2e-full: build
+	@scripts/run-tests.sh $(BUILD) e2e-full
+
+check:
+	@scripts/check.sh
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+sanitize:
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+	  CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Debug -DFL_SANITIZE=address,undefined" test
+
+tsan:
+	@$(MAKE) --no-print-directory BUILD=build-tsan \
+	  CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Debug -DFL_SANITIZE=thread" test
+
+coverage:
+	@scripts/coverage.sh
+
+bench: build
+	@scripts/bench.sh
+
+demo: build
+	@scripts/demo.sh
+
+hooks:
+	@scripts/install-hooks.sh
+
+clean:
+	rm -rf build build-asan build-tsan build-cov build-check bin

@@ -1,0 +1,82 @@
+--- freightliner.cli: the command line, dispatched to freightliner.cmd.*.
+--
+-- The C `main` only boots Lua and calls `main(args)` here, with args[0] the
+-- program name. Each command is a module `freightliner.cmd.NAME` that
+-- returns `{ summary = "...", usage = "...", run = function(argv) ... end }`
+-- and `run` returns the process exit status:
+--   0 all done; 1 some work failed; 2 usage or configuration error;
+--   130 / 143 interrupted by SIGINT / SIGTERM.
+
+local M = {}
+
+M.EXIT = { OK = 0, FAILED = 1, USAGE = 2, SIGINT = 130, SIGTERM = 143 }
+
+-- Order in which `--help` lists the commands.
+M.commands = { "run", "version", "help" }
+
+local function stderr(fmt, ...)
+  io.stderr:write("freightliner: ", string.format(fmt, ...), "\n")
+end
+M.stderr = stderr
+
+local function load_command(name)
+  if not name:match("^[%w-]+$") then return nil end
+  local ok, cmd = pcall(require, "freightliner.cmd." .. name:gsub("-", "_"))
+  if ok then return cmd end
+  if not tostring(cmd):find("module 'freightliner.cmd.", 1, true) then
+    error(cmd, 0) -- a real error inside the command module
+  end
+  return nil
+end
+M.load_command = load_command
+
+function M.usage()
+  local lines = {
+    "freightliner - copy container images between registries and OCI layouts",
+    "",
+    "usage: freightliner [--lua-dir DIR] COMMAND [OPTIONS] [ARGS]",
+    "       freightliner -e 'LUA CODE'",
+    "",
+    "commands:",
+  }
+  for _, name in ipairs(M.commands) do
+    local cmd = load_command(name)
+    lines[#lines + 1] = string.format("  %-18s %s", name, cmd and cmd.summary or "")
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "global options: --version, --help, -e CODE, --lua-dir DIR"
+  lines[#lines + 1] = "Run 'freightliner help COMMAND' for a command's options."
+  return table.concat(lines, "\n") .. "\n"
+end
+
+--- Entry point called by the C host. Returns the exit status.
+function M.main(args)
+  local argv = {}
+  for i = 1, #args do argv[i] = args[i] end
+  local first = argv[1]
+  if first == nil or first == "--help" or first == "-h" then
+    io.stdout:write(M.usage())
+    return first and M.EXIT.OK or M.EXIT.USAGE
+  end
+  if first == "--version" or first == "-V" then
+    first = "version"
+  elseif first == "-e" then
+    first = "eval"
+    table.remove(argv, 1)
+    table.insert(argv, 1, "eval")
+  end
+  local cmd = load_command(first)
+  if not cmd then
+    stderr("unknown command '%s'; run 'freightliner --help' for the list", first)
+    return M.EXIT.USAGE
+  end
+  table.remove(argv, 1)
+  if argv[1] == "--help" or argv[1] == "-h" then
+    io.stdout:write(cmd.usage or cmd.summary, "\n")
+    return M.EXIT.OK
+  end
+  local status = cmd.run(argv, args[0])
+  return math.tointeger(status) or M.EXIT.OK
+end
+
+return M

@@ -1,0 +1,21 @@
+--- freightliner run SCRIPT.lua [ARGS...]: run a Lua script with the API loaded.
+local script = require("freightliner.script")
+
+return {
+  summary = "run a Lua script with the Freightliner API (global `fl`)",
+  usage = [[usage: freightliner run SCRIPT.lua [ARGS...]
+
+Runs SCRIPT.lua as lua5.4 would: `arg[0]` is the script, `arg[1..]` and `...`
+its arguments. The global `fl` is require("freightliner"). An error prints
+file:line: message and a traceback, and the exit status is 1; a script that
+returns an integer exits with it. Use '-' to read the script from stdin.]],
+  run = function(argv, program)
+    local path = argv[1]
+    if not path then
+      io.stderr:write("freightliner: run needs a script path; see 'freightliner help run'\n")
+      return 2
+    end
+    local rest = table.move(argv, 2, #argv, 1, {})
+    return script.run_file(path ~= "-" and path or nil, rest, program)
+  end,
+}

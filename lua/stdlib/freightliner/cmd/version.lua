@@ -1,0 +1,15 @@
+--- freightliner version: versions of Freightliner and the libraries it uses.
+local fl = require("freightliner")
+
+return {
+  summary = "print the versions of Freightliner, Lua, libcurl and OpenSSL",
+  usage = "usage: freightliner version\n\n"
+    .. "Prints Freightliner's version and those of the Lua, libcurl and\n"
+    .. "OpenSSL it runs on.",
+  run = function()
+    local v = fl.versions()
+    io.stdout:write(string.format(
+      "freightliner %s\n%s\nlibcurl %s\n%s\n", v.freightliner, v.lua, v.curl, v.ssl))
+    return 0
+  end,
+}

@@ -1,0 +1,29 @@
+--- freightliner: the Lua API (`local fl = require "freightliner"`).
+--
+-- The C core (freightliner.core) is the mechanism: digests, registry HTTP,
+-- the transfer engine. This module is the policy-facing surface on top of
+-- it; the CLI (freightliner.cli) is built only from what is exported here,
+-- so anything the CLI does a script can do too.
+
+local core = require("freightliner.core")
+
+local M = {
+  VERSION = "0.1.0",
+}
+
+if core.version ~= M.VERSION then
+  error(string.format(
+    "freightliner: the Lua stdlib is version %s but the C core is %s; "
+      .. "rebuild (make build) or point --lua-dir at the matching stdlib",
+    M.VERSION, tostring(core.version)), 0)
+end
+
+M.core = core
+M.digest = core.digest
+
+--- Versions of Freightliner and the libraries it runs on.
+function M.versions()
+  return core.versions()
+end
+
+return M

@@ -1,0 +1,15 @@
+/*
+ * bindings.h - the Lua-visible modules of the C core.
+ *
+ * Each fl_lua_open_* builds one submodule table of freightliner.core (one
+ * file per module in src/lua/l_*.c); module.c assembles them into the table
+ * that require("freightliner.core") returns.
+ */
+#ifndef FL_LUA_BINDINGS_H
+#define FL_LUA_BINDINGS_H
+
+#include <lua.h>
+
+int fl_lua_open_digest(lua_State *L);
+
+#endif

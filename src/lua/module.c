@@ -1,0 +1,41 @@
+/*
+ * module.c - luaopen_freightliner_core: the C core as a Lua module.
+ *
+ * The same entry point serves the binary (host.c preloads it) and stock
+ * lua5.4 (require("freightliner.core") finds build/lua/freightliner/core.so).
+ */
+#include <curl/curl.h>
+#include <openssl/opensslv.h>
+#include <pthread.h>
+
+#include "lua/bindings.h"
+#include "lua/lua_util.h"
+
+#ifndef FL_VERSION_STRING
+#define FL_VERSION_STRING FL_VERSION
+#endif
+
+static pthread_once_t global_init_once = PTHREAD_ONCE_INIT;
+
+/* libcurl must be initialised once, before any thread uses it. */
+static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+static int l_versions(lua_State *L) {
+  curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+  lua_createtable(L, 0, 5);
+  fl_lua_setfield_str(L, -1, "freightliner", FL_VERSION_STRING);
+  fl_lua_setfield_str(L, -1, "lua", LUA_RELEASE);
+  fl_lua_setfield_str(L, -1, "curl", cv->version);
+  fl_lua_setfield_str(L, -1, "ssl", cv->ssl_version ? cv->ssl_version : "none");
+  fl_lua_setfield_str(L, -1, "openssl_headers", OPENSSL_VERSION_TEXT);
+  return 1;
+}
+
+int luaopen_freightliner_core(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"versions", l_versions}, {NULL, NULL}};
+  pthread_once(&global_init_once, global_init);
+  luaL_newlib(L, funcs);
+  fl_lua_setfield_str(L, -1, "version", FL_VERSION_STRING);
+  fl_lua_submodule(L, "digest", fl_lua_open_digest);
+  return 1;
+}
