@@ -50,11 +50,17 @@ void fl_error_prefix(fl_error *err, const char *fmt, ...) {
   if (!err)
     return;
   char prefix[FL_ERROR_MSG_MAX];
-  char old[FL_ERROR_MSG_MAX];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(prefix, sizeof prefix, fmt, ap);
   va_end(ap);
-  memcpy(old, err->msg, sizeof old);
-  snprintf(err->msg, sizeof err->msg, "%s%s", prefix, old);
+  size_t plen = strlen(prefix);
+  size_t mlen = strnlen(err->msg, sizeof err->msg - 1);
+  if (plen > sizeof err->msg - 1)
+    plen = sizeof err->msg - 1;
+  if (plen + mlen > sizeof err->msg - 1)
+    mlen = sizeof err->msg - 1 - plen;
+  memmove(err->msg + plen, err->msg, mlen);
+  memcpy(err->msg, prefix, plen);
+  err->msg[plen + mlen] = '\0';
 }

@@ -52,7 +52,9 @@ typedef struct parts {
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 static int is_lower(char c) { return c >= 'a' && c <= 'z'; }
 static int is_upper(char c) { return c >= 'A' && c <= 'Z'; }
-static int is_alnum(char c) { return is_digit(c) || is_lower(c) || is_upper(c); }
+static int is_alnum(char c) {
+  return is_digit(c) || is_lower(c) || is_upper(c);
+}
 static int is_lower_alnum(char c) { return is_digit(c) || is_lower(c); }
 static int is_word(char c) { return is_alnum(c) || c == '_'; }
 static int is_path_sep(char c) { return c == '.' || c == '_' || c == '-'; }
@@ -61,7 +63,9 @@ static int is_hex(char c) {
   return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-static int is_lower_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f'); }
+static int is_lower_hex(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f');
+}
 
 static int span_eq(const char *in, span s, const char *lit) {
   return s.len == strlen(lit) && memcmp(in + s.off, lit, s.len) == 0;
@@ -138,7 +142,8 @@ static void split_parts(const char *in, size_t start, parts *p) {
   colon = memchr(in + last_slash, ':', name_end - last_slash);
   if (colon) {
     p->has_tag = 1;
-    p->tag = (span){(size_t)(colon - in) + 1, name_end - (size_t)(colon - in) - 1};
+    p->tag =
+        (span){(size_t)(colon - in) + 1, name_end - (size_t)(colon - in) - 1};
     name_end = (size_t)(colon - in);
   }
   p->name = (span){start, name_end - start};
@@ -181,14 +186,17 @@ static fl_code check_domain_name(const ctx *c, span d, size_t *i) {
   for (;;) {
     size_t start = *i;
     if (*i == end || !is_alnum(s[*i]))
-      return fail(c, *i, "domain \"%.*s\": each name component must start "
-                  "with a letter or digit", qlen(d.len), s + d.off);
+      return fail(c, *i,
+                  "domain \"%.*s\": each name component must start with a "
+                  "letter or digit",
+                  qlen(d.len), s + d.off);
     while (*i < end && (is_alnum(s[*i]) || s[*i] == '-'))
       (*i)++;
     if (s[*i - 1] == '-')
-      return fail(c, *i - 1, "domain \"%.*s\": name component \"%.*s\" must "
-                  "not end with '-'", qlen(d.len), s + d.off,
-                  qlen(*i - start), s + start);
+      return fail(
+          c, *i - 1,
+          "domain \"%.*s\": name component \"%.*s\" must not end with '-'",
+          qlen(d.len), s + d.off, qlen(*i - start), s + start);
     if (*i == end || s[*i] != '.')
       return FL_OK;
     (*i)++;
@@ -207,9 +215,10 @@ static fl_code check_ipv6(const ctx *c, span d, size_t *i) {
     return fail(c, start - 1, "domain \"%.*s\": '[' without ']'", qlen(d.len),
                 s + d.off);
   if (s[*i] != ']')
-    return fail(c, *i, "domain \"%.*s\": invalid character %s in IPv6 address "
-                "(only hex digits and ':' are allowed)", qlen(d.len),
-                s + d.off, char_desc(s[*i], ch));
+    return fail(c, *i,
+                "domain \"%.*s\": invalid character %s in IPv6 address (only "
+                "hex digits and ':' are allowed)",
+                qlen(d.len), s + d.off, char_desc(s[*i], ch));
   if (*i == start)
     return fail(c, *i, "domain \"%.*s\": empty IPv6 address", qlen(d.len),
                 s + d.off);
@@ -274,15 +283,19 @@ static fl_code bad_path_char(const ctx *c, size_t i, size_t end, size_t sep) {
   if (sep == NO_OFFSET && (i == end || s[i] == '/'))
     return fail(c, i, "empty path component in repository name");
   if (sep == NO_OFFSET && is_path_sep(s[i]))
-    return fail(c, i, "path component must start with a lower-case letter "
-                "or digit, not %s", char_desc(s[i], ch));
+    return fail(
+        c, i,
+        "path component must start with a lower-case letter or digit, not %s",
+        char_desc(s[i], ch));
   if (i == end || s[i] == '/')
     return fail(c, sep, "path component must not end with a separator");
   if (is_path_sep(s[i])) {
     while (sep + n < end && is_path_sep(s[sep + n]))
       n++;
-    return fail(c, sep, "invalid separator \"%.*s\" in repository name "
-                "(allowed: '.', '_', '__' or a run of '-')", qlen(n), s + sep);
+    return fail(c, sep,
+                "invalid separator \"%.*s\" in repository name (allowed: '.', "
+                "'_', '__' or a run of '-')",
+                qlen(n), s + sep);
   }
   return fail(c, i, "invalid character %s in repository name",
               char_desc(s[i], ch));
@@ -338,9 +351,10 @@ static fl_code check_tag(const ctx *c, span t) {
     return fail(c, t.off, "invalid tag \"%.*s...\": longer than %d characters",
                 qlen(t.len), s + t.off, TAG_LEN_MAX);
   if (!is_word(s[t.off]))
-    return fail(c, t.off, "invalid tag \"%.*s\": must start with a letter, "
-                "digit or '_', not %s", qlen(t.len), s + t.off,
-                char_desc(s[t.off], ch));
+    return fail(
+        c, t.off,
+        "invalid tag \"%.*s\": must start with a letter, digit or '_', not %s",
+        qlen(t.len), s + t.off, char_desc(s[t.off], ch));
   for (size_t i = t.off + 1; i < t.off + t.len; i++)
     if (!is_word(s[i]) && s[i] != '.' && s[i] != '-')
       return fail(c, i, "invalid tag \"%.*s\": invalid character %s",
@@ -362,8 +376,9 @@ static size_t scan_algorithm(const ctx *c, span d) {
     while (i < end && is_lower_alnum(s[i]))
       i++;
     if (i == end) {
-      fail(c, i, "invalid digest \"%.*s\": missing ':' between algorithm and "
-           "hex", qlen(d.len), s + d.off);
+      fail(c, i,
+           "invalid digest \"%.*s\": missing ':' between algorithm and hex",
+           qlen(d.len), s + d.off);
       return NO_OFFSET;
     }
     if (i == start) {
@@ -400,16 +415,20 @@ static fl_code check_digest_hex(const ctx *c, span d, span alg, span hex) {
       return fail(c, i, "invalid digest \"%.*s\": invalid character %s in hex",
                   qlen(d.len), s + d.off, char_desc(s[i], ch));
   if (hex.len < HEX_LEN_MIN)
-    return fail(c, hex.off, "invalid digest \"%.*s\": hex must be at least %d "
-                "characters, got %zu", qlen(d.len), s + d.off, HEX_LEN_MIN,
-                hex.len);
+    return fail(
+        c, hex.off,
+        "invalid digest \"%.*s\": hex must be at least %d characters, got %zu",
+        qlen(d.len), s + d.off, HEX_LEN_MIN, hex.len);
   if (want == 0)
-    return fail(c, alg.off, "unsupported digest algorithm \"%.*s\" (supported: "
-                "sha256, sha512)", qlen(alg.len), s + alg.off);
+    return fail(
+        c, alg.off,
+        "unsupported digest algorithm \"%.*s\" (supported: sha256, sha512)",
+        qlen(alg.len), s + alg.off);
   if (hex.len != want)
-    return fail(c, hex.off, "invalid digest \"%.*s\": %.*s hex must be %zu "
-                "characters, got %zu", qlen(d.len), s + d.off, (int)alg.len,
-                s + alg.off, want, hex.len);
+    return fail(
+        c, hex.off,
+        "invalid digest \"%.*s\": %.*s hex must be %zu characters, got %zu",
+        qlen(d.len), s + d.off, (int)alg.len, s + alg.off, want, hex.len);
   for (size_t i = hex.off; i < hex.off + hex.len; i++)
     if (!is_lower_hex(s[i]))
       return fail(c, i, "invalid digest \"%.*s\": hex must be lower-case",
@@ -444,9 +463,10 @@ static fl_code store_name(const ctx *c, span dom, span rem, fl_ref *out) {
   int official = hub && !span_has(c->in, rem, '/');
   size_t path_len = (official ? sizeof library - 1 : 0) + rem.len;
   if (dom_len + 1 + path_len > NAME_LEN_MAX)
-    return fail(c, NO_OFFSET, "repository name must not be more than %d "
-                "characters (\"domain/path\" is %zu)", NAME_LEN_MAX,
-                dom_len + 1 + path_len);
+    return fail(c, NO_OFFSET,
+                "repository name must not be more than %d characters "
+                "(\"domain/path\" is %zu)",
+                NAME_LEN_MAX, dom_len + 1 + path_len);
   if (hub)
     strcpy(out->domain, docker_domain);
   else
@@ -461,8 +481,8 @@ static fl_code parse_name(const ctx *c, span name, fl_ref *out) {
   span dom, rem;
   fl_code rc;
   if (name.len == 0)
-    return fail(c, name.off, "repository name must have at least one "
-                "component");
+    return fail(c, name.off,
+                "repository name must have at least one component");
   split_domain(c->in, name, &dom, &rem);
   if (dom.len > 0 && (rc = check_domain(c, dom)) != FL_OK)
     return rc;
@@ -480,8 +500,9 @@ static fl_code prepare(const ctx *c, parts *p) {
   if (c->in[start] == '\0')
     return fail(c, start, "empty reference after \"%s\"", transport);
   if (is_identifier(c->in + start))
-    return fail(c, start, "a 64-character hex string is an image ID, not a "
-                "repository name");
+    return fail(
+        c, start,
+        "a 64-character hex string is an image ID, not a repository name");
   split_parts(c->in, start, p);
   return FL_OK;
 }
@@ -513,11 +534,12 @@ static fl_code parse_repo(const ctx *c, fl_ref *out) {
   if ((rc = prepare(c, &p)) != FL_OK)
     return rc;
   if (p.has_digest)
-    return fail(c, p.digest.off - 1, "a repository name must not include a "
-                "digest");
+    return fail(c, p.digest.off - 1,
+                "a repository name must not include a digest");
   if (p.has_tag)
-    return fail(c, p.tag.off - 1, "a repository name must not include a tag "
-                "(\"%.*s\")", qlen(p.tag.len), c->in + p.tag.off);
+    return fail(c, p.tag.off - 1,
+                "a repository name must not include a tag (\"%.*s\")",
+                qlen(p.tag.len), c->in + p.tag.off);
   return parse_name(c, p.name, out);
 }
 
@@ -573,7 +595,9 @@ size_t fl_ref_familiar(const fl_ref *r, char *buf, size_t n) {
   size_t lib = sizeof library - 1;
   if (strcmp(domain, docker_domain) == 0) {
     domain = "";
-    if (strncmp(path, library, lib) == 0 && !strchr(path + lib, '/'))
+    /* "library/<64 hex>" keeps its namespace: bare, it would be an ID */
+    if (strncmp(path, library, lib) == 0 && !strchr(path + lib, '/') &&
+        !is_identifier(path + lib))
       path += lib;
   }
   return format_parts(domain, path, r->tag_defaulted ? "" : r->tag, r->digest,

@@ -26,12 +26,15 @@
 
 /* A parsed, normalised reference. Every field is a NUL-terminated string. */
 typedef struct fl_ref {
-  char domain[FL_REF_DOMAIN_MAX];   /* "docker.io", "localhost:5000", "[::1]:5000" */
-  char api_host[FL_REF_DOMAIN_MAX]; /* host[:port] to contact: "registry-1.docker.io" for docker.io */
-  char path[FL_REF_PATH_MAX];       /* "library/alpine" */
-  char tag[FL_REF_TAG_MAX];         /* "" when none */
-  char digest[FL_DIGEST_STR_MAX];   /* "" when none */
-  int tag_defaulted;                /* 1 when tag is "latest" only because none was given */
+  /* "docker.io", "localhost:5000", "[::1]:5000" */
+  char domain[FL_REF_DOMAIN_MAX];
+  /* host[:port] to contact: "registry-1.docker.io" for docker.io */
+  char api_host[FL_REF_DOMAIN_MAX];
+  char path[FL_REF_PATH_MAX];     /* "library/alpine" */
+  char tag[FL_REF_TAG_MAX];       /* "" when none */
+  char digest[FL_DIGEST_STR_MAX]; /* "" when none */
+  /* 1 when tag is "latest" only because none was given */
+  int tag_defaulted;
 } fl_ref;
 
 /* Parse and normalise a reference: [docker://][domain/]path[:tag][@digest].
