@@ -48,7 +48,8 @@ void fl_lua_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
                       const luaL_Reg *metamethods) {
   luaL_newmetatable(L, name);
   luaL_setfuncs(L, metamethods, 0);
-  luaL_newlib(L, methods);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
   lua_setfield(L, -2, "__index");
   lua_pushstring(L, name);
   lua_setfield(L, -2, "__name");
@@ -73,4 +74,31 @@ void fl_lua_submodule(lua_State *L, const char *name, lua_CFunction open) {
   lua_pushcfunction(L, open);
   lua_call(L, 0, 1);
   lua_setfield(L, -2, name);
+}
+
+#define OWNED_CLASS "freightliner.owned"
+
+void fl_lua_owned_release(fl_lua_owned *box) {
+  if (box->ptr && box->release)
+    box->release(box->ptr);
+  box->ptr = NULL;
+}
+
+static int owned_gc(lua_State *L) {
+  fl_lua_owned_release(luaL_checkudata(L, 1, OWNED_CLASS));
+  return 0;
+}
+
+fl_lua_owned *fl_lua_push_owned(lua_State *L, void (*release)(void *ptr)) {
+  fl_lua_owned *box = lua_newuserdatauv(L, sizeof *box, 0);
+  box->ptr = NULL;
+  box->release = release;
+  if (luaL_newmetatable(L, OWNED_CLASS)) {
+    lua_pushcfunction(L, owned_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, owned_gc);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_setmetatable(L, -2);
+  return box;
 }

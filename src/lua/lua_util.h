@@ -41,4 +41,16 @@ void fl_lua_setfield_str(lua_State *L, int t, const char *name, const char *v);
  * the top of the stack under `name`. */
 void fl_lua_submodule(lua_State *L, const char *name, lua_CFunction open);
 
+/* A heap resource owned by a userdata, so that a Lua error (even out of
+ * memory while pushing results) can never leak it: push the box first, then
+ * acquire the resource into box->ptr; __gc/__close call box->release. */
+typedef struct fl_lua_owned {
+  void *ptr;
+  void (*release)(void *ptr);
+} fl_lua_owned;
+
+fl_lua_owned *fl_lua_push_owned(lua_State *L, void (*release)(void *ptr));
+/* Release now (idempotent). */
+void fl_lua_owned_release(fl_lua_owned *box);
+
 #endif

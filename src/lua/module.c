@@ -4,6 +4,8 @@
  * The same entry point serves the binary (host.c preloads it) and stock
  * lua5.4 (require("freightliner.core") finds build/lua/freightliner/core.so).
  */
+#include <fnmatch.h>
+
 #include <curl/curl.h>
 #include <openssl/opensslv.h>
 #include <pthread.h>
@@ -31,11 +33,22 @@ static int l_versions(lua_State *L) {
   return 1;
 }
 
+/* glob(pattern, s): fnmatch(3) semantics; '*' also matches '/'. */
+static int l_glob(lua_State *L) {
+  const char *pattern = luaL_checkstring(L, 1);
+  const char *s = luaL_checkstring(L, 2);
+  lua_pushboolean(L, fnmatch(pattern, s, 0) == 0);
+  return 1;
+}
+
 int luaopen_freightliner_core(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"versions", l_versions}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+      {"versions", l_versions}, {"glob", l_glob}, {NULL, NULL}};
   pthread_once(&global_init_once, global_init);
   luaL_newlib(L, funcs);
   fl_lua_setfield_str(L, -1, "version", FL_VERSION_STRING);
   fl_lua_submodule(L, "digest", fl_lua_open_digest);
+  fl_lua_submodule(L, "ref", fl_lua_open_ref);
+  fl_lua_submodule(L, "endpoint", fl_lua_open_endpoint);
   return 1;
 }

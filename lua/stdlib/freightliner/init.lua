@@ -21,6 +21,21 @@ end
 M.core = core
 M.digest = core.digest
 
+--- Image references: fl.ref.parse("alpine") -> { domain = "docker.io",
+-- repository = "library/alpine", tag = "latest", ... } | nil, msg, CODE.
+M.ref = core.ref
+
+--- fnmatch(3) glob match: fl.glob("v1.*", "v1.2") -> true.
+M.glob = core.glob
+
+local registry = require("freightliner.registry")
+
+--- Open a registry ("host[:port]", "http://host", "oci:PATH"); see
+-- freightliner.registry for the methods.
+function M.registry(spec, opts)
+  return registry.open(spec, opts)
+end
+
 --- Versions of Freightliner and the libraries it runs on.
 function M.versions()
   return core.versions()

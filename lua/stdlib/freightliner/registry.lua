@@ -1,0 +1,252 @@
+--- freightliner.registry: registries and OCI layouts as Lua objects.
+--
+--   local reg = fl.registry("127.0.0.1:5000", { ca_file = "ca.pem" })
+--   local reg = fl.registry("oci:/srv/mirror")
+--   reg:ping()                          -> true | nil, msg, CODE
+--   reg:catalog{ pattern = "team/*", limit = 100 }
+--   reg:tags("team/app")
+--   reg:manifest("team/app:v1")        -> { data, digest, media_type, size, parsed }
+--   reg:head("team/app:v1")            -> { digest, media_type, size }
+--   reg:blob_exists("team/app", digest) -> true, size | false
+--   reg:blob("team/app", digest)        -> bytes (small blobs: configs)
+--   reg:delete("team/app:v1")
+--   reg:referrers("team/app:v1", { artifact_type = "..." })
+--   reg:stats()                         -> requests, retries, rate limits
+--
+-- A spec is "host[:port]", "http://host[:port]" (plain HTTP), "https://..."
+-- or "oci:PATH". "docker.io" is served from registry-1.docker.io. Loopback
+-- hosts may use plain HTTP without being asked (as Docker allows).
+
+local core = require("freightliner.core")
+local json = require("cjson.safe")
+
+local M = {}
+
+local Registry = {}
+Registry.__index = Registry
+Registry.__name = "freightliner.registry"
+
+function Registry:__tostring()
+  return "registry (" .. self.spec .. ")"
+end
+
+function Registry:__close()
+  self:close()
+end
+
+--- Parse a registry spec into endpoint options (without opening anything).
+-- @return { kind = "registry"|"oci", host=, scheme=, path= } or nil, msg, code
+function M.parse_spec(spec)
+  if type(spec) ~= "string" or spec == "" then
+    return nil, "registry spec must be a non-empty string", "INVALID"
+  end
+  local path = spec:match("^oci:(.+)$")
+  if path then
+    return { kind = "oci", path = path }
+  end
+  local scheme, rest = spec:match("^(https?)://(.+)$")
+  local host = (rest or spec):gsub("/+$", "")
+  if host:find("/", 1, true) then
+    return nil, string.format(
+      "registry spec '%s' must be a host[:port], not a repository path", spec), "INVALID"
+  end
+  if not host:match("^[%w%.%-]+:?%d*$") and not host:match("^%[[%x:]+%]:?%d*$") then
+    return nil, string.format("registry spec '%s' is not a valid host[:port]", spec), "INVALID"
+  end
+  if host == "docker.io" or host == "index.docker.io" then
+    host = "registry-1.docker.io"
+  end
+  return { kind = "registry", host = host, scheme = scheme or "auto" }
+end
+
+--- Open a registry or OCI layout. opts: TLS (ca_file, client_cert,
+-- client_key, tls_verify, pinned_pubkey), credentials by reference
+-- (username, password_env, password_file, credential_helper), limits
+-- (max_attempts, max_concurrency, requests_per_second, ...), insecure
+-- (plain HTTP), create (OCI layouts: make the directory).
+function M.open(spec, opts)
+  opts = opts or {}
+  local s, msg, code = M.parse_spec(spec)
+  if not s then return nil, msg, code end
+  local ep
+  if s.kind == "oci" then
+    ep, msg, code = core.endpoint.oci(s.path, opts.create ~= false)
+  else
+    local o = {}
+    for k, v in pairs(opts) do
+      if k ~= "insecure" and k ~= "create" then o[k] = v end
+    end
+    o.host = s.host
+    o.scheme = (opts.insecure and "http") or (s.scheme ~= "auto" and s.scheme) or opts.scheme
+    ep, msg, code = core.endpoint.registry(o)
+  end
+  if not ep then return nil, msg, code end
+  return setmetatable({ ep = ep, spec = spec, kind = s.kind, host = s.host, path = s.path }, Registry)
+end
+
+--- Split "repo:tag", "repo@digest" or "repo:tag@digest" (repository-relative).
+function M.split(ref)
+  if type(ref) ~= "string" or ref == "" then
+    return nil, "expected a reference like 'repo:tag' or 'repo@sha256:...'", "INVALID"
+  end
+  local name, digest = ref:match("^(.-)@(.+)$")
+  name = name or ref
+  local repo, tag = name:match("^(.*):([^/:]+)$")
+  repo = repo or name
+  if repo == "" then
+    return nil, string.format("reference '%s' has no repository", ref), "INVALID"
+  end
+  return repo, tag, digest
+end
+
+-- The reference to ask the store for: the digest if given, else the tag.
+local function resolve(ref, default_tag)
+  local repo, tag, digest = M.split(ref)
+  if not repo then return nil, tag, digest end
+  return repo, digest or tag or default_tag
+end
+
+function Registry:ping()
+  return self.ep:ping()
+end
+
+--- Repository names, optionally filtered by a glob and limited in number.
+function Registry:catalog(opts)
+  opts = opts or {}
+  local repos, msg, code = self.ep:catalog(opts.pattern and 0 or (opts.limit or 0))
+  if not repos then return nil, msg, code end
+  if opts.pattern then
+    local out = {}
+    for _, r in ipairs(repos) do
+      if core.glob(opts.pattern, r) then
+        out[#out + 1] = r
+        if opts.limit and #out >= opts.limit then break end
+      end
+    end
+    repos = out
+  end
+  return repos
+end
+
+function Registry:tags(repo)
+  return self.ep:tags(repo)
+end
+
+--- A manifest: raw bytes (data), digest, media_type, size, and parsed JSON.
+function Registry:manifest(ref)
+  local repo, reference, code = resolve(ref, "latest")
+  if not repo then return nil, reference, code end
+  local m, msg
+  m, msg, code = self.ep:manifest_get(repo, reference)
+  if not m then return nil, msg, code end
+  m.parsed = json.decode(m.data)
+  m.repository = repo
+  return m
+end
+
+function Registry:head(ref)
+  local repo, reference, code = resolve(ref, "latest")
+  if not repo then return nil, reference, code end
+  return self.ep:manifest_head(repo, reference)
+end
+
+function Registry:put_manifest(ref, data, media_type)
+  local repo, reference, code = resolve(ref)
+  if not repo then return nil, reference, code end
+  if not reference then
+    reference = core.digest.sha256(data)
+  end
+  if not media_type then
+    local parsed = json.decode(data)
+    media_type = parsed and parsed.mediaType
+    if not media_type then
+      error("put_manifest: media_type is required when the manifest has no mediaType", 2)
+    end
+  end
+  return self.ep:manifest_put(repo, reference, data, media_type)
+end
+
+function Registry:blob_exists(repo, digest)
+  return self.ep:blob_exists(repo, digest)
+end
+
+function Registry:blob(repo, digest)
+  return self.ep:blob_get(repo, digest)
+end
+
+function Registry:put_blob(repo, data)
+  return self.ep:blob_put(repo, data)
+end
+
+function Registry:delete(ref)
+  local repo, reference, code = resolve(ref)
+  if not repo then return nil, reference, code end
+  if not reference then
+    error("delete: give a tag or digest, e.g. 'repo:tag'", 2)
+  end
+  return self.ep:manifest_delete(repo, reference)
+end
+
+-- Tag-schema fallback: cosign-style tags sha256-<hex>[.sig|.att|.sbom].
+local function tag_schema_referrers(self, repo, digest, artifact_type)
+  local tags, msg, code = self.ep:tags(repo)
+  if not tags then return nil, msg, code end
+  local prefix = digest:gsub(":", "-")
+  local out = {}
+  for _, t in ipairs(tags) do
+    if t == prefix or t:sub(1, #prefix + 1) == prefix .. "." then
+      local head = self.ep:manifest_head(repo, t)
+      if head then
+        local kind = t:match("%.(%w+)$")
+        local entry = {
+          mediaType = head.media_type, digest = head.digest, size = head.size,
+          tag = t, kind = kind,
+        }
+        if not artifact_type or artifact_type == kind then
+          out[#out + 1] = entry
+        end
+      end
+    end
+  end
+  return out, "tag-schema"
+end
+
+--- Referrers of an image: OCI 1.1 referrers API, or cosign's tag scheme
+-- where the registry has no such API. filter: { artifact_type = "..." } or
+-- a string. Returns a list of descriptors and "api" or "tag-schema".
+function Registry:referrers(ref, filter)
+  local artifact_type = type(filter) == "table" and filter.artifact_type or filter
+  local repo, reference, code = resolve(ref, "latest")
+  if not repo then return nil, reference, code end
+  local digest = reference
+  if not digest:find(":", 1, true) then
+    local head, msg
+    head, msg, code = self.ep:manifest_head(repo, reference)
+    if not head then return nil, msg, code end
+    digest = head.digest
+  end
+  local index, msg
+  index, msg, code = self.ep:referrers(repo, digest, artifact_type)
+  if index then
+    local parsed = json.decode(index.data) or {}
+    local out = {}
+    for _, d in ipairs(parsed.manifests or {}) do
+      if not artifact_type or d.artifactType == artifact_type then out[#out + 1] = d end
+    end
+    return out, "api"
+  end
+  if code ~= "UNSUPPORTED" then return nil, msg, code end
+  return tag_schema_referrers(self, repo, digest, artifact_type)
+end
+
+function Registry:stats()
+  return self.ep:stats()
+end
+
+function Registry:close()
+  if self.ep then self.ep:close() end
+end
+
+M.Registry = Registry
+
+return M

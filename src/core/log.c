@@ -1,0 +1,111 @@
+/*
+ * log.c - the process-wide logger (see log.h).
+ */
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+static atomic_int log_level = FL_LOG_INFO;
+static atomic_int log_json = 0;
+static char run_id[64] = "";
+
+static const char *const level_names[] = {"debug", "info", "warn", "error",
+                                          "off"};
+
+int fl_log_level_from_name(const char *name) {
+  for (int i = 0; i <= FL_LOG_OFF; i++)
+    if (strcmp(name, level_names[i]) == 0)
+      return i;
+  if (strcmp(name, "warning") == 0)
+    return FL_LOG_WARN;
+  return -1;
+}
+
+const char *fl_log_level_name(fl_log_level level) {
+  return level_names[level];
+}
+
+void fl_log_set_level(fl_log_level level) { atomic_store(&log_level, level); }
+fl_log_level fl_log_get_level(void) {
+  return (fl_log_level)atomic_load(&log_level);
+}
+void fl_log_set_json(int json) { atomic_store(&log_json, json); }
+
+/* Set once at start-up, before worker threads exist. */
+void fl_log_set_run_id(const char *id) {
+  snprintf(run_id, sizeof run_id, "%s", id ? id : "");
+}
+
+int fl_log_enabled(fl_log_level level) {
+  return (int)level >= atomic_load(&log_level) && level < FL_LOG_OFF;
+}
+
+/* Append s to buf as JSON string content. */
+static size_t json_escape(char *buf, size_t n, size_t at, const char *s) {
+  for (; *s && at + 7 < n; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') {
+      buf[at++] = '\\';
+      buf[at++] = (char)c;
+    } else if (c < 0x20) {
+      at += (size_t)snprintf(buf + at, n - at, "\\u%04x", c);
+    } else {
+      buf[at++] = (char)c;
+    }
+  }
+  return at;
+}
+
+void fl_log(fl_log_level level, const char *image, const char *fmt, ...) {
+  if (!fl_log_enabled(level))
+    return;
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  struct tm tm;
+  gmtime_r(&tv.tv_sec, &tm);
+  char when[40];
+  size_t wl = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(when + wl, sizeof when - wl, ".%03ldZ", (long)tv.tv_usec / 1000);
+
+  char line[4096];
+  size_t at;
+  if (atomic_load(&log_json)) {
+    at = (size_t)snprintf(line, sizeof line,
+                          "{\"time\":\"%s\",\"level\":\"%s\",\"run_id\":\"",
+                          when, level_names[level]);
+    at = json_escape(line, sizeof line, at, run_id);
+    if (image) {
+      at += (size_t)snprintf(line + at, sizeof line - at, "\",\"image\":\"");
+      at = json_escape(line, sizeof line, at, image);
+    }
+    at += (size_t)snprintf(line + at, sizeof line - at, "\",\"message\":\"");
+    at = json_escape(line, sizeof line, at, msg);
+    if (at + 3 > sizeof line)
+      at = sizeof line - 3;
+    memcpy(line + at, "\"}\n", 3);
+    at += 3;
+  } else {
+    int n = snprintf(line, sizeof line, "%s %-5s %s%s%s\n", when,
+                     level_names[level], image ? image : "", image ? ": " : "",
+                     msg);
+    at = n < 0 ? 0 : (size_t)n;
+    if (at >= sizeof line) {
+      at = sizeof line;
+      line[at - 1] = '\n';
+    }
+  }
+  ssize_t ignored = write(STDERR_FILENO, line, at);
+  (void)ignored;
+}

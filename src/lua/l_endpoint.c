@@ -1,0 +1,497 @@
+/*
+ * l_endpoint.c - the Lua `endpoint` module: core.endpoint, image stores.
+ *
+ *   endpoint.registry{host=, scheme=, tls_verify=, ca_file=, ...} -> ep
+ *   endpoint.oci(path [, create])                                  -> ep
+ *
+ * Both return the same userdata class; its methods are the endpoint
+ * operations of src/registry/endpoint.h, one for one, taking repository and
+ * reference strings. The friendlier object users see (`fl.registry`) is
+ * built on these in lua/stdlib/freightliner/registry.lua. Expected failures
+ * return nil, message, CODE; misuse raises an argument error. C resources
+ * that exist while results are pushed are held by fl_lua_owned boxes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua/bindings.h"
+#include "lua/lua_util.h"
+#include "registry/oci_layout.h"
+#include "registry/registry.h"
+
+#define ENDPOINT_CLASS "freightliner.endpoint"
+/* Largest blob :blob_get() will return as a string (configs, small files). */
+#define BLOB_STRING_MAX (64 * 1024 * 1024)
+
+typedef struct lendpoint {
+  fl_endpoint *ep;
+} lendpoint;
+
+fl_endpoint *fl_lua_check_endpoint(lua_State *L, int idx) {
+  lendpoint *le = luaL_checkudata(L, idx, ENDPOINT_CLASS);
+  luaL_argcheck(L, le->ep != NULL, idx, "endpoint is closed");
+  return le->ep;
+}
+
+static void push_endpoint(lua_State *L, fl_endpoint *ep) {
+  lendpoint *le = lua_newuserdatauv(L, sizeof *le, 0);
+  le->ep = ep;
+  luaL_setmetatable(L, ENDPOINT_CLASS);
+}
+
+/* ---- constructors -------------------------------------------------------- */
+
+static const char *opt_str(lua_State *L, int t, const char *key) {
+  lua_getfield(L, t, key);
+  const char *s = NULL;
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "registry option '%s' must be a string", key);
+    s = lua_tostring(L, -1);
+  }
+  lua_pop(L, 1); /* the string stays alive in the options table */
+  return s;
+}
+
+static double opt_num(lua_State *L, int t, const char *key, double dflt) {
+  lua_getfield(L, t, key);
+  double v = dflt;
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isnumber(L, -1))
+      luaL_error(L, "registry option '%s' must be a number", key);
+    v = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static int opt_bool(lua_State *L, int t, const char *key, int dflt) {
+  lua_getfield(L, t, key);
+  int v = lua_isnil(L, -1) ? dflt : lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static int l_registry(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  fl_registry_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  fl_http_config *h = &cfg.http;
+  h->host = opt_str(L, 1, "host");
+  luaL_argcheck(L, h->host != NULL, 1, "registry needs a host");
+  const char *scheme = opt_str(L, 1, "scheme");
+  if (!scheme || strcmp(scheme, "auto") == 0)
+    h->scheme = FL_SCHEME_AUTO;
+  else if (strcmp(scheme, "https") == 0)
+    h->scheme = FL_SCHEME_HTTPS;
+  else if (strcmp(scheme, "http") == 0)
+    h->scheme = FL_SCHEME_HTTP;
+  else
+    return luaL_argerror(L, 1, "scheme must be auto, https or http");
+  h->tls_verify = opt_bool(L, 1, "tls_verify", 1);
+  h->ca_file = opt_str(L, 1, "ca_file");
+  h->client_cert = opt_str(L, 1, "client_cert");
+  h->client_key = opt_str(L, 1, "client_key");
+  h->pinned_pubkey = opt_str(L, 1, "pinned_pubkey");
+  h->max_attempts = (int)opt_num(L, 1, "max_attempts", 0);
+  h->retry_base_ms = opt_num(L, 1, "retry_base_ms", 0);
+  h->retry_max_ms = opt_num(L, 1, "retry_max_ms", 0);
+  h->max_concurrency = (int)opt_num(L, 1, "max_concurrency", 0);
+  h->requests_per_second = opt_num(L, 1, "requests_per_second", 0);
+  h->breaker_threshold = (int)opt_num(L, 1, "breaker_threshold", 0);
+  h->breaker_cooldown_s = (int)opt_num(L, 1, "breaker_cooldown", 0);
+  h->connect_timeout_ms = (long)opt_num(L, 1, "connect_timeout_ms", 0);
+  h->low_speed_time_s = (long)opt_num(L, 1, "low_speed_time", 0);
+  h->creds.username = opt_str(L, 1, "username");
+  h->creds.password_env = opt_str(L, 1, "password_env");
+  h->creds.password_file = opt_str(L, 1, "password_file");
+  h->creds.credential_helper = opt_str(L, 1, "credential_helper");
+  cfg.chunk_size = (uint64_t)opt_num(L, 1, "chunk_size", 0);
+  cfg.page_size = (size_t)opt_num(L, 1, "page_size", 0);
+  lua_getfield(L, 1, "password");
+  if (!lua_isnil(L, -1))
+    return luaL_argerror(L, 1, "a plain-text 'password' is not accepted; use "
+                               "password_env, password_file or "
+                               "credential_helper");
+  lua_pop(L, 1);
+
+  fl_endpoint *ep;
+  fl_error err;
+  if (fl_registry_open(&cfg, &ep, &err) != FL_OK)
+    return fl_lua_fail(L, &err);
+  push_endpoint(L, ep);
+  return 1;
+}
+
+static int l_oci(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int create = lua_toboolean(L, 2);
+  fl_endpoint *ep;
+  fl_error err;
+  if (fl_oci_layout_open(path, create, &ep, &err) != FL_OK)
+    return fl_lua_fail(L, &err);
+  push_endpoint(L, ep);
+  return 1;
+}
+
+/* ---- methods ------------------------------------------------------------- */
+
+static int push_ok(lua_State *L, fl_code rc, const fl_error *err) {
+  if (rc != FL_OK)
+    return fl_lua_fail(L, err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int m_ping(lua_State *L) {
+  fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
+  fl_error err;
+  return push_ok(L, ep->ops->ping(ep, &err), &err);
+}
+
+static void strlist_release(void *p) {
+  fl_strlist_clear(p);
+  free(p);
+}
+
+static int push_strlist(lua_State *L, fl_lua_owned *box) {
+  fl_strlist *l = box->ptr;
+  lua_createtable(L, (int)l->count, 0);
+  for (size_t i = 0; i < l->count; i++) {
+    lua_pushstring(L, l->items[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  fl_lua_owned_release(box);
+  return 1;
+}
+
+static fl_lua_owned *new_strlist(lua_State *L) {
+  fl_lua_owned *box = fl_lua_push_owned(L, strlist_release);
+  box->ptr = calloc(1, sizeof(fl_strlist));
+  if (!box->ptr)
+    luaL_error(L, "out of memory");
+  return box;
+}
+
+static int m_catalog(lua_State *L) {
+  fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
+  lua_Integer max = luaL_optinteger(L, 2, 0);
+  luaL_argcheck(L, max >= 0, 2, "limit must be >= 0");
+  fl_lua_owned *box = new_strlist(L);
+  fl_error err;
+  if (ep->ops->catalog(ep, (size_t)max, box->ptr, &err) != FL_OK)
+    return fl_lua_fail(L, &err);
+  return push_strlist(L, box);
+}
+
+static int m_tags(lua_State *L) {
+  fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
+  const char *repo = luaL_checkstring(L, 2);
+  fl_lua_owned *box = new_strlist(L);
+  fl_error err;
+  if (ep->ops->tags(ep, repo, box->ptr, &err) != FL_OK)
+    return fl_lua_fail(L, &err);
+  return push_strlist(L, box);
+}
+
+static void manifest_release(void *p) {
+  fl_manifest_clear(p);
+  free(p);
+}
+
+/* {data=, digest=, media_type=, size=} from a manifest held by a box. */
+static int push_manifest(lua_State *L, fl_lua_owned *box) {
+  fl_manifest *m = box->ptr;
+  lua_createtable(L, 0, 4);
+  lua_pushlstring(L, m->data ? m->data : "", m->len);
+  lua_setfield(L, -2, "data");
+  fl_lua_setfield_str(L, -1, "digest", m->digest);
+  fl_lua_setfield_str(L, -1, "media_type", m->media_type);
+  fl_lua_setfield_int(L, -1, "size", (lua_Integer)m->len);
+  fl_lua_owned_release(box);
+  return 1;
+}
+
+static fl_lua_owned *new_manifest(lua_State *L) {
+  fl_lua_owned *box = fl_lua_push_owned(L, manifest_release);
+  box->ptr = calloc(1, sizeof(fl_manifest));
+  if (!box->ptr)
+    luaL_error(L, "out of memory");
+  return box;
+}
+
+static int m_manifest_get(lua_State *L) {
+  fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
+  const char *repo = luaL_checkstring(L, 2);
+  const char *ref = luaL_checkstring(L, 3);
+  fl_lua_owned *box = new_manifest(L);
+  fl_error err;
+  if (ep->ops->manifest_get(ep, repo, ref, box->ptr, &err) != FL_OK)
+    return fl_lua_fail(L, &err);
+  return push_manifest(L, box);
+}
+
+static int m_manifest_head(lua_State *L) {
+  fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
+  const char *repo = luaL_checkstring(L, 2);
+  const char *ref = luaL_checkstring(L, 3);
+  fl_descriptor d;
+  fl_error err;
+  if (ep->ops->manifest_head(ep, repo, ref, &d, &err) != FL_OK)
+    return fl_lua_fail(L, &err);
+  lua_createtable(L, 0, 3);
+  fl_lua_setfield_str(L, -1, "digest", d.digest);
+  fl_lua_setfield_str(L, -1, "media_type", d.media_type);
+  fl_lua_setfield_int(L, -1, "size", (lua_Integer)d.size);
+  return 1;
+}
+
+static int m_manifest_put(lua_State *L) {
+  fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
+  const char *repo = luaL_checkstring(L, 2);
+  const char *ref = luaL_checkstring(L, 3);
+  size_t len;
+  const char *data = luaL_checklstring(L, 4, &len);
+  const char *mt = luaL_checkstring(L, 5);
+  fl_error err;
+  return push_ok(L, ep->ops->manifest_put(ep, repo, ref, data, len, mt, &err),
+                 &err);
+}
+
+static int m_manifest_delete(lua_State *L) {
+  fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
+  const char *repo = luaL_checkstring(L, 2);
+  const char *ref = luaL_checkstring(L, 3);
+  fl_error err;
+  return push_ok(L, ep->ops->manifest_delete(ep, repo, ref, &err), &err);
+}
+
+static int m_blob_exists(lua_State *L) {
+  fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
+  const char *repo = luaL_checkstring(L, 2);
+  const char *digest = luaL_checkstring(L, 3);
+  uint64_t size = 0;
+  fl_error err;
+  fl_code rc = ep->ops->blob_exists(ep, repo, digest, &size, &err);
+  if (rc == FL_ENOT_FOUND) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (rc != FL_OK)
+    return fl_lua_fail(L, &err);
+  lua_pushboolean(L, 1);
+  lua_pushinteger(L, (lua_Integer)size);
+  return 2;
+}
+
+/* Growing buffer sink for :blob_get() (bounded). */
+typedef struct membuf {
+  char *data;
+  size_t len, cap;
+} membuf;
+
+static void membuf_release(void *p) {
+  membuf *b = p;
+  free(b->data);
+  free(b);
+}
+
+static fl_code membuf_write(void *ud, const void *data, size_t len,
+                            fl_error *err) {
+  membuf *b = ud;
+  if (b->len + len > BLOB_STRING_MAX)
+    return fl_error_set(err, FL_ETOO_LARGE,
+                        "blob is over %d bytes: too large to return as a "
+                        "string (copy it with fl.copy instead)",
+                        BLOB_STRING_MAX);
+  if (b->len + len > b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 64 * 1024;
+    while (cap < b->len + len)
+      cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p)
+      return fl_error_set(err, FL_ENOMEM, "out of memory");
+    b->data = p;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, data, len);
+  b->len += len;
+  return FL_OK;
+}
+
+static int m_blob_get(lua_State *L) {
+  fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
+  const char *repo = luaL_checkstring(L, 2);
+  const char *digest = luaL_checkstring(L, 3);
+  fl_lua_owned *box = fl_lua_push_owned(L, membuf_release);
+  membuf *b = calloc(1, sizeof *b);
+  if (!b)
+    return luaL_error(L, "out of memory");
+  box->ptr = b;
+  fl_sink sink = {membuf_write, b};
+  fl_error err;
+  if (ep->ops->blob_get(ep, repo, digest, 0, &sink, &err) != FL_OK)
+    return fl_lua_fail(L, &err);
+  char actual[FL_DIGEST_STR_MAX];
+  fl_digest_alg alg = strncmp(digest, "sha512:", 7) == 0 ? FL_SHA512 : FL_SHA256;
+  if (fl_digest_buffer(alg, b->data ? b->data : "", b->len, actual) != FL_OK)
+    return luaL_error(L, "out of memory");
+  if (strcmp(actual, digest) != 0)
+    return fl_lua_failf(L, FL_EDIGEST_MISMATCH,
+                        "blob %s in %s: content hashes to %s", digest, repo,
+                        actual);
+  lua_pushlstring(L, b->data ? b->data : "", b->len);
+  fl_lua_owned_release(box);
+  return 1;
+}
+
+/* Source over a Lua string (kept alive on the stack during the call). */
+typedef struct strsource {
+  const char *data;
+  size_t len, at;
+} strsource;
+
+static long long str_read(void *ud, void *buf, size_t len, fl_error *err) {
+  (void)err;
+  strsource *s = ud;
+  size_t n = s->len - s->at < len ? s->len - s->at : len;
+  memcpy(buf, s->data + s->at, n);
+  s->at += n;
+  return (long long)n;
+}
+
+static fl_code str_rewind(void *ud, fl_error *err) {
+  (void)err;
+  ((strsource *)ud)->at = 0;
+  return FL_OK;
+}
+
+static int m_blob_put(lua_State *L) {
+  fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
+  const char *repo = luaL_checkstring(L, 2);
+  size_t len;
+  const char *data = luaL_checklstring(L, 3, &len);
+  const char *digest = luaL_optstring(L, 4, NULL);
+  char computed[FL_DIGEST_STR_MAX];
+  if (!digest) {
+    if (fl_digest_buffer(FL_SHA256, data, len, computed) != FL_OK)
+      return luaL_error(L, "out of memory");
+    digest = computed;
+  }
+  strsource s = {data, len, 0};
+  fl_source src = {str_read, str_rewind, &s};
+  fl_error err;
+  if (ep->ops->blob_put(ep, repo, digest, len, &src, &err) != FL_OK)
+    return fl_lua_fail(L, &err);
+  lua_pushstring(L, digest);
+  return 1;
+}
+
+static int m_blob_mount(lua_State *L) {
+  fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
+  const char *repo = luaL_checkstring(L, 2);
+  const char *from = luaL_checkstring(L, 3);
+  const char *digest = luaL_checkstring(L, 4);
+  fl_error err;
+  return push_ok(L, ep->ops->blob_mount(ep, repo, from, digest, &err), &err);
+}
+
+static int m_blob_delete(lua_State *L) {
+  fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
+  const char *repo = luaL_checkstring(L, 2);
+  const char *digest = luaL_checkstring(L, 3);
+  fl_error err;
+  return push_ok(L, ep->ops->blob_delete(ep, repo, digest, &err), &err);
+}
+
+static int m_referrers(lua_State *L) {
+  fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
+  const char *repo = luaL_checkstring(L, 2);
+  const char *digest = luaL_checkstring(L, 3);
+  const char *type = luaL_optstring(L, 4, NULL);
+  fl_lua_owned *box = new_manifest(L);
+  fl_error err;
+  if (ep->ops->referrers(ep, repo, digest, type, box->ptr, &err) != FL_OK)
+    return fl_lua_fail(L, &err);
+  return push_manifest(L, box);
+}
+
+static int m_stats(lua_State *L) {
+  fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
+  fl_http *http = fl_registry_http(ep);
+  lua_createtable(L, 0, 6);
+  fl_lua_setfield_str(L, -1, "kind", ep->ops->kind);
+  if (http) {
+    fl_http_stats s;
+    fl_http_get_stats(http, &s);
+    fl_lua_setfield_int(L, -1, "requests", (lua_Integer)s.requests);
+    fl_lua_setfield_int(L, -1, "retries", (lua_Integer)s.retries);
+    fl_lua_setfield_int(L, -1, "reauths", (lua_Integer)s.reauths);
+    if (s.ratelimit_limit >= 0)
+      fl_lua_setfield_int(L, -1, "ratelimit_limit", s.ratelimit_limit);
+    if (s.ratelimit_remaining >= 0)
+      fl_lua_setfield_int(L, -1, "ratelimit_remaining", s.ratelimit_remaining);
+    lua_pushboolean(L, s.breaker_open);
+    lua_setfield(L, -2, "breaker_open");
+    fl_lua_setfield_str(L, -1, "base_url", fl_http_base(http));
+  }
+  return 1;
+}
+
+static int m_kind(lua_State *L) {
+  lua_pushstring(L, fl_lua_check_endpoint(L, 1)->ops->kind);
+  return 1;
+}
+
+static int m_describe(lua_State *L) {
+  fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
+  lua_pushstring(L, ep->ops->describe(ep));
+  return 1;
+}
+
+static int m_close(lua_State *L) {
+  lendpoint *le = luaL_checkudata(L, 1, ENDPOINT_CLASS);
+  fl_endpoint_free(le->ep);
+  le->ep = NULL;
+  return 0;
+}
+
+static int m_tostring(lua_State *L) {
+  lendpoint *le = luaL_checkudata(L, 1, ENDPOINT_CLASS);
+  if (le->ep)
+    lua_pushfstring(L, "endpoint (%s)", le->ep->ops->describe(le->ep));
+  else
+    lua_pushliteral(L, "endpoint (closed)");
+  return 1;
+}
+
+int fl_lua_open_endpoint(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"ping", m_ping},
+      {"catalog", m_catalog},
+      {"tags", m_tags},
+      {"manifest_get", m_manifest_get},
+      {"manifest_head", m_manifest_head},
+      {"manifest_put", m_manifest_put},
+      {"manifest_delete", m_manifest_delete},
+      {"blob_exists", m_blob_exists},
+      {"blob_get", m_blob_get},
+      {"blob_put", m_blob_put},
+      {"blob_mount", m_blob_mount},
+      {"blob_delete", m_blob_delete},
+      {"referrers", m_referrers},
+      {"stats", m_stats},
+      {"kind", m_kind},
+      {"describe", m_describe},
+      {"close", m_close},
+      {NULL, NULL}};
+  static const luaL_Reg meta[] = {{"__gc", m_close},
+                                  {"__close", m_close},
+                                  {"__tostring", m_tostring},
+                                  {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+      {"registry", l_registry}, {"oci", l_oci}, {NULL, NULL}};
+  fl_lua_new_class(L, ENDPOINT_CLASS, methods, meta);
+  luaL_newlib(L, funcs);
+  return 1;
+}

@@ -1,0 +1,1152 @@
+/*
+ * http.c - one registry's HTTP client (see http.h).
+ *
+ * A request goes through, in order: the cancel flag, the circuit breaker,
+ * the concurrency and rate limits, one curl transfer on a pooled easy
+ * handle, then the decision what to do with the answer: re-authenticate once
+ * on 401, retry transport failures and 408/429/5xx with backoff, or return
+ * it. Scheme detection for loopback hosts (https, then plain http) happens
+ * on the first request. Nothing here raises or logs secrets.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "core/log.h"
+#include "registry/auth.h"
+#include "registry/http.h"
+#include "registry/reference.h"
+
+#define POOL_MAX 64
+#define DEFAULT_MAX_BODY (64 * 1024)
+#define RETRY_AFTER_MAX_S 120
+#define USER_AGENT "freightliner/" FL_VERSION
+
+static atomic_int cancelled_flag;
+
+struct fl_http {
+  char *host;
+  char base[300];
+  atomic_int scheme; /* FL_SCHEME_HTTPS or FL_SCHEME_HTTP once resolved */
+  int scheme_fixed;  /* the user chose; no fallback */
+  int loopback;
+  fl_http_config cfg;
+  char *ca_file, *client_cert, *client_key, *pinned_pubkey;
+  char *cred_username, *cred_password_env, *cred_password_file,
+      *cred_helper;
+
+  CURLSH *share;
+  pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+  pthread_mutex_t pool_lock;
+  CURL *pool[POOL_MAX];
+  int pool_len;
+
+  pthread_mutex_t auth_lock;
+  int creds_loaded;
+  fl_code creds_rc;
+  fl_error creds_err;
+  fl_credentials creds;
+  char *basic_header; /* set once the registry asked for Basic */
+  fl_token_cache *tokens;
+
+  pthread_mutex_t limit_lock;
+  pthread_cond_t limit_cond;
+  int inflight;
+  double bucket_tokens;
+  struct timespec bucket_at;
+
+  atomic_int consecutive_failures;
+  atomic_llong breaker_open_until; /* monotonic ms */
+
+  atomic_ullong n_requests, n_retries, n_reauths;
+  atomic_long rl_limit, rl_remaining;
+};
+
+/* ---- small utilities ---------------------------------------------------- */
+
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+/* Thread-safe random numbers for jitter (splitmix64 on a shared counter). */
+static uint64_t next_random(void) {
+  static atomic_ullong state;
+  uint64_t z = atomic_fetch_add(&state, 0x9e3779b97f4a7c15ULL) +
+               (uint64_t)now_ms() * 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+/* Sleep in slices so that cancellation interrupts it. */
+static fl_code sleep_ms(long long ms, fl_error *err) {
+  long long end = now_ms() + ms;
+  for (;;) {
+    if (atomic_load(&cancelled_flag))
+      return fl_error_set(err, FL_ECANCELLED, "cancelled");
+    long long left = end - now_ms();
+    if (left <= 0)
+      return FL_OK;
+    if (left > 100)
+      left = 100;
+    struct timespec ts = {left / 1000, (left % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+void fl_http_cancel_all(void) { atomic_store(&cancelled_flag, 1); }
+int fl_http_cancelled(void) { return atomic_load(&cancelled_flag); }
+
+/* ---- curl share locks and the handle pool -------------------------------- */
+
+static void share_lock(CURL *handle, curl_lock_data data,
+                       curl_lock_access access, void *userptr) {
+  (void)handle;
+  (void)access;
+  fl_http *h = userptr;
+  pthread_mutex_lock(&h->share_locks[data]);
+}
+
+static void share_unlock(CURL *handle, curl_lock_data data, void *userptr) {
+  (void)handle;
+  fl_http *h = userptr;
+  pthread_mutex_unlock(&h->share_locks[data]);
+}
+
+static CURL *pool_get(fl_http *h) {
+  CURL *c = NULL;
+  pthread_mutex_lock(&h->pool_lock);
+  if (h->pool_len > 0)
+    c = h->pool[--h->pool_len];
+  pthread_mutex_unlock(&h->pool_lock);
+  if (c)
+    curl_easy_reset(c); /* keeps its connections and caches */
+  else
+    c = curl_easy_init();
+  return c;
+}
+
+static void pool_put(fl_http *h, CURL *c) {
+  pthread_mutex_lock(&h->pool_lock);
+  if (h->pool_len < POOL_MAX) {
+    h->pool[h->pool_len++] = c;
+    c = NULL;
+  }
+  pthread_mutex_unlock(&h->pool_lock);
+  if (c)
+    curl_easy_cleanup(c);
+}
+
+/* ---- construction -------------------------------------------------------- */
+
+static void set_defaults(fl_http_config *c) {
+  if (c->max_attempts < 1)
+    c->max_attempts = 5;
+  if (c->retry_base_ms <= 0)
+    c->retry_base_ms = 200;
+  if (c->retry_max_ms <= 0)
+    c->retry_max_ms = 20000;
+  if (c->breaker_threshold <= 0)
+    c->breaker_threshold = 5;
+  if (c->breaker_cooldown_s <= 0)
+    c->breaker_cooldown_s = 30;
+  if (c->connect_timeout_ms <= 0)
+    c->connect_timeout_ms = 15000;
+  if (c->low_speed_time_s <= 0)
+    c->low_speed_time_s = 60;
+}
+
+static void set_base(fl_http *h, int scheme) {
+  atomic_store(&h->scheme, scheme);
+  snprintf(h->base, sizeof h->base, "%s://%s",
+           scheme == FL_SCHEME_HTTP ? "http" : "https", h->host);
+}
+
+fl_code fl_http_new(const fl_http_config *cfg, fl_http **out, fl_error *err) {
+  *out = NULL;
+  if (!cfg->host || !*cfg->host || strlen(cfg->host) > 255)
+    return fl_error_set(err, FL_EINVALID, "registry host is empty or too long");
+  fl_http *h = calloc(1, sizeof *h);
+  if (!h)
+    return fl_error_set(err, FL_ENOMEM, "out of memory");
+  h->cfg = *cfg;
+  set_defaults(&h->cfg);
+  h->host = strdup(cfg->host);
+  h->ca_file = dup_or_null(cfg->ca_file);
+  h->client_cert = dup_or_null(cfg->client_cert);
+  h->client_key = dup_or_null(cfg->client_key);
+  h->pinned_pubkey = dup_or_null(cfg->pinned_pubkey);
+  h->cred_username = dup_or_null(cfg->creds.username);
+  h->cred_password_env = dup_or_null(cfg->creds.password_env);
+  h->cred_password_file = dup_or_null(cfg->creds.password_file);
+  h->cred_helper = dup_or_null(cfg->creds.credential_helper);
+  h->loopback = fl_host_is_loopback(cfg->host);
+  h->scheme_fixed = cfg->scheme != FL_SCHEME_AUTO;
+  set_base(h, cfg->scheme == FL_SCHEME_HTTP ? FL_SCHEME_HTTP : FL_SCHEME_HTTPS);
+  pthread_mutex_init(&h->pool_lock, NULL);
+  pthread_mutex_init(&h->auth_lock, NULL);
+  pthread_mutex_init(&h->limit_lock, NULL);
+  pthread_cond_init(&h->limit_cond, NULL);
+  for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+    pthread_mutex_init(&h->share_locks[i], NULL);
+  atomic_store(&h->rl_limit, -1);
+  atomic_store(&h->rl_remaining, -1);
+  clock_gettime(CLOCK_MONOTONIC, &h->bucket_at);
+  h->bucket_tokens = 1;
+  h->tokens = fl_token_cache_new();
+  h->share = curl_share_init();
+  if (!h->host || !h->tokens || !h->share) {
+    fl_http_free(h);
+    return fl_error_set(err, FL_ENOMEM, "out of memory");
+  }
+  curl_share_setopt(h->share, CURLSHOPT_LOCKFUNC, share_lock);
+  curl_share_setopt(h->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+  curl_share_setopt(h->share, CURLSHOPT_USERDATA, h);
+  curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  if (!h->cfg.tls_verify && cfg->scheme != FL_SCHEME_HTTP)
+    fl_log(FL_LOG_WARN, NULL,
+           "TLS verification is off for %s: its identity is not checked",
+           h->host);
+  *out = h;
+  return FL_OK;
+}
+
+void fl_http_free(fl_http *h) {
+  if (!h)
+    return;
+  for (int i = 0; i < h->pool_len; i++)
+    curl_easy_cleanup(h->pool[i]);
+  if (h->share)
+    curl_share_cleanup(h->share);
+  for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+    pthread_mutex_destroy(&h->share_locks[i]);
+  pthread_mutex_destroy(&h->pool_lock);
+  pthread_mutex_destroy(&h->auth_lock);
+  pthread_mutex_destroy(&h->limit_lock);
+  pthread_cond_destroy(&h->limit_cond);
+  fl_token_cache_free(h->tokens);
+  fl_credentials_clear(&h->creds);
+  if (h->basic_header) {
+    OPENSSL_cleanse(h->basic_header, strlen(h->basic_header));
+    free(h->basic_header);
+  }
+  free(h->host);
+  free(h->ca_file);
+  free(h->client_cert);
+  free(h->client_key);
+  free(h->pinned_pubkey);
+  free(h->cred_username);
+  free(h->cred_password_env);
+  free(h->cred_password_file);
+  free(h->cred_helper);
+  free(h);
+}
+
+const char *fl_http_base(fl_http *h) { return h->base; }
+const char *fl_http_host(fl_http *h) { return h->host; }
+
+void fl_http_get_stats(fl_http *h, fl_http_stats *out) {
+  out->requests = atomic_load(&h->n_requests);
+  out->retries = atomic_load(&h->n_retries);
+  out->reauths = atomic_load(&h->n_reauths);
+  out->ratelimit_limit = atomic_load(&h->rl_limit);
+  out->ratelimit_remaining = atomic_load(&h->rl_remaining);
+  out->breaker_open = atomic_load(&h->breaker_open_until) > now_ms();
+}
+
+/* ---- limits and the circuit breaker --------------------------------------- */
+
+static void limits_acquire(fl_http *h) {
+  if (h->cfg.max_concurrency <= 0 && h->cfg.requests_per_second <= 0)
+    return;
+  pthread_mutex_lock(&h->limit_lock);
+  while (h->cfg.max_concurrency > 0 && h->inflight >= h->cfg.max_concurrency)
+    pthread_cond_wait(&h->limit_cond, &h->limit_lock);
+  h->inflight++;
+  double wait_s = 0;
+  if (h->cfg.requests_per_second > 0) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double elapsed = (double)(now.tv_sec - h->bucket_at.tv_sec) +
+                     (double)(now.tv_nsec - h->bucket_at.tv_nsec) / 1e9;
+    double burst = h->cfg.requests_per_second < 1 ? 1
+                                                  : h->cfg.requests_per_second;
+    h->bucket_tokens += elapsed * h->cfg.requests_per_second;
+    if (h->bucket_tokens > burst)
+      h->bucket_tokens = burst;
+    h->bucket_at = now;
+    h->bucket_tokens -= 1;
+    if (h->bucket_tokens < 0)
+      wait_s = -h->bucket_tokens / h->cfg.requests_per_second;
+  }
+  pthread_mutex_unlock(&h->limit_lock);
+  if (wait_s > 0)
+    sleep_ms((long long)(wait_s * 1000), NULL);
+}
+
+static void limits_release(fl_http *h) {
+  if (h->cfg.max_concurrency <= 0 && h->cfg.requests_per_second <= 0)
+    return;
+  pthread_mutex_lock(&h->limit_lock);
+  h->inflight--;
+  pthread_cond_signal(&h->limit_cond);
+  pthread_mutex_unlock(&h->limit_lock);
+}
+
+static fl_code breaker_check(fl_http *h, fl_error *err) {
+  long long until = atomic_load(&h->breaker_open_until);
+  long long now = now_ms();
+  if (until > now)
+    return fl_error_set(err, FL_EUNREACHABLE,
+                        "registry %s is marked down after %d consecutive "
+                        "failures; not trying again for %lld s",
+                        h->host, atomic_load(&h->consecutive_failures),
+                        (until - now + 999) / 1000);
+  return FL_OK;
+}
+
+static void breaker_record(fl_http *h, int ok) {
+  if (ok) {
+    atomic_store(&h->consecutive_failures, 0);
+    atomic_store(&h->breaker_open_until, 0);
+    return;
+  }
+  int n = atomic_fetch_add(&h->consecutive_failures, 1) + 1;
+  if (n >= h->cfg.breaker_threshold) {
+    atomic_store(&h->breaker_open_until,
+                 now_ms() + (long long)h->cfg.breaker_cooldown_s * 1000);
+    fl_log(FL_LOG_WARN, NULL,
+           "registry %s failed %d times in a row: marking it down for %d s",
+           h->host, n, h->cfg.breaker_cooldown_s);
+  }
+}
+
+/* ---- one transfer ---------------------------------------------------------- */
+
+typedef struct transfer {
+  fl_http *h;
+  const fl_http_request *req;
+  fl_http_response *resp;
+  fl_error *err;
+  fl_code cb_rc; /* error raised by a callback */
+  uint64_t sent;
+  size_t max_body;
+  size_t body_cap;
+  long retry_after_s;
+} transfer;
+
+static void response_reset(fl_http_response *r) {
+  uint64_t streamed = r->streamed;
+  fl_http_response_clear(r);
+  r->streamed = streamed;
+}
+
+void fl_http_response_clear(fl_http_response *r) {
+  free(r->body);
+  free(r->location);
+  free(r->content_type);
+  free(r->docker_digest);
+  free(r->link);
+  free(r->range);
+  free(r->www_authenticate);
+  memset(r, 0, sizeof *r);
+  r->content_length = UINT64_MAX;
+}
+
+/* Store a header value (trimmed) into *slot, replacing an older one. */
+static void keep_header(char **slot, const char *v, size_t n) {
+  while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
+    n--;
+  while (n && (*v == ' ' || *v == '\t')) {
+    v++;
+    n--;
+  }
+  free(*slot);
+  *slot = strndup(v, n);
+}
+
+static int header_is(const char *line, size_t n, const char *name,
+                     const char **value, size_t *vlen) {
+  size_t l = strlen(name);
+  if (n <= l || line[l] != ':' || strncasecmp(line, name, l) != 0)
+    return 0;
+  *value = line + l + 1;
+  *vlen = n - l - 1;
+  return 1;
+}
+
+static long parse_retry_after(const char *v, size_t n) {
+  char buf[64];
+  if (n >= sizeof buf)
+    return -1;
+  memcpy(buf, v, n);
+  buf[n] = '\0';
+  char *end;
+  long s = strtol(buf, &end, 10);
+  if (end != buf && (*end == '\0' || *end == '\r' || *end == ' '))
+    return s < 0 ? 0 : s;
+  time_t when = curl_getdate(buf, NULL);
+  if (when < 0)
+    return -1;
+  long d = (long)(when - time(NULL));
+  return d < 0 ? 0 : d;
+}
+
+static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
+  transfer *t = ud;
+  size_t n = size * nmemb;
+  fl_http_response *r = t->resp;
+  const char *v;
+  size_t vl;
+  if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+    /* a new response (after 100 Continue or a redirect): start over */
+    response_reset(r);
+    t->retry_after_s = -1;
+    const char *sp = memchr(line, ' ', n);
+    r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+  } else if (header_is(line, n, "location", &v, &vl)) {
+    keep_header(&r->location, v, vl);
+  } else if (header_is(line, n, "content-type", &v, &vl)) {
+    keep_header(&r->content_type, v, vl);
+  } else if (header_is(line, n, "docker-content-digest", &v, &vl)) {
+    keep_header(&r->docker_digest, v, vl);
+  } else if (header_is(line, n, "link", &v, &vl)) {
+    keep_header(&r->link, v, vl);
+  } else if (header_is(line, n, "range", &v, &vl)) {
+    keep_header(&r->range, v, vl);
+  } else if (header_is(line, n, "www-authenticate", &v, &vl)) {
+    keep_header(&r->www_authenticate, v, vl);
+  } else if (header_is(line, n, "content-length", &v, &vl)) {
+    r->content_length = strtoull(v, NULL, 10);
+  } else if (header_is(line, n, "retry-after", &v, &vl)) {
+    while (vl && (*v == ' ')) {
+      v++;
+      vl--;
+    }
+    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
+      vl--;
+    t->retry_after_s = parse_retry_after(v, vl);
+  } else if (header_is(line, n, "ratelimit-remaining", &v, &vl)) {
+    atomic_store(&t->h->rl_remaining, strtol(v, NULL, 10));
+  } else if (header_is(line, n, "ratelimit-limit", &v, &vl)) {
+    atomic_store(&t->h->rl_limit, strtol(v, NULL, 10));
+  }
+  return n;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
+  transfer *t = ud;
+  size_t n = size * nmemb;
+  fl_http_response *r = t->resp;
+  if (t->req->sink && r->status >= 200 && r->status < 300) {
+    t->cb_rc = t->req->sink->write(t->req->sink->ud, data, n, t->err);
+    if (t->cb_rc != FL_OK)
+      return 0;
+    r->streamed += n;
+    return n;
+  }
+  if (r->body_len + n > t->max_body) {
+    t->cb_rc = fl_error_set(t->err, FL_ETOO_LARGE,
+                            "response from %s is over %zu bytes", t->h->host,
+                            t->max_body);
+    return 0;
+  }
+  if (r->body_len + n + 1 > t->body_cap) {
+    size_t cap = t->body_cap ? t->body_cap : 4096;
+    while (cap < r->body_len + n + 1)
+      cap *= 2;
+    char *b = realloc(r->body, cap);
+    if (!b) {
+      t->cb_rc = fl_error_set(t->err, FL_ENOMEM, "out of memory");
+      return 0;
+    }
+    r->body = b;
+    t->body_cap = cap;
+  }
+  memcpy(r->body + r->body_len, data, n);
+  r->body_len += n;
+  r->body[r->body_len] = '\0';
+  return n;
+}
+
+static size_t on_read(char *buf, size_t size, size_t nmemb, void *ud) {
+  transfer *t = ud;
+  fl_source *src = t->req->source;
+  long long n = src->read(src->ud, buf, size * nmemb, t->err);
+  if (n < 0) {
+    t->cb_rc = t->err ? t->err->code : FL_EIO;
+    return CURL_READFUNC_ABORT;
+  }
+  t->sent += (uint64_t)n;
+  return (size_t)n;
+}
+
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+                       curl_off_t un) {
+  (void)ud;
+  (void)dt;
+  (void)dn;
+  (void)ut;
+  (void)un;
+  return atomic_load(&cancelled_flag) ? 1 : 0;
+}
+
+static int is_tls_error(CURLcode c) {
+  switch (c) {
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+  case CURLE_SSL_INVALIDCERTSTATUS:
+  case CURLE_SSL_ISSUER_ERROR:
+  case CURLE_SSL_CRL_BADFILE:
+  case CURLE_SSL_ENGINE_INITFAILED:
+  case CURLE_SSL_ENGINE_NOTFOUND:
+  case CURLE_SSL_ENGINE_SETFAILED:
+  case CURLE_SSL_SHUTDOWN_FAILED:
+  case CURLE_USE_SSL_FAILED:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* Map a curl failure; *retryable says whether trying again may help. */
+static fl_code curl_failure(fl_http *h, CURLcode c, const char *url,
+                            const char *detail, int *retryable,
+                            fl_error *err) {
+  const char *why = detail && *detail ? detail : curl_easy_strerror(c);
+  *retryable = 0;
+  switch (c) {
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY:
+    *retryable = 1;
+    return fl_error_set(err, FL_EUNREACHABLE,
+                        "cannot reach registry %s: host name not found (%s)",
+                        h->host, why);
+  case CURLE_COULDNT_CONNECT:
+    *retryable = 1;
+    return fl_error_set(err, FL_EUNREACHABLE,
+                        "cannot connect to registry %s (%s): %s", h->host, url,
+                        why);
+  case CURLE_OPERATION_TIMEDOUT:
+    *retryable = 1;
+    return fl_error_set(err, FL_ETIMEOUT,
+                        "request to %s timed out or stalled: %s", url, why);
+  case CURLE_SEND_ERROR:
+  case CURLE_RECV_ERROR:
+  case CURLE_GOT_NOTHING:
+  case CURLE_PARTIAL_FILE:
+  case CURLE_HTTP2:
+  case CURLE_HTTP2_STREAM:
+    *retryable = 1;
+    return fl_error_set(err, FL_EUNREACHABLE,
+                        "connection to %s failed during the request (%s): %s",
+                        h->host, url, why);
+  case CURLE_ABORTED_BY_CALLBACK:
+    return fl_error_set(err, FL_ECANCELLED, "request to %s cancelled", url);
+  default:
+    break;
+  }
+  if (is_tls_error(c))
+    return fl_error_set(err, FL_ETLS,
+                        "TLS failure talking to %s: %s (give the registry's "
+                        "CA with ca_file, or turn verification off "
+                        "explicitly with tls_verify=false)",
+                        h->host, why);
+  return fl_error_set(err, FL_EPROTOCOL, "request to %s failed: %s", url, why);
+}
+
+static void set_tls_options(fl_http *h, CURL *c) {
+  curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+  if (h->ca_file)
+    curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
+  if (h->client_cert)
+    curl_easy_setopt(c, CURLOPT_SSLCERT, h->client_cert);
+  if (h->client_key)
+    curl_easy_setopt(c, CURLOPT_SSLKEY, h->client_key);
+  if (h->pinned_pubkey)
+    curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, h->pinned_pubkey);
+  if (!h->cfg.tls_verify) {
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+}
+
+/* Perform one HTTP transfer. FL_OK: resp holds a response. */
+typedef struct outcome {
+  int retryable;     /* a transport failure that trying again may fix */
+  long retry_after;  /* seconds from Retry-After, -1 when absent */
+} outcome;
+
+static fl_code perform_once(fl_http *h, const fl_http_request *req,
+                            const char *url, const char *auth,
+                            fl_http_response *resp, outcome *oc,
+                            fl_error *err) {
+  transfer t = {.h = h, .req = req, .resp = resp, .err = err,
+                .retry_after_s = -1};
+  t.max_body = req->max_body ? req->max_body : DEFAULT_MAX_BODY;
+  char errbuf[CURL_ERROR_SIZE] = "";
+  struct curl_slist *headers = NULL;
+  fl_code rc = FL_OK;
+  oc->retryable = 0;
+  oc->retry_after = -1;
+  uint64_t streamed = resp->streamed;
+  fl_http_response_clear(resp);
+  resp->streamed = streamed;
+
+  CURL *c = pool_get(h);
+  if (!c)
+    return fl_error_set(err, FL_ENOMEM, "cannot create a curl handle");
+  if (auth) {
+    char line[8300];
+    snprintf(line, sizeof line, "Authorization: %s", auth);
+    headers = curl_slist_append(headers, line);
+  }
+  for (const char *const *hd = req->headers; hd && *hd; hd++)
+    headers = curl_slist_append(headers, *hd);
+  headers = curl_slist_append(headers, "Expect:");
+
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_USERAGENT, USER_AGENT);
+  curl_easy_setopt(c, CURLOPT_SHARE, h->share);
+  curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->cfg.connect_timeout_ms);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, h->cfg.low_speed_time_s);
+  curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L * 1024);
+  curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  set_tls_options(h, c);
+
+  const char *m = req->method ? req->method : "GET";
+  if (strcmp(m, "HEAD") == 0) {
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  } else if (req->source) {
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(c, CURLOPT_READDATA, &t);
+    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->source_len);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m);
+  } else if (strcmp(m, "GET") != 0) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m);
+  }
+
+  atomic_fetch_add(&h->n_requests, 1);
+  long long started = now_ms();
+  CURLcode cc = curl_easy_perform(c);
+  if (cc != CURLE_OK) {
+    if (t.cb_rc != FL_OK)
+      rc = t.cb_rc; /* our sink or source stopped it: keep its error */
+    else
+      rc = curl_failure(h, cc, url, errbuf, &oc->retryable, err);
+  }
+  if (fl_log_enabled(FL_LOG_DEBUG))
+    fl_log(FL_LOG_DEBUG, NULL, "%s %s -> %ld (%lld ms)%s%s", m, url,
+           rc == FL_OK ? resp->status : 0L, now_ms() - started,
+           auth ? " [Authorization: <redacted>]" : "",
+           rc == FL_OK ? "" : " failed");
+  if (rc == FL_OK)
+    oc->retry_after = t.retry_after_s;
+  curl_slist_free_all(headers);
+  pool_put(h, c);
+  return rc;
+}
+
+/* ---- authentication ------------------------------------------------------- */
+
+/* "Basic base64(user:password)", malloc'ed; NULL on allocation failure. */
+static char *basic_header(const char *user, const char *password) {
+  size_t plain_len = strlen(user) + 1 + strlen(password);
+  char *plain = malloc(plain_len + 1);
+  char *out = malloc(6 + 4 * ((plain_len + 2) / 3) + 1);
+  if (plain && out) {
+    snprintf(plain, plain_len + 1, "%s:%s", user, password);
+    memcpy(out, "Basic ", 6);
+    EVP_EncodeBlock((unsigned char *)out + 6, (const unsigned char *)plain,
+                    (int)plain_len);
+  } else {
+    free(out);
+    out = NULL;
+  }
+  if (plain) {
+    OPENSSL_cleanse(plain, plain_len);
+    free(plain);
+  }
+  return out;
+}
+
+static fl_code load_credentials(fl_http *h) {
+  if (h->creds_loaded)
+    return h->creds_rc;
+  fl_cred_settings s = {h->cred_username, h->cred_password_env,
+                        h->cred_password_file, h->cred_helper};
+  int any = s.username || s.password_env || s.password_file || s.credential_helper;
+  h->creds_rc = fl_credentials_lookup(h->host, any ? &s : NULL, &h->creds,
+                                      &h->creds_err);
+  h->creds_loaded = 1;
+  if (h->creds_rc == FL_OK)
+    fl_log(FL_LOG_DEBUG, NULL, "credentials for %s from %s", h->host,
+           h->creds.source);
+  return h->creds_rc;
+}
+
+static void scope_key(fl_http *h, const char *const *scopes, size_t n,
+                      char *key, size_t keyn) {
+  size_t at = (size_t)snprintf(key, keyn, "%s|%s", h->host,
+                               h->creds.username ? h->creds.username : "");
+  for (size_t i = 0; i < n && at < keyn; i++)
+    at += (size_t)snprintf(key + at, keyn - at, "|%s", scopes[i]);
+}
+
+static int build_scopes(const fl_http_request *req, const fl_challenge *ch,
+                        char bufs[3][1100], const char *scopes[3]) {
+  int n = 0;
+  if (req->repo) {
+    fl_auth_scope(bufs[n], sizeof bufs[n], req->repo,
+                  req->actions ? req->actions : "pull");
+    scopes[n] = bufs[n];
+    n++;
+  }
+  if (req->extra_scope) {
+    snprintf(bufs[n], sizeof bufs[n], "%s", req->extra_scope);
+    scopes[n] = bufs[n];
+    n++;
+  }
+  if (ch && ch->scope[0] && (n == 0 || strcmp(ch->scope, scopes[0]) != 0)) {
+    snprintf(bufs[n], sizeof bufs[n], "%s", ch->scope);
+    scopes[n] = bufs[n];
+    n++;
+  }
+  return n;
+}
+
+/* The Authorization value to send before any challenge, or NULL. */
+static char *cached_auth(fl_http *h, const fl_http_request *req) {
+  char bufs[3][1100];
+  const char *scopes[3];
+  char key[2048], tok[8192];
+  char *out = NULL;
+  pthread_mutex_lock(&h->auth_lock);
+  if (h->basic_header) {
+    out = strdup(h->basic_header);
+  } else {
+    int n = build_scopes(req, NULL, bufs, scopes);
+    scope_key(h, scopes, (size_t)n, key, sizeof key);
+    if (fl_token_cache_get(h->tokens, key, tok, sizeof tok)) {
+      size_t l = strlen(tok) + 8;
+      out = malloc(l);
+      if (out)
+        snprintf(out, l, "Bearer %s", tok);
+    }
+  }
+  pthread_mutex_unlock(&h->auth_lock);
+  return out;
+}
+
+static fl_code fetch_token(fl_http *h, const fl_challenge *ch,
+                           const char *const *scopes, size_t nscopes,
+                           fl_token *tok, fl_error *err) {
+  fl_token_request treq;
+  fl_http_response tresp;
+  fl_code rc;
+  outcome oc;
+  memset(&tresp, 0, sizeof tresp);
+  const fl_credentials *cred = h->creds_rc == FL_OK ? &h->creds : NULL;
+  rc = fl_token_request_build(ch, scopes, nscopes, cred, &treq, err);
+  if (rc != FL_OK)
+    return rc;
+  const char *form_header[] = {
+      "Content-Type: application/x-www-form-urlencoded", NULL};
+  fl_http_request r = {.method = treq.is_post ? "POST" : "GET",
+                       .url = treq.url,
+                       .body = treq.body,
+                       .body_len = treq.body ? strlen(treq.body) : 0,
+                       .headers = treq.is_post ? form_header : NULL};
+  for (int attempt = 0; attempt < 3; attempt++) {
+    rc = perform_once(h, &r, treq.url, treq.authorization, &tresp, &oc, err);
+    if (rc == FL_OK && tresp.status < 500)
+      break;
+    if (rc != FL_OK && !oc.retryable)
+      break;
+    sleep_ms(200LL << attempt, NULL);
+  }
+  if (rc != FL_OK) {
+    fl_error_prefix(err, "getting a token from %s: ", ch->realm);
+    goto out;
+  }
+  if (tresp.status == 401 || tresp.status == 403) {
+    rc = fl_error_set(err, FL_EUNAUTHORIZED,
+                      "registry %s refused the credentials%s%s (token "
+                      "service %s answered %ld)",
+                      h->host, cred ? " from " : "",
+                      cred ? h->creds.source : " (none were found)", ch->realm,
+                      tresp.status);
+    goto out;
+  }
+  if (tresp.status != 200) {
+    rc = fl_error_set(err, FL_EPROTOCOL,
+                      "token service %s answered HTTP %ld", ch->realm,
+                      tresp.status);
+    goto out;
+  }
+  rc = fl_token_response_parse(tresp.body, tresp.body_len, tok, err);
+out:
+  fl_token_request_clear(&treq);
+  fl_http_response_clear(&tresp);
+  return rc;
+}
+
+/* React to a 401: fetch a token or set Basic. FL_OK means retry. */
+static fl_code handle_challenge(fl_http *h, const fl_http_request *req,
+                                const fl_http_response *resp, fl_error *err) {
+  fl_challenge ch[4];
+  int n = resp->www_authenticate
+              ? fl_auth_parse_challenges(resp->www_authenticate, ch, 4)
+              : 0;
+  fl_code rc = FL_OK;
+  pthread_mutex_lock(&h->auth_lock);
+  fl_code crc = load_credentials(h);
+  if (crc != FL_OK && crc != FL_ENOT_FOUND) {
+    *err = h->creds_err;
+    rc = crc;
+    goto out;
+  }
+  int have = crc == FL_OK;
+  for (int i = 0; i < n; i++) {
+    if (strcmp(ch[i].scheme, "bearer") == 0 && ch[i].realm[0]) {
+      char bufs[3][1100];
+      const char *scopes[3];
+      int ns = build_scopes(req, &ch[i], bufs, scopes);
+      fl_token tok;
+      memset(&tok, 0, sizeof tok);
+      if (have && fl_credentials_is_bearer(&h->creds)) {
+        /* docker config `registrytoken`: already a bearer token */
+        tok.token = strdup(h->creds.registry_token);
+        tok.expires_in = 3600;
+        rc = tok.token ? FL_OK : fl_error_set(err, FL_ENOMEM, "out of memory");
+      } else {
+        rc = fetch_token(h, &ch[i], scopes, (size_t)ns, &tok, err);
+      }
+      if (rc == FL_OK) {
+        char key[2048];
+        /* cache under the key cached_auth() will look up */
+        int nk = build_scopes(req, NULL, bufs, scopes);
+        scope_key(h, scopes, (size_t)nk, key, sizeof key);
+        fl_token_cache_put(h->tokens, key, tok.token, tok.expires_in);
+      }
+      fl_token_clear(&tok);
+      goto out;
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    if (strcmp(ch[i].scheme, "basic") == 0) {
+      if (!have || !h->creds.username || !h->creds.password) {
+        rc = fl_error_set(err, FL_EUNAUTHORIZED,
+                          "registry %s needs a username and password and "
+                          "none were found (docker login, a credential "
+                          "helper, or password_env in the config)",
+                          h->host);
+        goto out;
+      }
+      if (!h->basic_header) {
+        h->basic_header = basic_header(h->creds.username, h->creds.password);
+        if (!h->basic_header) {
+          rc = fl_error_set(err, FL_ENOMEM, "out of memory");
+          goto out;
+        }
+      } else {
+        rc = fl_error_set(err, FL_EUNAUTHORIZED,
+                          "registry %s refused the username and password "
+                          "from %s",
+                          h->host, h->creds.source);
+      }
+      goto out;
+    }
+  }
+  rc = fl_error_set(err, FL_EUNAUTHORIZED,
+                    "registry %s answered 401 without a usable "
+                    "WWW-Authenticate challenge",
+                    h->host);
+out:
+  pthread_mutex_unlock(&h->auth_lock);
+  return rc;
+}
+
+static void forget_auth(fl_http *h, const fl_http_request *req) {
+  char bufs[3][1100];
+  const char *scopes[3];
+  char key[2048];
+  pthread_mutex_lock(&h->auth_lock);
+  int n = build_scopes(req, NULL, bufs, scopes);
+  scope_key(h, scopes, (size_t)n, key, sizeof key);
+  fl_token_cache_invalidate(h->tokens, key);
+  pthread_mutex_unlock(&h->auth_lock);
+}
+
+/* ---- the request loop ------------------------------------------------------ */
+
+static int status_retryable(long s) {
+  return s == 408 || s == 429 || s == 500 || s == 502 || s == 503 || s == 504;
+}
+
+static fl_code rewind_body(const fl_http_request *req, fl_error *err) {
+  if (!req->source)
+    return FL_OK;
+  if (!req->source->rewind)
+    return FL_EUNSUPPORTED;
+  return req->source->rewind(req->source->ud, err);
+}
+
+static long long backoff_ms(fl_http *h, int attempt, long retry_after_s) {
+  if (retry_after_s >= 0)
+    return retry_after_s * 1000LL;
+  double cap = h->cfg.retry_base_ms * (double)(1LL << (attempt < 20 ? attempt : 20));
+  if (cap > h->cfg.retry_max_ms)
+    cap = h->cfg.retry_max_ms;
+  return (long long)((double)(next_random() % 1000000) / 1e6 * cap);
+}
+
+static void make_url(fl_http *h, const char *url, char *out, size_t n) {
+  if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)
+    snprintf(out, n, "%s", url);
+  else
+    snprintf(out, n, "%s%s", h->base, url);
+}
+
+/* Loopback registries may speak plain HTTP: on a TLS or connect failure of
+ * the first https request, switch to http for good. */
+static int try_http_fallback(fl_http *h, fl_code rc, const char *url) {
+  if (h->scheme_fixed || !h->loopback ||
+      atomic_load(&h->scheme) != FL_SCHEME_HTTPS ||
+      strncmp(url, "https://", 8) != 0 || strncmp(url + 8, h->host, strlen(h->host)) != 0)
+    return 0;
+  if (rc != FL_ETLS && rc != FL_EUNREACHABLE && rc != FL_EPROTOCOL)
+    return 0;
+  set_base(h, FL_SCHEME_HTTP);
+  fl_log(FL_LOG_DEBUG, NULL, "%s: no TLS on a loopback registry, using http",
+         h->host);
+  return 1;
+}
+
+fl_code fl_http_do(fl_http *h, const fl_http_request *req,
+                   fl_http_response *resp, fl_error *err) {
+  char url[4096];
+  fl_code rc = FL_OK;
+  int reauthed = 0;
+  int attempt = 0;
+  memset(resp, 0, sizeof *resp);
+  resp->content_length = UINT64_MAX;
+  if (atomic_load(&cancelled_flag))
+    return fl_error_set(err, FL_ECANCELLED, "cancelled");
+  if ((rc = breaker_check(h, err)) != FL_OK)
+    return rc;
+  make_url(h, req->url, url, sizeof url);
+
+  int redirects = 0;
+  int foreign = 0; /* following a redirect to another host: no auth */
+  for (;;) {
+    char *auth = (foreign || req->no_auth) ? NULL : cached_auth(h, req);
+    outcome oc;
+    limits_acquire(h);
+    rc = perform_once(h, req, url, auth, resp, &oc, err);
+    limits_release(h);
+    free(auth);
+
+    if (rc != FL_OK && try_http_fallback(h, rc, url)) {
+      make_url(h, req->url, url, sizeof url);
+      if (rewind_body(req, err) != FL_OK)
+        break;
+      continue;
+    }
+    if (rc == FL_OK && req->follow_redirects && resp->location &&
+        (resp->status == 301 || resp->status == 302 || resp->status == 303 ||
+         resp->status == 307 || resp->status == 308)) {
+      char next[4096];
+      if (++redirects > 5) {
+        rc = fl_error_set(err, FL_EPROTOCOL, "too many redirects from %s",
+                          req->url);
+        break;
+      }
+      if (fl_http_resolve_url(url, resp->location, next, sizeof next) != FL_OK) {
+        rc = fl_error_set(err, FL_EPROTOCOL, "bad redirect location from %s",
+                          h->host);
+        break;
+      }
+      snprintf(url, sizeof url, "%s", next);
+      /* credentials for this registry never go to another host */
+      size_t bl = strlen(h->base);
+      foreign = !(strncmp(url, h->base, bl) == 0 &&
+                  (url[bl] == '/' || url[bl] == '\0'));
+      continue;
+    }
+    if (rc == FL_OK && resp->status == 401 && reauthed < 2 && !foreign &&
+        !req->no_auth) {
+      /* one transparent re-authentication: a cached token may have expired */
+      if (reauthed == 0)
+        forget_auth(h, req);
+      else
+        atomic_fetch_add(&h->n_reauths, 1);
+      reauthed++;
+      fl_code arc = handle_challenge(h, req, resp, err);
+      if (arc != FL_OK) {
+        rc = arc;
+        break;
+      }
+      if (rewind_body(req, err) != FL_OK)
+        break;
+      continue;
+    }
+    int again = (rc != FL_OK && oc.retryable) ||
+                (rc == FL_OK && status_retryable(resp->status));
+    if (!again || ++attempt >= h->cfg.max_attempts)
+      break;
+    if (req->sink && resp->streamed > 0 && req->stream_no_retry)
+      break;
+    if (oc.retry_after > RETRY_AFTER_MAX_S)
+      break;
+    if (rewind_body(req, err) != FL_OK)
+      break; /* the body was streamed and cannot be produced again */
+    long long wait = backoff_ms(h, attempt, oc.retry_after);
+    atomic_fetch_add(&h->n_retries, 1);
+    fl_log(FL_LOG_DEBUG, NULL, "retrying %s %s in %lld ms (attempt %d of %d)",
+           req->method ? req->method : "GET", url, wait, attempt + 1,
+           h->cfg.max_attempts);
+    if ((rc = sleep_ms(wait, err)) != FL_OK)
+      break;
+  }
+  int transport_ok = rc == FL_OK && resp->status < 500;
+  if (rc == FL_OK || rc == FL_EUNREACHABLE || rc == FL_ETIMEOUT)
+    breaker_record(h, transport_ok);
+  return rc;
+}
+
+/* ---- URLs ------------------------------------------------------------------ */
+
+fl_code fl_http_resolve_url(const char *base, const char *ref, char *out,
+                            size_t n) {
+  fl_code rc = FL_EINVALID;
+  char *s = NULL;
+  CURLU *u = curl_url();
+  if (!u)
+    return FL_ENOMEM;
+  if (curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
+      curl_url_set(u, CURLUPART_URL, ref, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_URL, &s, 0) == CURLUE_OK &&
+      strlen(s) < n) {
+    memcpy(out, s, strlen(s) + 1);
+    rc = FL_OK;
+  }
+  curl_free(s);
+  curl_url_cleanup(u);
+  return rc;
+}
+
+int fl_http_link_next(const char *link, const char *current, char *out,
+                      size_t n) {
+  const char *p = link;
+  while (p && *p) {
+    const char *lt = strchr(p, '<');
+    const char *gt = lt ? strchr(lt, '>') : NULL;
+    if (!gt)
+      return 0;
+    const char *end = strchr(gt, ',');
+    size_t plen = end ? (size_t)(end - gt) : strlen(gt);
+    /* rel="next" or rel=next among the parameters of this link */
+    int is_next = 0;
+    for (const char *q = gt; q + 3 < gt + plen; q++) {
+      if (strncasecmp(q, "rel=", 4) == 0) {
+        const char *v = q + 4;
+        if (*v == '"')
+          v++;
+        is_next = strncasecmp(v, "next", 4) == 0 &&
+                  (v[4] == '"' || v[4] == ';' || v[4] == ',' || v[4] == ' ' ||
+                   v[4] == '\0');
+        break;
+      }
+    }
+    if (is_next) {
+      char ref[4096];
+      size_t ul = (size_t)(gt - lt - 1);
+      if (ul == 0 || ul >= sizeof ref)
+        return 0;
+      memcpy(ref, lt + 1, ul);
+      ref[ul] = '\0';
+      return fl_http_resolve_url(current, ref, out, n) == FL_OK;
+    }
+    p = end ? end + 1 : NULL;
+  }
+  return 0;
+}
+
+/* ---- errors from responses ------------------------------------------------ */
+
+/* "CODE: message" from a Distribution error body, if it has one. */
+static void registry_error_text(const fl_http_response *resp, char *out,
+                                size_t n) {
+  out[0] = '\0';
+  if (!resp->body || !resp->body_len)
+    return;
+  json_t *root = json_loadb(resp->body, resp->body_len, 0, NULL);
+  json_t *first = json_array_get(json_object_get(root, "errors"), 0);
+  const char *code = json_string_value(json_object_get(first, "code"));
+  const char *msg = json_string_value(json_object_get(first, "message"));
+  if (code || msg)
+    snprintf(out, n, ": %s%s%s", code ? code : "", code && msg ? ": " : "",
+             msg ? msg : "");
+  json_decref(root);
+}
+
+fl_code fl_http_status_error(fl_http *h, const fl_http_response *resp,
+                             const char *what, fl_error *err) {
+  char detail[300];
+  registry_error_text(resp, detail, sizeof detail);
+  long s = resp->status;
+  fl_code code = FL_EPROTOCOL;
+  const char *hint = "";
+  if (s == 401) {
+    code = FL_EUNAUTHORIZED;
+    hint = " (check the credentials for this registry)";
+  } else if (s == 403) {
+    code = FL_EDENIED;
+    hint = " (the credentials are valid but not allowed to do this)";
+  } else if (s == 404) {
+    code = FL_ENOT_FOUND;
+  } else if (s == 429) {
+    code = FL_ERATE_LIMITED;
+    hint = " (rate limited; try later or lower the request rate)";
+  } else if (s >= 500) {
+    code = FL_ESERVER;
+  }
+  return fl_error_set(err, code, "%s: %s answered HTTP %ld%s%s", what, h->host,
+                      s, detail, hint);
+}

@@ -1,0 +1,748 @@
+/*
+ * registry.c - the OCI Distribution API as an endpoint (see registry.h).
+ *
+ * Each operation validates its inputs before they go into a URL, sends one
+ * logical request through fl_http_do (which owns auth, retries and limits)
+ * and turns the answer into an fl_code with a message naming the repository
+ * and what failed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "registry/manifest.h"
+#include "registry/registry.h"
+
+#define URL_MAX 4096
+
+static const char *const accept_manifests[] = {
+    "Accept: " FL_MT_OCI_MANIFEST ", " FL_MT_OCI_INDEX
+    ", " FL_MT_DOCKER_MANIFEST ", " FL_MT_DOCKER_LIST
+    ", " FL_MT_DOCKER_SCHEMA1_SIGNED ";q=0.1",
+    NULL};
+
+typedef struct registry {
+  fl_endpoint base;
+  fl_http *http;
+  uint64_t chunk_size;
+  size_t page_size;
+  char describe[300];
+} registry;
+
+static registry *as_registry(fl_endpoint *ep) { return (registry *)ep; }
+
+/* ---- input validation ---------------------------------------------------- */
+
+static fl_code check_repo(const char *repo, fl_error *err) {
+  size_t n = repo ? strlen(repo) : 0;
+  if (n == 0 || n > 255)
+    return fl_error_set(err, FL_EINVALID, "invalid repository name \"%s\"",
+                        repo ? repo : "");
+  for (size_t i = 0; i < n; i++) {
+    char c = repo[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-' || c == '/'))
+      return fl_error_set(err, FL_EINVALID,
+                          "invalid repository name \"%s\": character %zu "
+                          "('%c') is not allowed (lower-case letters, digits, "
+                          "'.', '_', '-', '/')",
+                          repo, i + 1, c);
+  }
+  if (repo[0] == '/' || repo[n - 1] == '/' || strstr(repo, "//"))
+    return fl_error_set(err, FL_EINVALID, "invalid repository name \"%s\"",
+                        repo);
+  return FL_OK;
+}
+
+static int is_digest(const char *ref) { return strchr(ref, ':') != NULL; }
+
+/* A tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}) or a valid digest. */
+static fl_code check_reference(const char *ref, fl_error *err) {
+  if (!ref || !*ref)
+    return fl_error_set(err, FL_EINVALID, "empty tag or digest");
+  if (is_digest(ref))
+    return fl_digest_parse(ref, NULL, err);
+  size_t n = strlen(ref);
+  if (n > 128)
+    return fl_error_set(err, FL_EINVALID, "tag \"%.40s...\" is over 128 "
+                        "characters", ref);
+  for (size_t i = 0; i < n; i++) {
+    char c = ref[i];
+    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+             (c >= '0' && c <= '9') || c == '_' ||
+             (i > 0 && (c == '.' || c == '-'));
+    if (!ok)
+      return fl_error_set(err, FL_EINVALID,
+                          "invalid tag \"%s\": character %zu ('%c') is not "
+                          "allowed",
+                          ref, i + 1, c);
+  }
+  return FL_OK;
+}
+
+static fl_code check_repo_ref(const char *repo, const char *ref,
+                              fl_error *err) {
+  fl_code rc = check_repo(repo, err);
+  return rc != FL_OK ? rc : check_reference(ref, err);
+}
+
+/* ---- ping, catalog, tags ------------------------------------------------- */
+
+static fl_code reg_ping(fl_endpoint *ep, fl_error *err) {
+  registry *r = as_registry(ep);
+  fl_http_response resp;
+  fl_http_request req = {.method = "GET", .url = "/v2/"};
+  fl_code rc = fl_http_do(r->http, &req, &resp, err);
+  if (rc == FL_OK && resp.status != 200)
+    rc = fl_http_status_error(r->http, &resp, "ping", err);
+  fl_http_response_clear(&resp);
+  return rc;
+}
+
+/* Collect the strings of array `key` of each page, following Link. */
+static fl_code paged_list(registry *r, const char *first_url, const char *repo,
+                          const char *extra_scope, const char *key,
+                          size_t max_items, fl_strlist *out, const char *what,
+                          fl_error *err) {
+  char url[URL_MAX];
+  fl_code rc = FL_OK;
+  snprintf(url, sizeof url, "%s", first_url);
+  for (int page = 0; page < 100000; page++) {
+    fl_http_response resp;
+    fl_http_request req = {.method = "GET", .url = url, .repo = repo,
+                           .actions = "pull", .extra_scope = extra_scope,
+                           .max_body = 16 * 1024 * 1024};
+    rc = fl_http_do(r->http, &req, &resp, err);
+    if (rc != FL_OK)
+      return rc;
+    if (resp.status != 200) {
+      rc = fl_http_status_error(r->http, &resp, what, err);
+      fl_http_response_clear(&resp);
+      return rc;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(resp.body ? resp.body : "", resp.body_len, 0,
+                              &jerr);
+    json_t *arr = json_object_get(root, key);
+    if (!json_is_object(root) || (arr && !json_is_array(arr) && !json_is_null(arr))) {
+      rc = fl_error_set(err, FL_EPROTOCOL,
+                        "%s: %s answered with malformed JSON (%s)", what,
+                        fl_http_host(r->http), root ? "unexpected shape"
+                                                    : jerr.text);
+      json_decref(root);
+      fl_http_response_clear(&resp);
+      return rc;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(arr, i, item) {
+      const char *s = json_string_value(item);
+      if (s && fl_strlist_push(out, s) != FL_OK) {
+        json_decref(root);
+        fl_http_response_clear(&resp);
+        return fl_error_set(err, FL_ENOMEM, "out of memory");
+      }
+      if (max_items && out->count >= max_items)
+        break;
+    }
+    json_decref(root);
+    char next[URL_MAX], current[URL_MAX];
+    snprintf(current, sizeof current, "%s%s",
+             strncmp(url, "http", 4) == 0 ? "" : fl_http_base(r->http), url);
+    int more = resp.link && fl_http_link_next(resp.link, current, next,
+                                              sizeof next);
+    fl_http_response_clear(&resp);
+    if (!more || (max_items && out->count >= max_items))
+      return FL_OK;
+    snprintf(url, sizeof url, "%s", next);
+  }
+  return fl_error_set(err, FL_EPROTOCOL, "%s: too many pages", what);
+}
+
+static fl_code reg_catalog(fl_endpoint *ep, size_t max_items, fl_strlist *out,
+                           fl_error *err) {
+  registry *r = as_registry(ep);
+  char url[64];
+  size_t n = r->page_size;
+  if (max_items && max_items < n)
+    n = max_items;
+  snprintf(url, sizeof url, "/v2/_catalog?n=%zu", n);
+  return paged_list(r, url, NULL, "registry:catalog:*", "repositories",
+                    max_items, out, "listing the catalog", err);
+}
+
+static fl_code reg_tags(fl_endpoint *ep, const char *repo, fl_strlist *out,
+                        fl_error *err) {
+  registry *r = as_registry(ep);
+  fl_code rc = check_repo(repo, err);
+  if (rc != FL_OK)
+    return rc;
+  char url[URL_MAX], what[400];
+  snprintf(url, sizeof url, "/v2/%s/tags/list?n=%zu", repo, r->page_size);
+  snprintf(what, sizeof what, "listing tags of %s", repo);
+  return paged_list(r, url, repo, NULL, "tags", 0, out, what, err);
+}
+
+/* ---- manifests ----------------------------------------------------------- */
+
+static fl_code reg_manifest_get(fl_endpoint *ep, const char *repo,
+                                const char *ref, fl_manifest *out,
+                                fl_error *err) {
+  registry *r = as_registry(ep);
+  fl_http_response resp;
+  char url[URL_MAX], what[600];
+  memset(out, 0, sizeof *out);
+  fl_code rc = check_repo_ref(repo, ref, err);
+  if (rc != FL_OK)
+    return rc;
+  snprintf(url, sizeof url, "/v2/%s/manifests/%s", repo, ref);
+  snprintf(what, sizeof what, "getting manifest %s:%s", repo, ref);
+  fl_http_request req = {.method = "GET", .url = url, .repo = repo,
+                         .actions = "pull", .headers = accept_manifests,
+                         .max_body = FL_MANIFEST_MAX};
+  rc = fl_http_do(r->http, &req, &resp, err);
+  if (rc == FL_ETOO_LARGE) {
+    fl_error_prefix(err, "%s: ", what);
+    return rc;
+  }
+  if (rc != FL_OK)
+    return rc;
+  if (resp.status != 200) {
+    rc = fl_http_status_error(r->http, &resp, what, err);
+    goto out;
+  }
+  out->data = resp.body ? resp.body : calloc(1, 1);
+  out->len = resp.body_len;
+  resp.body = NULL;
+  /* Verify against the digest asked for, else the one the registry states. */
+  const char *expect = is_digest(ref) ? ref : resp.docker_digest;
+  if (expect && fl_digest_parse(expect, NULL, NULL) != FL_OK)
+    expect = NULL;
+  rc = fl_manifest_check(out, resp.content_type, expect, err);
+  if (rc == FL_OK && is_digest(ref) && resp.docker_digest &&
+      fl_digest_parse(resp.docker_digest, NULL, NULL) == FL_OK &&
+      strncmp(resp.docker_digest, out->digest, 7) == 0 &&
+      strcmp(resp.docker_digest, out->digest) != 0)
+    rc = fl_error_set(err, FL_EDIGEST_MISMATCH,
+                      "registry states Docker-Content-Digest %s but the "
+                      "content hashes to %s",
+                      resp.docker_digest, out->digest);
+  if (rc != FL_OK) {
+    fl_error_prefix(err, "%s: ", what);
+    fl_manifest_clear(out);
+  }
+out:
+  fl_http_response_clear(&resp);
+  return rc;
+}
+
+static void copy_field(char *dst, size_t n, const char *src) {
+  snprintf(dst, n, "%s", src ? src : "");
+}
+
+static fl_code reg_manifest_head(fl_endpoint *ep, const char *repo,
+                                 const char *ref, fl_descriptor *out,
+                                 fl_error *err) {
+  registry *r = as_registry(ep);
+  fl_http_response resp;
+  char url[URL_MAX], what[600];
+  memset(out, 0, sizeof *out);
+  fl_code rc = check_repo_ref(repo, ref, err);
+  if (rc != FL_OK)
+    return rc;
+  snprintf(url, sizeof url, "/v2/%s/manifests/%s", repo, ref);
+  snprintf(what, sizeof what, "checking manifest %s:%s", repo, ref);
+  fl_http_request req = {.method = "HEAD", .url = url, .repo = repo,
+                         .actions = "pull", .headers = accept_manifests};
+  rc = fl_http_do(r->http, &req, &resp, err);
+  if (rc != FL_OK)
+    return rc;
+  if (resp.status != 200) {
+    rc = fl_http_status_error(r->http, &resp, what, err);
+  } else if (resp.docker_digest &&
+             fl_digest_parse(resp.docker_digest, NULL, NULL) == FL_OK) {
+    copy_field(out->digest, sizeof out->digest, resp.docker_digest);
+    copy_field(out->media_type, sizeof out->media_type, resp.content_type);
+    out->size = resp.content_length == UINT64_MAX ? 0 : resp.content_length;
+  } else {
+    /* No digest header: fetch and hash the manifest itself. */
+    fl_manifest m;
+    rc = reg_manifest_get(ep, repo, ref, &m, err);
+    if (rc == FL_OK) {
+      copy_field(out->digest, sizeof out->digest, m.digest);
+      copy_field(out->media_type, sizeof out->media_type, m.media_type);
+      out->size = m.len;
+      fl_manifest_clear(&m);
+    }
+  }
+  fl_http_response_clear(&resp);
+  return rc;
+}
+
+static fl_code reg_manifest_put(fl_endpoint *ep, const char *repo,
+                                const char *ref, const void *data, size_t len,
+                                const char *media_type, fl_error *err) {
+  registry *r = as_registry(ep);
+  fl_http_response resp;
+  char url[URL_MAX], what[600], ctype[FL_MEDIA_TYPE_MAX + 16];
+  char digest[FL_DIGEST_STR_MAX];
+  fl_code rc = check_repo_ref(repo, ref, err);
+  if (rc != FL_OK)
+    return rc;
+  if (len > FL_MANIFEST_MAX)
+    return fl_error_set(err, FL_ETOO_LARGE, "manifest for %s:%s is %zu bytes, "
+                        "over the %d byte limit", repo, ref, len,
+                        FL_MANIFEST_MAX);
+  snprintf(url, sizeof url, "/v2/%s/manifests/%s", repo, ref);
+  snprintf(what, sizeof what, "pushing manifest %s:%s", repo, ref);
+  snprintf(ctype, sizeof ctype, "Content-Type: %s", media_type);
+  const char *headers[] = {ctype, NULL};
+  fl_http_request req = {.method = "PUT", .url = url, .repo = repo,
+                         .actions = "pull,push", .headers = headers,
+                         .body = data, .body_len = len};
+  rc = fl_http_do(r->http, &req, &resp, err);
+  if (rc != FL_OK)
+    return rc;
+  if (resp.status != 201 && resp.status != 200) {
+    rc = fl_http_status_error(r->http, &resp, what, err);
+  } else if (resp.docker_digest &&
+             fl_digest_buffer(FL_SHA256, data, len, digest) == FL_OK &&
+             strncmp(resp.docker_digest, "sha256:", 7) == 0 &&
+             strcmp(resp.docker_digest, digest) != 0) {
+    rc = fl_error_set(err, FL_EDIGEST_MISMATCH,
+                      "%s: the registry stored it as %s but it hashes to %s",
+                      what, resp.docker_digest, digest);
+  }
+  fl_http_response_clear(&resp);
+  return rc;
+}
+
+static fl_code delete_url(registry *r, const char *url, const char *repo,
+                          const char *what, fl_http_response *resp,
+                          fl_error *err) {
+  fl_http_request req = {.method = "DELETE", .url = url, .repo = repo,
+                         .actions = "delete"};
+  fl_code rc = fl_http_do(r->http, &req, resp, err);
+  if (rc == FL_OK && resp->status != 202 && resp->status != 200)
+    rc = fl_http_status_error(r->http, resp, what, err);
+  return rc;
+}
+
+static fl_code reg_manifest_delete(fl_endpoint *ep, const char *repo,
+                                   const char *ref, fl_error *err) {
+  registry *r = as_registry(ep);
+  fl_http_response resp;
+  char url[URL_MAX], what[600];
+  fl_code rc = check_repo_ref(repo, ref, err);
+  if (rc != FL_OK)
+    return rc;
+  snprintf(what, sizeof what, "deleting %s:%s", repo, ref);
+  snprintf(url, sizeof url, "/v2/%s/manifests/%s", repo, ref);
+  rc = delete_url(r, url, repo, what, &resp, err);
+  long status = resp.status;
+  fl_http_response_clear(&resp);
+  if (rc == FL_OK || is_digest(ref) || status == 404 || status == 401 ||
+      status == 403 || status == 0)
+    return rc;
+  /* Registries without tag deletion (Distribution 2.x): delete the manifest
+   * the tag points at. */
+  fl_descriptor d;
+  rc = reg_manifest_head(ep, repo, ref, &d, err);
+  if (rc != FL_OK)
+    return rc;
+  snprintf(url, sizeof url, "/v2/%s/manifests/%s", repo, d.digest);
+  rc = delete_url(r, url, repo, what, &resp, err);
+  fl_http_response_clear(&resp);
+  return rc;
+}
+
+/* ---- blobs --------------------------------------------------------------- */
+
+static fl_code reg_blob_exists(fl_endpoint *ep, const char *repo,
+                               const char *digest, uint64_t *size,
+                               fl_error *err) {
+  registry *r = as_registry(ep);
+  fl_http_response resp;
+  char url[URL_MAX], what[600];
+  fl_code rc = check_repo(repo, err);
+  if (rc == FL_OK)
+    rc = fl_digest_parse(digest, NULL, err);
+  if (rc != FL_OK)
+    return rc;
+  snprintf(url, sizeof url, "/v2/%s/blobs/%s", repo, digest);
+  snprintf(what, sizeof what, "checking blob %s in %s", digest, repo);
+  fl_http_request req = {.method = "HEAD", .url = url, .repo = repo,
+                         .actions = "pull", .follow_redirects = 1};
+  rc = fl_http_do(r->http, &req, &resp, err);
+  if (rc != FL_OK)
+    return rc;
+  if (resp.status == 200) {
+    if (size)
+      *size = resp.content_length == UINT64_MAX ? 0 : resp.content_length;
+  } else {
+    rc = fl_http_status_error(r->http, &resp, what, err);
+  }
+  fl_http_response_clear(&resp);
+  return rc;
+}
+
+/* A sink that drops the first `skip` bytes when the registry ignored the
+ * Range header and answered 200 with the whole blob. */
+typedef struct skip_sink {
+  fl_sink *inner;
+  uint64_t skip;
+  const long *status;
+  uint64_t delivered; /* bytes given to inner */
+} skip_sink;
+
+static fl_code skip_write(void *ud, const void *data, size_t len,
+                          fl_error *err) {
+  skip_sink *s = ud;
+  if (*s->status != 200)
+    s->skip = 0;
+  if (s->skip >= len) {
+    s->skip -= len;
+    return FL_OK;
+  }
+  const char *p = (const char *)data + s->skip;
+  len -= (size_t)s->skip;
+  s->skip = 0;
+  s->delivered += len;
+  return s->inner->write(s->inner->ud, p, len, err);
+}
+
+static fl_code reg_blob_get(fl_endpoint *ep, const char *repo,
+                            const char *digest, uint64_t offset, fl_sink *sink,
+                            fl_error *err) {
+  registry *r = as_registry(ep);
+  char url[URL_MAX], what[600], range[64];
+  fl_code rc = check_repo(repo, err);
+  if (rc == FL_OK)
+    rc = fl_digest_parse(digest, NULL, err);
+  if (rc != FL_OK)
+    return rc;
+  snprintf(url, sizeof url, "/v2/%s/blobs/%s", repo, digest);
+  snprintf(what, sizeof what, "downloading blob %s from %s", digest, repo);
+  /* Resume after a dropped connection from the last byte received. */
+  uint64_t at = offset;
+  for (int resumes = 0;; resumes++) {
+    fl_http_response resp;
+    skip_sink skipper = {sink, at, &resp.status, 0};
+    fl_sink wrapped = {skip_write, &skipper};
+    snprintf(range, sizeof range, "Range: bytes=%llu-",
+             (unsigned long long)at);
+    const char *headers[] = {range, NULL};
+    fl_http_request req = {.method = "GET", .url = url, .repo = repo,
+                           .actions = "pull", .follow_redirects = 1,
+                           .headers = at ? headers : NULL, .sink = &wrapped,
+                           .stream_no_retry = 1};
+    rc = fl_http_do(r->http, &req, &resp, err);
+    uint64_t got = skipper.delivered;
+    if (rc == FL_OK && resp.status != 200 && resp.status != 206)
+      rc = fl_http_status_error(r->http, &resp, what, err);
+    fl_http_response_clear(&resp);
+    at += got;
+    int transport = rc == FL_EUNREACHABLE || rc == FL_ETIMEOUT;
+    if (!(transport && got > 0 && resumes < 5))
+      return rc;
+    /* progress was made: resume from where it stopped */
+  }
+}
+
+/* Cancel an upload session so the registry drops its partial data. */
+static void cancel_upload(registry *r, const char *location, const char *repo) {
+  fl_http_response resp;
+  fl_error ignored;
+  fl_http_request req = {.method = "DELETE", .url = location, .repo = repo,
+                         .actions = "pull,push"};
+  if (fl_http_do(r->http, &req, &resp, &ignored) == FL_OK)
+    fl_http_response_clear(&resp);
+}
+
+static fl_code start_upload(registry *r, const char *repo, const char *query,
+                            const char *extra_scope, fl_http_response *resp,
+                            const char *what, fl_error *err) {
+  char url[URL_MAX];
+  snprintf(url, sizeof url, "/v2/%s/blobs/uploads/%s", repo, query);
+  fl_http_request req = {.method = "POST", .url = url, .repo = repo,
+                         .actions = "pull,push", .extra_scope = extra_scope};
+  fl_code rc = fl_http_do(r->http, &req, resp, err);
+  if (rc != FL_OK)
+    return rc;
+  if (resp->status != 202 && resp->status != 201)
+    return fl_http_status_error(r->http, resp, what, err);
+  if (resp->status == 202 && !resp->location)
+    return fl_error_set(err, FL_EPROTOCOL,
+                        "%s: registry started an upload without a Location",
+                        what);
+  return FL_OK;
+}
+
+/* location + "?digest=" or "&digest=" */
+static fl_code with_digest(fl_http *http, const char *location,
+                           const char *digest, char *out, size_t n) {
+  char abs[URL_MAX];
+  if (fl_http_resolve_url(fl_http_base(http), location, abs, sizeof abs) != FL_OK)
+    return FL_EPROTOCOL;
+  int w = snprintf(out, n, "%s%sdigest=%s", abs, strchr(abs, '?') ? "&" : "?",
+                   digest);
+  return (w < 0 || (size_t)w >= n) ? FL_EPROTOCOL : FL_OK;
+}
+
+/* A source limited to `left` bytes of another (one PATCH chunk). */
+typedef struct chunk_source {
+  fl_source *inner;
+  uint64_t left;
+} chunk_source;
+
+static long long chunk_read(void *ud, void *buf, size_t len, fl_error *err) {
+  chunk_source *c = ud;
+  if (c->left == 0)
+    return 0;
+  if (len > c->left)
+    len = (size_t)c->left;
+  long long n = c->inner->read(c->inner->ud, buf, len, err);
+  if (n > 0)
+    c->left -= (uint64_t)n;
+  return n;
+}
+
+static fl_code upload_chunks(registry *r, const char *repo, char *location,
+                             size_t locn, uint64_t size, fl_source *src,
+                             const char *what, fl_error *err) {
+  uint64_t at = 0;
+  while (at < size) {
+    uint64_t n = size - at < r->chunk_size ? size - at : r->chunk_size;
+    char crange[96], abs[URL_MAX];
+    snprintf(crange, sizeof crange, "Content-Range: %llu-%llu",
+             (unsigned long long)at, (unsigned long long)(at + n - 1));
+    const char *headers[] = {crange, "Content-Type: application/octet-stream",
+                             NULL};
+    chunk_source cs = {src, n};
+    fl_source chunk = {chunk_read, NULL, &cs};
+    if (fl_http_resolve_url(fl_http_base(r->http), location, abs,
+                            sizeof abs) != FL_OK)
+      return fl_error_set(err, FL_EPROTOCOL, "%s: bad upload location", what);
+    fl_http_request req = {.method = "PATCH", .url = abs, .repo = repo,
+                           .actions = "pull,push", .headers = headers,
+                           .source = &chunk, .source_len = n};
+    fl_http_response resp;
+    fl_code rc = fl_http_do(r->http, &req, &resp, err);
+    if (rc != FL_OK)
+      return rc;
+    if (resp.status != 202) {
+      rc = fl_http_status_error(r->http, &resp, what, err);
+      fl_http_response_clear(&resp);
+      return rc;
+    }
+    if (resp.location)
+      snprintf(location, locn, "%s", resp.location);
+    fl_http_response_clear(&resp);
+    at += n;
+  }
+  return FL_OK;
+}
+
+static fl_code reg_blob_put(fl_endpoint *ep, const char *repo,
+                            const char *digest, uint64_t size, fl_source *src,
+                            fl_error *err) {
+  registry *r = as_registry(ep);
+  fl_http_response resp;
+  char what[600], location[URL_MAX], url[URL_MAX];
+  fl_code rc = check_repo(repo, err);
+  if (rc == FL_OK)
+    rc = fl_digest_parse(digest, NULL, err);
+  if (rc != FL_OK)
+    return rc;
+  snprintf(what, sizeof what, "uploading blob %s to %s", digest, repo);
+  rc = start_upload(r, repo, "", NULL, &resp, what, err);
+  if (rc != FL_OK) {
+    fl_http_response_clear(&resp);
+    return rc;
+  }
+  snprintf(location, sizeof location, "%s", resp.location);
+  fl_http_response_clear(&resp);
+
+  fl_http_request req = {.method = "PUT", .repo = repo,
+                         .actions = "pull,push"};
+  const char *octet[] = {"Content-Type: application/octet-stream", NULL};
+  if (r->chunk_size) {
+    rc = upload_chunks(r, repo, location, sizeof location, size, src, what,
+                       err);
+    if (rc != FL_OK)
+      goto fail;
+  } else {
+    req.source = src;
+    req.source_len = size;
+    req.headers = octet;
+  }
+  if (with_digest(r->http, location, digest, url, sizeof url) != FL_OK) {
+    rc = fl_error_set(err, FL_EPROTOCOL, "%s: bad upload location", what);
+    goto fail;
+  }
+  req.url = url;
+  rc = fl_http_do(r->http, &req, &resp, err);
+  if (rc == FL_OK && resp.status != 201) {
+    rc = fl_http_status_error(r->http, &resp, what, err);
+    if (strstr(err->msg, "DIGEST_INVALID"))
+      err->code = rc = FL_EDIGEST_MISMATCH;
+  }
+  fl_http_response_clear(&resp);
+  if (rc == FL_OK)
+    return FL_OK;
+fail:
+  cancel_upload(r, location, repo);
+  return rc;
+}
+
+static fl_code reg_blob_mount(fl_endpoint *ep, const char *repo,
+                              const char *from, const char *digest,
+                              fl_error *err) {
+  registry *r = as_registry(ep);
+  fl_http_response resp;
+  char query[600], scope[400], what[700];
+  fl_code rc = check_repo(repo, err);
+  if (rc == FL_OK)
+    rc = check_repo(from, err);
+  if (rc == FL_OK)
+    rc = fl_digest_parse(digest, NULL, err);
+  if (rc != FL_OK)
+    return rc;
+  snprintf(query, sizeof query, "?mount=%s&from=%s", digest, from);
+  snprintf(scope, sizeof scope, "repository:%s:pull", from);
+  snprintf(what, sizeof what, "mounting blob %s from %s into %s", digest, from,
+           repo);
+  rc = start_upload(r, repo, query, scope, &resp, what, err);
+  if (rc == FL_OK && resp.status == 202) {
+    /* The registry declined and opened an upload instead: close it. */
+    cancel_upload(r, resp.location, repo);
+    rc = fl_error_set(err, FL_EUNSUPPORTED, "%s: registry declined the mount",
+                      what);
+  }
+  fl_http_response_clear(&resp);
+  return rc;
+}
+
+static fl_code reg_blob_delete(fl_endpoint *ep, const char *repo,
+                               const char *digest, fl_error *err) {
+  registry *r = as_registry(ep);
+  fl_http_response resp;
+  char url[URL_MAX], what[600];
+  fl_code rc = check_repo(repo, err);
+  if (rc == FL_OK)
+    rc = fl_digest_parse(digest, NULL, err);
+  if (rc != FL_OK)
+    return rc;
+  snprintf(url, sizeof url, "/v2/%s/blobs/%s", repo, digest);
+  snprintf(what, sizeof what, "deleting blob %s from %s", digest, repo);
+  rc = delete_url(r, url, repo, what, &resp, err);
+  fl_http_response_clear(&resp);
+  return rc;
+}
+
+/* ---- referrers ----------------------------------------------------------- */
+
+static fl_code reg_referrers(fl_endpoint *ep, const char *repo,
+                             const char *digest, const char *artifact_type,
+                             fl_manifest *out, fl_error *err) {
+  registry *r = as_registry(ep);
+  fl_http_response resp;
+  char url[URL_MAX], what[600];
+  memset(out, 0, sizeof *out);
+  fl_code rc = check_repo(repo, err);
+  if (rc == FL_OK)
+    rc = fl_digest_parse(digest, NULL, err);
+  if (rc != FL_OK)
+    return rc;
+  if (artifact_type) {
+    char *esc = curl_easy_escape(NULL, artifact_type, 0);
+    snprintf(url, sizeof url, "/v2/%s/referrers/%s?artifactType=%s", repo,
+             digest, esc ? esc : "");
+    curl_free(esc);
+  } else {
+    snprintf(url, sizeof url, "/v2/%s/referrers/%s", repo, digest);
+  }
+  snprintf(what, sizeof what, "listing referrers of %s@%s", repo, digest);
+  const char *accept[] = {"Accept: " FL_MT_OCI_INDEX, NULL};
+  fl_http_request req = {.method = "GET", .url = url, .repo = repo,
+                         .actions = "pull", .headers = accept,
+                         .max_body = FL_MANIFEST_MAX};
+  rc = fl_http_do(r->http, &req, &resp, err);
+  if (rc != FL_OK)
+    return rc;
+  int is_index = resp.content_type &&
+                 strncmp(resp.content_type, FL_MT_OCI_INDEX,
+                         strlen(FL_MT_OCI_INDEX)) == 0;
+  if (resp.status == 200 && is_index) {
+    out->data = resp.body ? resp.body : calloc(1, 1);
+    out->len = resp.body_len;
+    resp.body = NULL;
+    rc = fl_manifest_check(out, FL_MT_OCI_INDEX, NULL, err);
+  } else if (resp.status == 404 || resp.status == 200 || resp.status == 405 ||
+             resp.status == 400) {
+    rc = fl_error_set(err, FL_EUNSUPPORTED,
+                      "%s: registry %s has no referrers API", what,
+                      fl_http_host(r->http));
+  } else {
+    rc = fl_http_status_error(r->http, &resp, what, err);
+  }
+  fl_http_response_clear(&resp);
+  return rc;
+}
+
+/* ---- the endpoint -------------------------------------------------------- */
+
+static const char *reg_describe(fl_endpoint *ep) {
+  return as_registry(ep)->describe;
+}
+
+static void reg_free(fl_endpoint *ep) {
+  registry *r = as_registry(ep);
+  fl_http_free(r->http);
+  free(r);
+}
+
+static const fl_endpoint_ops registry_ops = {
+    .kind = "registry",
+    .ping = reg_ping,
+    .catalog = reg_catalog,
+    .tags = reg_tags,
+    .manifest_get = reg_manifest_get,
+    .manifest_head = reg_manifest_head,
+    .manifest_put = reg_manifest_put,
+    .manifest_delete = reg_manifest_delete,
+    .blob_exists = reg_blob_exists,
+    .blob_get = reg_blob_get,
+    .blob_put = reg_blob_put,
+    .blob_mount = reg_blob_mount,
+    .blob_delete = reg_blob_delete,
+    .referrers = reg_referrers,
+    .describe = reg_describe,
+    .free = reg_free,
+};
+
+fl_code fl_registry_open(const fl_registry_config *cfg, fl_endpoint **out,
+                         fl_error *err) {
+  *out = NULL;
+  registry *r = calloc(1, sizeof *r);
+  if (!r)
+    return fl_error_set(err, FL_ENOMEM, "out of memory");
+  fl_code rc = fl_http_new(&cfg->http, &r->http, err);
+  if (rc != FL_OK) {
+    free(r);
+    return rc;
+  }
+  r->base.ops = &registry_ops;
+  r->chunk_size = cfg->chunk_size;
+  r->page_size = cfg->page_size ? cfg->page_size : 1000;
+  snprintf(r->describe, sizeof r->describe, "registry %s", cfg->http.host);
+  *out = &r->base;
+  return FL_OK;
+}
+
+fl_http *fl_registry_http(fl_endpoint *ep) {
+  return ep && ep->ops == &registry_ops ? as_registry(ep)->http : NULL;
+}
