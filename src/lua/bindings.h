@@ -13,6 +13,7 @@
 int fl_lua_open_digest(lua_State *L);
 int fl_lua_open_ref(lua_State *L);
 int fl_lua_open_endpoint(lua_State *L);
+int fl_lua_open_engine(lua_State *L);
 
 /* The endpoint at stack index idx (argument error if not one or closed). */
 struct fl_endpoint *fl_lua_check_endpoint(lua_State *L, int idx);

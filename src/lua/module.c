@@ -50,5 +50,6 @@ int luaopen_freightliner_core(lua_State *L) {
   fl_lua_submodule(L, "digest", fl_lua_open_digest);
   fl_lua_submodule(L, "ref", fl_lua_open_ref);
   fl_lua_submodule(L, "endpoint", fl_lua_open_endpoint);
+  fl_lua_submodule(L, "engine", fl_lua_open_engine);
   return 1;
 }

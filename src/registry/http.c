@@ -33,6 +33,7 @@
 #define USER_AGENT "freightliner/" FL_VERSION
 
 static atomic_int cancelled_flag;
+static atomic_ullong total_retries;
 
 struct fl_http {
   char *host;
@@ -110,6 +111,7 @@ static fl_code sleep_ms(long long ms, fl_error *err) {
 }
 
 void fl_http_cancel_all(void) { atomic_store(&cancelled_flag, 1); }
+uint64_t fl_http_total_retries(void) { return atomic_load(&total_retries); }
 int fl_http_cancelled(void) { return atomic_load(&cancelled_flag); }
 
 /* ---- curl share locks and the handle pool -------------------------------- */
@@ -499,12 +501,12 @@ static size_t on_read(char *buf, size_t size, size_t nmemb, void *ud) {
 
 static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
                        curl_off_t un) {
-  (void)ud;
+  transfer *t = ud;
   (void)dt;
   (void)dn;
   (void)ut;
   (void)un;
-  return atomic_load(&cancelled_flag) ? 1 : 0;
+  return atomic_load(&cancelled_flag) && !t->req->cleanup ? 1 : 0;
 }
 
 static int is_tls_error(CURLcode c) {
@@ -643,6 +645,9 @@ static fl_code perform_once(fl_http *h, const fl_http_request *req,
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
+  if (req->cleanup)
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   set_tls_options(h, c);
 
@@ -966,7 +971,7 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
   int attempt = 0;
   memset(resp, 0, sizeof *resp);
   resp->content_length = UINT64_MAX;
-  if (atomic_load(&cancelled_flag))
+  if (atomic_load(&cancelled_flag) && !req->cleanup)
     return fl_error_set(err, FL_ECANCELLED, "cancelled");
   if ((rc = breaker_check(h, err)) != FL_OK)
     return rc;
@@ -1028,7 +1033,7 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
     }
     int again = (rc != FL_OK && oc.retryable) ||
                 (rc == FL_OK && status_retryable(resp->status));
-    if (!again || ++attempt >= h->cfg.max_attempts)
+    if (!again || req->cleanup || ++attempt >= h->cfg.max_attempts)
       break;
     if (req->sink && resp->streamed > 0 && req->stream_no_retry)
       break;
@@ -1038,6 +1043,7 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
       break; /* the body was streamed and cannot be produced again */
     long long wait = backoff_ms(h, attempt, oc.retry_after);
     atomic_fetch_add(&h->n_retries, 1);
+    atomic_fetch_add(&total_retries, 1);
     fl_log(FL_LOG_DEBUG, NULL, "retrying %s %s in %lld ms (attempt %d of %d)",
            req->method ? req->method : "GET", url, wait, attempt + 1,
            h->cfg.max_attempts);

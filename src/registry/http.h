@@ -62,6 +62,8 @@ typedef struct fl_http_request {
   size_t max_body;      /* cap for a buffered body; 0 = 64 KiB */
   int follow_redirects; /* follow 3xx (blobs): auth is dropped across hosts */
   int no_auth;          /* never send Authorization (token service) */
+  int cleanup;          /* runs even after cancellation (closing an upload
+                           session), once, without retries */
   int stream_no_retry;  /* do not retry once sink has received bytes */
 } fl_http_request;
 
@@ -123,5 +125,7 @@ void fl_http_get_stats(fl_http *h, fl_http_stats *out);
  * FL_ECANCELLED (used on SIGINT/SIGTERM). Process-wide. */
 void fl_http_cancel_all(void);
 int fl_http_cancelled(void);
+/* Retries made by every client in this process. */
+uint64_t fl_http_total_retries(void);
 
 #endif

@@ -457,7 +457,7 @@ static void cancel_upload(registry *r, const char *location, const char *repo) {
   fl_http_response resp;
   fl_error ignored;
   fl_http_request req = {.method = "DELETE", .url = location, .repo = repo,
-                         .actions = "pull,push"};
+                         .actions = "pull,push", .cleanup = 1};
   if (fl_http_do(r->http, &req, &resp, &ignored) == FL_OK)
     fl_http_response_clear(&resp);
 }

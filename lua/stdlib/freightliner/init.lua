@@ -41,4 +41,15 @@ function M.versions()
   return core.versions()
 end
 
+local copy = require("freightliner.copy")
+
+--- Copy one image: fl.copy(src, dst, opts); see freightliner.copy.
+M.copy = copy.copy
+M.spawn = copy.spawn
+M.wait = copy.wait
+M.parallel = copy.parallel
+M.counters = copy.counters
+M.configure = copy.configure
+M.registry_options = copy.registry_options
+
 return M

@@ -18,7 +18,7 @@
 -- hosts may use plain HTTP without being asked (as Docker allows).
 
 local core = require("freightliner.core")
-local json = require("cjson.safe")
+local json = require("freightliner.json")
 
 local M = {}
 

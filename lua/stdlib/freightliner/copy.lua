@@ -1,0 +1,269 @@
+--- freightliner.copy: image copies and the coroutine scheduler.
+--
+--   fl.copy(src, dst, opts)      -> result | nil, message, CODE
+--   fl.spawn(fn, ...)            -> run fn as a task (a coroutine)
+--   fl.wait()                    -> run every task to its end
+--   fl.parallel(items, fn, {concurrency = N}) -> results, in item order
+--
+-- A copy is submitted to the C engine, which moves the bytes on its worker
+-- threads. Inside a task, fl.copy suspends only that task's coroutine until
+-- the engine reports the result, so many images are in flight at once while
+-- each policy reads as straight-line code. At the top level of a script (no
+-- task), fl.copy simply blocks. Lua runs only on the thread that owns the
+-- state: the scheduler collects results with engine:wait().
+--
+-- src and dst are image references ("host:port/repo:tag", "docker://...",
+-- "oci:PATH:TAG") or tables { registry = <fl.registry object>, repository =
+-- "repo", tag = "tag" (or digest = "sha256:...") }. opts: platforms (list of
+-- "os/arch[/variant]"), referrers, force, dry_run, registry options by host
+-- (opts.registries[host] = {...} as for fl.registry).
+
+local core = require("freightliner.core")
+local registry = require("freightliner.registry")
+
+local M = {}
+
+local state = {
+  engine = nil,
+  config = { workers = 8, attempts = 3 },
+  endpoints = {},      -- spec -> registry object (one endpoint per store)
+  registry_opts = {},  -- host -> options for fl.registry
+  tasks = {},          -- coroutine -> true, for scheduled tasks
+  ntasks = 0,
+  waiting = {},        -- job id -> coroutine
+  finished = {},       -- job id -> result (for top-level waits)
+  runnable = {},       -- list of { co, value }
+  progress = nil,      -- function(engine) called while waiting
+}
+
+--- Engine settings (before the first copy): workers (concurrent blob
+-- transfers), attempts (per blob). Also `progress = function(engine)`.
+function M.configure(opts)
+  for k, v in pairs(opts) do
+    if k == "progress" then
+      state.progress = v
+    else
+      state.config[k] = v
+    end
+  end
+end
+
+--- Options for a registry host, used whenever a reference names it.
+function M.registry_options(host, opts)
+  state.registry_opts[host] = opts
+  state.endpoints[host] = nil
+end
+
+function M.engine()
+  if not state.engine then
+    local e, msg, code = core.engine.new(state.config)
+    if not e then error(string.format("cannot start the engine: %s (%s)", msg, code), 2) end
+    state.engine = e
+  end
+  return state.engine
+end
+
+-- One registry object per store, so the engine recognises shared blobs.
+local function open_store(spec, host)
+  local reg = state.endpoints[spec]
+  if reg then return reg end
+  local msg, code
+  reg, msg, code = registry.open(spec, state.registry_opts[host or spec])
+  if not reg then return nil, msg, code end
+  state.endpoints[spec] = reg
+  return reg
+end
+
+--- Resolve src/dst into { registry, repository, reference, name }.
+function M.resolve(x)
+  if type(x) == "table" then
+    if not x.registry then return nil, "image table needs a registry", "INVALID" end
+    local reg = x.registry
+    if type(reg) == "string" then
+      local msg, code
+      reg, msg, code = open_store(reg)
+      if not reg then return nil, msg, code end
+    end
+    local repo, reference = x.repository, x.digest or x.tag
+    if not repo and x.ref then
+      local tag, digest
+      repo, tag, digest = registry.split(x.ref)
+      reference = digest or tag
+    end
+    return { registry = reg, repository = repo or "image", reference = reference or "latest",
+             tag = x.tag, name = string.format("%s/%s:%s", reg.spec, repo, reference or "latest") }
+  end
+  if type(x) ~= "string" then return nil, "an image must be a reference string or a table", "INVALID" end
+  local path = x:match("^oci:(.+)$")
+  if path then
+    -- oci:PATH[:TAG]; a tag never contains '/', so the last ':' splits
+    local dir, tag = path:match("^(.*[^/]):([%w_][%w_.%-]*)$")
+    dir = dir or path
+    local reg, msg, code = open_store("oci:" .. dir)
+    if not reg then return nil, msg, code end
+    return { registry = reg, repository = "image", reference = tag or "latest", tag = tag or "latest",
+             name = x }
+  end
+  local r, msg, code = core.ref.parse((x:gsub("^docker://", "")))
+  if not r then return nil, msg, code end
+  local reg
+  reg, msg, code = open_store(r.api_host, r.domain)
+  if not reg then return nil, msg, code end
+  return { registry = reg, repository = r.repository, reference = r.digest or r.tag,
+           tag = r.tag, digest = r.digest, name = r.familiar }
+end
+
+local function in_task()
+  local co, main = coroutine.running()
+  return not main and state.tasks[co]
+end
+
+-- Wait for one job (engine:wait), dispatching results that belong to tasks.
+local function pump(timeout)
+  local e = state.engine
+  local id, result = e:wait(timeout)
+  if not id then
+    if state.progress then state.progress(e) end
+    return
+  end
+  local co = state.waiting[id]
+  if co then
+    state.waiting[id] = nil
+    state.runnable[#state.runnable + 1] = { co, result }
+  else
+    state.finished[id] = result
+  end
+end
+
+local function finish(result)
+  if result.ok then return result end
+  return nil, result.error, result.code
+end
+
+--- Copy one image (with everything it references). See the module comment.
+function M.copy(src, dst, opts)
+  opts = opts or {}
+  local s, msg, code = M.resolve(src)
+  if not s then return nil, msg, code end
+  local d
+  d, msg, code = M.resolve(dst)
+  if not d then return nil, msg, code end
+  local e = M.engine()
+  -- a destination tag, or "" to push by digest only
+  local dst_tag = d.tag or (d.digest and "") or d.reference
+  local id
+  id, msg, code = e:submit(s.registry.ep, s.repository, s.reference, d.registry.ep,
+    d.repository, dst_tag, opts)
+  if not id then return nil, msg, code end
+  local result
+  if in_task() then
+    result = coroutine.yield(id)
+  else
+    while state.finished[id] == nil do pump(200) end
+    result = state.finished[id]
+    state.finished[id] = nil
+  end
+  result.source = s.name
+  result.destination = d.name
+  return finish(result)
+end
+
+local function resume(co, value)
+  local ok, yielded = coroutine.resume(co, value)
+  if not ok then
+    state.tasks[co] = nil
+    state.ntasks = state.ntasks - 1
+    error(yielded, 0)
+  end
+  if coroutine.status(co) == "dead" then
+    state.tasks[co] = nil
+    state.ntasks = state.ntasks - 1
+  elseif math.type(yielded) == "integer" then
+    state.waiting[yielded] = co
+  else
+    -- a plain coroutine.yield() from a task: run it again later
+    state.runnable[#state.runnable + 1] = { co }
+  end
+end
+
+local function traceback(msg)
+  return debug.traceback(tostring(msg), 2)
+end
+
+--- Start fn(...) as a task; it runs when fl.wait() (or fl.parallel) runs.
+function M.spawn(fn, ...)
+  local args = table.pack(...)
+  local co = coroutine.create(function()
+    local ok, err = xpcall(fn, traceback, table.unpack(args, 1, args.n))
+    if not ok then error(err, 0) end
+  end)
+  state.tasks[co] = true
+  state.ntasks = state.ntasks + 1
+  state.runnable[#state.runnable + 1] = { co }
+  return co
+end
+
+--- Run every spawned task to its end. An error in a task is raised here
+-- once the other tasks have been run to their end.
+function M.wait()
+  if in_task() then error("fl.wait() cannot be called from inside a task", 2) end
+  local first_error
+  while state.ntasks > 0 do
+    if #state.runnable > 0 then
+      local batch = state.runnable
+      state.runnable = {}
+      for _, item in ipairs(batch) do
+        local ok, err = pcall(resume, item[1], item[2])
+        if not ok and not first_error then first_error = err end
+      end
+    elseif next(state.waiting) then
+      pump(200)
+    else
+      break -- tasks blocked on something other than the engine
+    end
+  end
+  if first_error then error(first_error, 0) end
+end
+
+--- Run fn(item, index) for every item, at most `concurrency` at a time, and
+-- return the list of results (first return value of each call).
+function M.parallel(items, fn, opts)
+  local n = math.max(1, math.tointeger((opts or {}).concurrency) or state.config.workers)
+  local results = {}
+  local next_index = 0
+  local function worker()
+    while true do
+      next_index = next_index + 1
+      local i = next_index
+      if i > #items then return end
+      results[i] = fn(items[i], i)
+    end
+  end
+  for _ = 1, math.min(n, #items) do M.spawn(worker) end
+  if in_task() then
+    error("fl.parallel() cannot be nested inside a task", 2)
+  end
+  M.wait()
+  return results
+end
+
+--- Engine counters: bytes_transferred, blobs_copied/skipped/mounted,
+-- manifests_pushed, images_replicated/up_to_date/failed, retries.
+function M.counters()
+  return M.engine():counters()
+end
+
+--- Cancel everything in flight (after SIGINT/SIGTERM).
+function M.cancel()
+  if state.engine then state.engine:cancel() end
+end
+
+--- Shut the engine down (joins its threads). Idempotent.
+function M.shutdown()
+  if state.engine then
+    state.engine:close()
+    state.engine = nil
+  end
+end
+
+return M

@@ -1,0 +1,32 @@
+/*
+ * blobcopy.h - stream one blob from one endpoint to another, verified.
+ *
+ * The source download runs on a helper thread and writes into a bounded
+ * pipe; the destination upload, on the calling thread, reads from it through
+ * a verifying source that hashes every byte and checks size and digest
+ * before it hands over the last chunk. A mismatch aborts the upload (the
+ * endpoint cancels its upload session or removes its temp file), so a corrupt
+ * blob is never committed. Memory use is the pipe's capacity, whatever the
+ * blob's size.
+ */
+#ifndef FL_ENGINE_BLOBCOPY_H
+#define FL_ENGINE_BLOBCOPY_H
+
+#include <stdatomic.h>
+
+#include "registry/endpoint.h"
+
+typedef struct fl_blob_copy {
+  fl_endpoint *src;
+  const char *src_repo;
+  fl_endpoint *dst;
+  const char *dst_repo;
+  const fl_descriptor *desc;
+  size_t pipe_capacity;
+  /* bytes verified and handed to the destination, added as they go */
+  _Atomic uint64_t *progress;
+} fl_blob_copy;
+
+fl_code fl_blob_copy_run(const fl_blob_copy *c, fl_error *err);
+
+#endif

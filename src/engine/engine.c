@@ -1,0 +1,864 @@
+/*
+ * engine.c - the transfer engine (see engine.h).
+ *
+ * Threads: N blob workers (a fixed pool, fed from one queue) and one thread
+ * per image job in flight, created on submit and joined when its result is
+ * collected. Image threads only ever wait on blob tasks, and blob workers
+ * never wait on image threads, so the pool cannot deadlock. All shared state
+ * (queue, in-flight blobs, known blob locations, finished jobs) is under the
+ * one engine lock; counters are atomics.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "core/log.h"
+#include "engine/blobcopy.h"
+#include "engine/engine.h"
+#include "registry/http.h"
+
+#define KNOWN_BUCKETS 1024
+#define MAX_TREE_DEPTH 4
+#define NAME_MAX_LEN 256
+
+typedef struct image_job image_job;
+
+typedef struct blob_task {
+  struct blob_task *next;
+  image_job *job;
+  fl_descriptor desc;
+} blob_task;
+
+/* A blob being transferred to a destination right now; others wait on it. */
+typedef struct inflight {
+  struct inflight *next;
+  fl_endpoint *dst;
+  char digest[FL_DIGEST_STR_MAX];
+  char repo[NAME_MAX_LEN];
+  int done;
+  fl_code rc;
+  int refs;
+} inflight;
+
+/* A repository of a destination known to hold a blob (for mounts). */
+typedef struct known {
+  struct known *next;
+  fl_endpoint *dst;
+  char digest[FL_DIGEST_STR_MAX];
+  char repo[NAME_MAX_LEN];
+} known;
+
+struct image_job {
+  image_job *next; /* in the live list, then in the finished queue */
+  uint64_t id;
+  fl_engine *e;
+  pthread_t thread;
+  fl_endpoint *src, *dst;
+  char src_repo[NAME_MAX_LEN], src_ref[FL_DIGEST_STR_MAX + 130];
+  char dst_repo[NAME_MAX_LEN], dst_ref[FL_DIGEST_STR_MAX + 130];
+  fl_copy_opts opts;
+  fl_copy_result result;
+  /* blob tasks of this job still running, and the first failure */
+  int outstanding;
+  fl_code blob_rc;
+  fl_error blob_err;
+  pthread_cond_t blobs_done;
+  _Atomic uint64_t bytes_done, bytes_total, bytes_sent;
+  atomic_ullong n_copied, n_skipped, n_mounted;
+};
+
+struct fl_engine {
+  fl_engine_config cfg;
+  pthread_t *workers;
+  int nworkers;
+  pthread_mutex_t lock;
+  pthread_cond_t work;     /* queue non-empty, or stopping */
+  pthread_cond_t finished; /* a job moved to the finished queue */
+  pthread_cond_t settled;  /* an in-flight blob completed */
+  blob_task *qhead, *qtail;
+  int stopping;
+  atomic_int cancelled;
+  image_job *live;
+  image_job *done_head, *done_tail;
+  uint64_t next_id;
+  uint64_t pending;
+  inflight *inflight;
+  known *known[KNOWN_BUCKETS];
+  atomic_ullong bytes, copied, skipped, mounted, manifests, replicated,
+      up_to_date, failed;
+};
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- known blob locations ------------------------------------------------- */
+
+static unsigned known_bucket(fl_endpoint *dst, const char *digest) {
+  unsigned h = (unsigned)(uintptr_t)dst;
+  for (const char *p = digest; *p; p++)
+    h = h * 31u + (unsigned char)*p;
+  return h % KNOWN_BUCKETS;
+}
+
+/* Locked. A repository of dst other than `not_repo` that has the blob. */
+static const char *known_find(fl_engine *e, fl_endpoint *dst,
+                              const char *digest, const char *not_repo) {
+  for (known *k = e->known[known_bucket(dst, digest)]; k; k = k->next)
+    if (k->dst == dst && strcmp(k->digest, digest) == 0 &&
+        strcmp(k->repo, not_repo) != 0)
+      return k->repo;
+  return NULL;
+}
+
+static void known_add(fl_engine *e, fl_endpoint *dst, const char *digest,
+                      const char *repo) {
+  pthread_mutex_lock(&e->lock);
+  unsigned b = known_bucket(dst, digest);
+  known *k = e->known[b];
+  for (; k; k = k->next)
+    if (k->dst == dst && strcmp(k->digest, digest) == 0 &&
+        strcmp(k->repo, repo) == 0)
+      break;
+  if (!k && (k = calloc(1, sizeof *k)) != NULL) {
+    k->dst = dst;
+    snprintf(k->digest, sizeof k->digest, "%s", digest);
+    snprintf(k->repo, sizeof k->repo, "%s", repo);
+    k->next = e->known[b];
+    e->known[b] = k;
+  }
+  pthread_mutex_unlock(&e->lock);
+}
+
+/* ---- one blob ------------------------------------------------------------- */
+
+static int retryable(fl_code rc) {
+  return rc == FL_EUNREACHABLE || rc == FL_ETIMEOUT || rc == FL_ESERVER ||
+         rc == FL_EPROTOCOL;
+}
+
+/* Copy the bytes, retrying whole-blob failures that another try may fix. */
+static fl_code copy_bytes(fl_engine *e, image_job *j, const fl_descriptor *d,
+                          fl_error *err) {
+  fl_code rc = FL_OK;
+  for (int attempt = 1; attempt <= e->cfg.blob_attempts; attempt++) {
+    _Atomic uint64_t sent = 0;
+    fl_blob_copy c = {.src = j->src, .src_repo = j->src_repo, .dst = j->dst,
+                      .dst_repo = j->dst_repo, .desc = d,
+                      .pipe_capacity = e->cfg.pipe_capacity,
+                      .progress = &sent};
+    rc = fl_blob_copy_run(&c, err);
+    uint64_t n = atomic_load(&sent);
+    atomic_fetch_add(&j->bytes_done, n);
+    if (rc == FL_OK) {
+      atomic_fetch_add(&j->bytes_sent, d->size);
+      atomic_fetch_add(&e->bytes, d->size);
+      return FL_OK;
+    }
+    atomic_fetch_sub(&j->bytes_done, n);
+    if (!retryable(rc) || atomic_load(&e->cancelled) ||
+        attempt == e->cfg.blob_attempts)
+      break;
+    fl_log(FL_LOG_WARN, NULL, "blob %s: %s; trying again (%d of %d)",
+           d->digest, err->msg, attempt + 1, e->cfg.blob_attempts);
+    struct timespec ts = {0, 250000000L * attempt};
+    nanosleep(&ts, NULL);
+  }
+  return rc;
+}
+
+typedef enum { BLOB_COPIED, BLOB_SKIPPED, BLOB_MOUNTED } blob_outcome;
+
+/* Make the blob present at the destination repository, cheapest way first:
+ * already there, mount from a repository known to have it, else copy. */
+static fl_code place_blob(fl_engine *e, image_job *j, const fl_descriptor *d,
+                          blob_outcome *how, fl_error *err) {
+  uint64_t size = 0;
+  fl_code rc = j->dst->ops->blob_exists(j->dst, j->dst_repo, d->digest, &size,
+                                        err);
+  if (rc == FL_OK) {
+    *how = BLOB_SKIPPED;
+    return FL_OK;
+  }
+  if (rc != FL_ENOT_FOUND)
+    return rc;
+  char from[NAME_MAX_LEN] = "";
+  pthread_mutex_lock(&e->lock);
+  const char *k = known_find(e, j->dst, d->digest, j->dst_repo);
+  if (k)
+    snprintf(from, sizeof from, "%s", k);
+  pthread_mutex_unlock(&e->lock);
+  if (!from[0] && j->src == j->dst && strcmp(j->src_repo, j->dst_repo) != 0)
+    snprintf(from, sizeof from, "%s", j->src_repo);
+  if (from[0]) {
+    fl_error merr;
+    if (j->dst->ops->blob_mount(j->dst, j->dst_repo, from, d->digest, &merr) ==
+        FL_OK) {
+      *how = BLOB_MOUNTED;
+      return FL_OK;
+    }
+    fl_log(FL_LOG_DEBUG, NULL, "mount of %s from %s failed (%s): uploading",
+           d->digest, from, merr.msg);
+  }
+  *how = BLOB_COPIED;
+  return copy_bytes(e, j, d, err);
+}
+
+static fl_code run_blob(fl_engine *e, image_job *j, const fl_descriptor *d,
+                        fl_error *err) {
+  if (atomic_load(&e->cancelled))
+    return fl_error_set(err, FL_ECANCELLED, "cancelled");
+  /* Join a transfer of the same blob to the same destination in flight. */
+  pthread_mutex_lock(&e->lock);
+  inflight *f = e->inflight;
+  for (; f; f = f->next)
+    if (f->dst == j->dst && strcmp(f->digest, d->digest) == 0)
+      break;
+  int mine = 0;
+  if (f) {
+    f->refs++;
+    while (!f->done)
+      pthread_cond_wait(&e->settled, &e->lock);
+    int same_repo = strcmp(f->repo, j->dst_repo) == 0;
+    fl_code frc = f->rc;
+    if (--f->refs == 0)
+      free(f);
+    pthread_mutex_unlock(&e->lock);
+    if (frc == FL_OK && same_repo) {
+      atomic_fetch_add(&j->n_skipped, 1);
+      atomic_fetch_add(&e->skipped, 1);
+      atomic_fetch_add(&j->bytes_done, d->size);
+      return FL_OK;
+    }
+  } else {
+    f = calloc(1, sizeof *f);
+    if (f) {
+      f->dst = j->dst;
+      snprintf(f->digest, sizeof f->digest, "%s", d->digest);
+      snprintf(f->repo, sizeof f->repo, "%s", j->dst_repo);
+      f->refs = 1;
+      f->next = e->inflight;
+      e->inflight = f;
+      mine = 1;
+    }
+    pthread_mutex_unlock(&e->lock);
+  }
+
+  blob_outcome how = BLOB_COPIED;
+  fl_code rc = place_blob(e, j, d, &how, err);
+  if (rc == FL_OK) {
+    known_add(e, j->dst, d->digest, j->dst_repo);
+    if (how == BLOB_SKIPPED) {
+      atomic_fetch_add(&j->n_skipped, 1);
+      atomic_fetch_add(&e->skipped, 1);
+    } else if (how == BLOB_MOUNTED) {
+      atomic_fetch_add(&j->n_mounted, 1);
+      atomic_fetch_add(&e->mounted, 1);
+    } else {
+      atomic_fetch_add(&j->n_copied, 1);
+      atomic_fetch_add(&e->copied, 1);
+    }
+    if (how != BLOB_COPIED)
+      atomic_fetch_add(&j->bytes_done, d->size);
+  }
+  if (mine) {
+    pthread_mutex_lock(&e->lock);
+    for (inflight **pp = &e->inflight; *pp; pp = &(*pp)->next)
+      if (*pp == f) {
+        *pp = f->next;
+        break;
+      }
+    f->done = 1;
+    f->rc = rc;
+    pthread_cond_broadcast(&e->settled);
+    if (--f->refs == 0)
+      free(f);
+    pthread_mutex_unlock(&e->lock);
+  }
+  return rc;
+}
+
+static void *blob_worker(void *arg) {
+  fl_engine *e = arg;
+  pthread_mutex_lock(&e->lock);
+  for (;;) {
+    while (!e->qhead && !e->stopping)
+      pthread_cond_wait(&e->work, &e->lock);
+    if (!e->qhead)
+      break; /* stopping and drained */
+    blob_task *t = e->qhead;
+    e->qhead = t->next;
+    if (!e->qhead)
+      e->qtail = NULL;
+    pthread_mutex_unlock(&e->lock);
+
+    fl_error err;
+    fl_code rc = run_blob(e, t->job, &t->desc, &err);
+
+    pthread_mutex_lock(&e->lock);
+    image_job *j = t->job;
+    if (rc != FL_OK && j->blob_rc == FL_OK) {
+      j->blob_rc = rc;
+      j->blob_err = err;
+    }
+    if (--j->outstanding == 0)
+      pthread_cond_signal(&j->blobs_done);
+    free(t);
+  }
+  pthread_mutex_unlock(&e->lock);
+  return NULL;
+}
+
+/* ---- the manifest tree of one image --------------------------------------- */
+
+typedef struct tree {
+  fl_manifest *nodes; /* children before parents; the root last */
+  size_t n, cap;
+  fl_descriptor *blobs; /* unique */
+  size_t nblobs, capblobs;
+} tree;
+
+static void tree_clear(tree *t) {
+  for (size_t i = 0; i < t->n; i++)
+    fl_manifest_clear(&t->nodes[i]);
+  free(t->nodes);
+  free(t->blobs);
+  memset(t, 0, sizeof *t);
+}
+
+static fl_code tree_add_blob(tree *t, const fl_descriptor *d) {
+  for (size_t i = 0; i < t->nblobs; i++)
+    if (strcmp(t->blobs[i].digest, d->digest) == 0)
+      return FL_OK;
+  if (t->nblobs == t->capblobs) {
+    size_t cap = t->capblobs ? t->capblobs * 2 : 16;
+    fl_descriptor *b = realloc(t->blobs, cap * sizeof *b);
+    if (!b)
+      return FL_ENOMEM;
+    t->blobs = b;
+    t->capblobs = cap;
+  }
+  t->blobs[t->nblobs++] = *d;
+  return FL_OK;
+}
+
+static fl_code tree_add_node(tree *t, fl_manifest *m) {
+  if (t->n == t->cap) {
+    size_t cap = t->cap ? t->cap * 2 : 8;
+    fl_manifest *nodes = realloc(t->nodes, cap * sizeof *nodes);
+    if (!nodes)
+      return FL_ENOMEM;
+    t->nodes = nodes;
+    t->cap = cap;
+  }
+  t->nodes[t->n++] = *m;
+  memset(m, 0, sizeof *m);
+  return FL_OK;
+}
+
+static int platform_wanted(const fl_copy_opts *o, const fl_ref_desc *r) {
+  if (o->nplatforms == 0)
+    return 1;
+  if (!r->has_platform)
+    return 0;
+  for (int i = 0; i < o->nplatforms; i++)
+    if (fl_platform_match(&o->platforms[i], &r->platform))
+      return 1;
+  return 0;
+}
+
+/* An index listing only the chosen children: same JSON, manifests filtered
+ * (a new digest, which the result reports). */
+static fl_code filter_index(fl_manifest *m, const fl_copy_opts *o,
+                            int *rewritten, fl_error *err) {
+  json_t *root = json_loadb(m->data, m->len, 0, NULL);
+  json_t *list = json_object_get(root, "manifests");
+  json_t *kept = json_array();
+  fl_code rc = FL_OK;
+  size_t i;
+  json_t *item;
+  if (!json_is_array(list) || !kept) {
+    rc = fl_error_set(err, FL_EINVALID, "index has no manifests array");
+    goto out;
+  }
+  json_array_foreach(list, i, item) {
+    json_t *p = json_object_get(item, "platform");
+    fl_ref_desc r;
+    memset(&r, 0, sizeof r);
+    if (json_is_object(p)) {
+      r.has_platform = 1;
+      snprintf(r.platform.os, sizeof r.platform.os, "%s",
+               json_string_value(json_object_get(p, "os"))
+                   ? json_string_value(json_object_get(p, "os"))
+                   : "");
+      snprintf(r.platform.architecture, sizeof r.platform.architecture, "%s",
+               json_string_value(json_object_get(p, "architecture"))
+                   ? json_string_value(json_object_get(p, "architecture"))
+                   : "");
+      const char *v = json_string_value(json_object_get(p, "variant"));
+      snprintf(r.platform.variant, sizeof r.platform.variant, "%s",
+               v ? v : "");
+    }
+    if (platform_wanted(o, &r))
+      json_array_append(kept, item);
+  }
+  if (json_array_size(kept) == json_array_size(list))
+    goto out; /* nothing filtered: keep the bytes, and the digest */
+  if (json_array_size(kept) == 0) {
+    rc = fl_error_set(err, FL_ENOT_FOUND,
+                      "no manifest in the index matches the platforms asked "
+                      "for");
+    goto out;
+  }
+  json_object_set(root, "manifests", kept);
+  char *data = json_dumps(root, JSON_COMPACT);
+  if (!data) {
+    rc = fl_error_set(err, FL_ENOMEM, "out of memory");
+    goto out;
+  }
+  free(m->data);
+  m->data = data;
+  m->len = strlen(data);
+  fl_digest_buffer(FL_SHA256, m->data, m->len, m->digest);
+  *rewritten = 1;
+out:
+  json_decref(kept);
+  json_decref(root);
+  return rc;
+}
+
+/* Fetch manifest `ref` and everything under it into t (children first). */
+static fl_code collect(image_job *j, const char *ref, int depth, tree *t,
+                       fl_error *err) {
+  fl_manifest m;
+  fl_manifest_info info;
+  if (depth > MAX_TREE_DEPTH)
+    return fl_error_set(err, FL_EINVALID, "manifests nest too deeply");
+  fl_code rc = j->src->ops->manifest_get(j->src, j->src_repo, ref, &m, err);
+  if (rc != FL_OK)
+    return rc;
+  if (depth == 0 && j->opts.nplatforms > 0 &&
+      fl_media_type_is_index(m.media_type)) {
+    rc = filter_index(&m, &j->opts, &j->result.index_rewritten, err);
+    if (rc != FL_OK)
+      goto out_manifest;
+  }
+  rc = fl_manifest_parse(&m, &info, err);
+  if (rc != FL_OK)
+    goto out_manifest;
+  for (size_t i = 0; i < info.nrefs && rc == FL_OK; i++) {
+    fl_ref_desc *r = &info.refs[i];
+    if (r->role == FL_ROLE_MANIFEST)
+      rc = collect(j, r->desc.digest, depth + 1, t, err);
+    else if (r->role != FL_ROLE_SUBJECT && tree_add_blob(t, &r->desc) != FL_OK)
+      rc = fl_error_set(err, FL_ENOMEM, "out of memory");
+  }
+  fl_manifest_info_clear(&info);
+  if (rc == FL_OK && tree_add_node(t, &m) != FL_OK)
+    rc = fl_error_set(err, FL_ENOMEM, "out of memory");
+out_manifest:
+  fl_manifest_clear(&m);
+  return rc;
+}
+
+/* Hand every blob to the pool and wait for all of them. */
+static fl_code transfer_blobs(image_job *j, tree *t, fl_error *err) {
+  fl_engine *e = j->e;
+  uint64_t total = 0;
+  for (size_t i = 0; i < t->nblobs; i++)
+    total += t->blobs[i].size;
+  atomic_fetch_add(&j->bytes_total, total);
+  pthread_mutex_lock(&e->lock);
+  j->blob_rc = FL_OK;
+  for (size_t i = 0; i < t->nblobs; i++) {
+    blob_task *bt = calloc(1, sizeof *bt);
+    if (!bt) {
+      if (j->blob_rc == FL_OK) {
+        j->blob_rc = fl_error_set(&j->blob_err, FL_ENOMEM, "out of memory");
+      }
+      break;
+    }
+    bt->job = j;
+    bt->desc = t->blobs[i];
+    if (e->qtail)
+      e->qtail->next = bt;
+    else
+      e->qhead = bt;
+    e->qtail = bt;
+    j->outstanding++;
+  }
+  pthread_cond_broadcast(&e->work);
+  while (j->outstanding > 0)
+    pthread_cond_wait(&j->blobs_done, &e->lock);
+  fl_code rc = j->blob_rc;
+  if (rc != FL_OK)
+    *err = j->blob_err;
+  pthread_mutex_unlock(&e->lock);
+  return rc;
+}
+
+/* Push manifests children first; the root under `tag` (or its digest). */
+static fl_code push_tree(image_job *j, tree *t, const char *tag,
+                         fl_error *err) {
+  for (size_t i = 0; i < t->n; i++) {
+    fl_manifest *m = &t->nodes[i];
+    int root = i + 1 == t->n;
+    const char *ref = root && tag[0] ? tag : m->digest;
+    if (atomic_load(&j->e->cancelled))
+      return fl_error_set(err, FL_ECANCELLED, "cancelled");
+    fl_code rc = j->dst->ops->manifest_put(j->dst, j->dst_repo, ref, m->data,
+                                           m->len, m->media_type, err);
+    if (rc != FL_OK)
+      return rc;
+    j->result.manifests_pushed++;
+    atomic_fetch_add(&j->e->manifests, 1);
+  }
+  return FL_OK;
+}
+
+/* Copy the manifest tree under `ref`, pushing its root as `tag`. */
+static fl_code copy_tree(image_job *j, const char *ref, const char *tag,
+                         char *root_digest, fl_error *err) {
+  tree t;
+  memset(&t, 0, sizeof t);
+  fl_code rc = collect(j, ref, 0, &t, err);
+  if (rc == FL_OK)
+    rc = transfer_blobs(j, &t, err);
+  if (rc == FL_OK)
+    rc = push_tree(j, &t, tag, err);
+  if (rc == FL_OK && root_digest)
+    snprintf(root_digest, FL_DIGEST_STR_MAX, "%s", t.nodes[t.n - 1].digest);
+  tree_clear(&t);
+  return rc;
+}
+
+/* Signatures, attestations, SBOMs: by the referrers API, else cosign's tag
+ * scheme (sha256-<hex>, sha256-<hex>.sig/.att/.sbom). */
+static fl_code copy_referrers(image_job *j, const char *digest,
+                              fl_error *err) {
+  fl_manifest idx;
+  fl_code rc = j->src->ops->referrers(j->src, j->src_repo, digest, NULL, &idx,
+                                      err);
+  if (rc == FL_OK) {
+    json_t *root = json_loadb(idx.data, idx.len, 0, NULL);
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(root, "manifests"), i, item) {
+      const char *d = json_string_value(json_object_get(item, "digest"));
+      if (!d || (rc = copy_tree(j, d, "", NULL, err)) != FL_OK)
+        break;
+      j->result.referrers_copied++;
+    }
+    json_decref(root);
+    fl_manifest_clear(&idx);
+    return rc;
+  }
+  if (rc != FL_EUNSUPPORTED)
+    return rc;
+  fl_strlist tags;
+  memset(&tags, 0, sizeof tags);
+  rc = j->src->ops->tags(j->src, j->src_repo, &tags, err);
+  if (rc != FL_OK)
+    return rc;
+  char prefix[FL_DIGEST_STR_MAX];
+  snprintf(prefix, sizeof prefix, "%s", digest);
+  char *colon = strchr(prefix, ':');
+  if (colon)
+    *colon = '-';
+  size_t pl = strlen(prefix);
+  for (size_t i = 0; i < tags.count && rc == FL_OK; i++) {
+    const char *tg = tags.items[i];
+    if (strncmp(tg, prefix, pl) != 0 || (tg[pl] != '\0' && tg[pl] != '.'))
+      continue;
+    rc = copy_tree(j, tg, tg, NULL, err);
+    if (rc == FL_OK)
+      j->result.referrers_copied++;
+  }
+  fl_strlist_clear(&tags);
+  return rc;
+}
+
+static int is_digest(const char *ref) { return strchr(ref, ':') != NULL; }
+
+static fl_code copy_image(image_job *j, fl_error *err) {
+  fl_copy_result *res = &j->result;
+  fl_code rc;
+  /* 1. What does the source reference name? */
+  if (is_digest(j->src_ref)) {
+    snprintf(res->src_digest, sizeof res->src_digest, "%s", j->src_ref);
+  } else {
+    fl_descriptor d;
+    rc = j->src->ops->manifest_head(j->src, j->src_repo, j->src_ref, &d, err);
+    if (rc != FL_OK)
+      return rc;
+    snprintf(res->src_digest, sizeof res->src_digest, "%s", d.digest);
+  }
+  /* 2. Up to date? One HEAD at the destination. */
+  if (j->dst_ref[0] && !j->opts.force && j->opts.nplatforms == 0) {
+    fl_descriptor d;
+    fl_error herr;
+    rc = j->dst->ops->manifest_head(j->dst, j->dst_repo, j->dst_ref, &d, &herr);
+    if (rc == FL_OK && strcmp(d.digest, res->src_digest) == 0) {
+      res->up_to_date = 1;
+      snprintf(res->digest, sizeof res->digest, "%s", d.digest);
+      if (!j->opts.referrers || j->opts.dry_run)
+        return FL_OK;
+    } else if (rc != FL_OK && rc != FL_ENOT_FOUND) {
+      *err = herr;
+      return rc;
+    }
+  }
+  if (j->opts.dry_run)
+    return FL_OK;
+  /* 3. Blobs, then manifests, children before the index. */
+  if (!res->up_to_date) {
+    rc = copy_tree(j, res->src_digest, j->dst_ref, res->digest, err);
+    if (rc != FL_OK)
+      return rc;
+    if (res->index_rewritten)
+      fl_log(FL_LOG_INFO, NULL,
+             "%s:%s: platform filter wrote a new index %s (source %s)",
+             j->dst_repo, j->dst_ref, res->digest, res->src_digest);
+  }
+  /* 4. What refers to it. */
+  if (j->opts.referrers)
+    return copy_referrers(j, res->src_digest, err);
+  return FL_OK;
+}
+
+static void *image_thread(void *arg) {
+  image_job *j = arg;
+  fl_engine *e = j->e;
+  double t0 = now_s();
+  fl_copy_result *res = &j->result;
+  res->code = copy_image(j, &res->err);
+  res->seconds = now_s() - t0;
+  res->bytes = atomic_load(&j->bytes_sent);
+  res->blobs_copied = atomic_load(&j->n_copied);
+  res->blobs_skipped = atomic_load(&j->n_skipped);
+  res->blobs_mounted = atomic_load(&j->n_mounted);
+  if (!j->opts.dry_run) {
+    if (res->code != FL_OK)
+      atomic_fetch_add(&e->failed, 1);
+    else if (res->up_to_date && res->referrers_copied == 0)
+      atomic_fetch_add(&e->up_to_date, 1);
+    else
+      atomic_fetch_add(&e->replicated, 1);
+  }
+  pthread_mutex_lock(&e->lock);
+  for (image_job **pp = &e->live; *pp; pp = &(*pp)->next)
+    if (*pp == j) {
+      *pp = j->next;
+      break;
+    }
+  j->next = NULL;
+  if (e->done_tail)
+    e->done_tail->next = j;
+  else
+    e->done_head = j;
+  e->done_tail = j;
+  pthread_cond_broadcast(&e->finished);
+  pthread_mutex_unlock(&e->lock);
+  return NULL;
+}
+
+/* ---- the public API ------------------------------------------------------- */
+
+fl_code fl_engine_new(const fl_engine_config *cfg, fl_engine **out,
+                      fl_error *err) {
+  fl_engine *e = calloc(1, sizeof *e);
+  if (!e)
+    return fl_error_set(err, FL_ENOMEM, "out of memory");
+  if (cfg)
+    e->cfg = *cfg;
+  if (e->cfg.blob_workers <= 0)
+    e->cfg.blob_workers = 8;
+  if (e->cfg.blob_attempts <= 0)
+    e->cfg.blob_attempts = 3;
+  if (e->cfg.pipe_capacity == 0)
+    e->cfg.pipe_capacity = 512 * 1024;
+  pthread_mutex_init(&e->lock, NULL);
+  pthread_cond_init(&e->work, NULL);
+  pthread_cond_init(&e->finished, NULL);
+  pthread_cond_init(&e->settled, NULL);
+  e->workers = calloc((size_t)e->cfg.blob_workers, sizeof *e->workers);
+  if (!e->workers) {
+    fl_engine_free(e);
+    return fl_error_set(err, FL_ENOMEM, "out of memory");
+  }
+  for (int i = 0; i < e->cfg.blob_workers; i++) {
+    if (pthread_create(&e->workers[i], NULL, blob_worker, e) != 0) {
+      fl_engine_free(e);
+      return fl_error_set(err, FL_ENOMEM, "cannot start worker threads");
+    }
+    e->nworkers++;
+  }
+  *out = e;
+  return FL_OK;
+}
+
+void fl_engine_cancel(fl_engine *e) {
+  if (!e || atomic_exchange(&e->cancelled, 1))
+    return;
+  fl_http_cancel_all();
+  pthread_mutex_lock(&e->lock);
+  pthread_cond_broadcast(&e->work);
+  pthread_mutex_unlock(&e->lock);
+}
+
+static void job_free(image_job *j) {
+  pthread_cond_destroy(&j->blobs_done);
+  free(j);
+}
+
+void fl_engine_free(fl_engine *e) {
+  if (!e)
+    return;
+  /* Image jobs still running: let them finish (cancelled), then join. */
+  pthread_mutex_lock(&e->lock);
+  if (e->live)
+    atomic_store(&e->cancelled, 1);
+  pthread_mutex_unlock(&e->lock);
+  if (atomic_load(&e->cancelled))
+    fl_http_cancel_all();
+  fl_copy_result r;
+  while (fl_engine_pending(e) > 0)
+    fl_engine_wait(e, -1, &r);
+  pthread_mutex_lock(&e->lock);
+  e->stopping = 1;
+  pthread_cond_broadcast(&e->work);
+  pthread_mutex_unlock(&e->lock);
+  for (int i = 0; i < e->nworkers; i++)
+    pthread_join(e->workers[i], NULL);
+  free(e->workers);
+  for (int b = 0; b < KNOWN_BUCKETS; b++)
+    for (known *k = e->known[b], *n; k; k = n) {
+      n = k->next;
+      free(k);
+    }
+  pthread_mutex_destroy(&e->lock);
+  pthread_cond_destroy(&e->work);
+  pthread_cond_destroy(&e->finished);
+  pthread_cond_destroy(&e->settled);
+  free(e);
+}
+
+static void copy_name(char *dst, size_t n, const char *src) {
+  snprintf(dst, n, "%s", src ? src : "");
+}
+
+fl_code fl_engine_submit_copy(fl_engine *e, fl_endpoint *src,
+                              const char *src_repo, const char *src_ref,
+                              fl_endpoint *dst, const char *dst_repo,
+                              const char *dst_ref, const fl_copy_opts *opts,
+                              uint64_t *job_id, fl_error *err) {
+  if (atomic_load(&e->cancelled))
+    return fl_error_set(err, FL_ECANCELLED, "the engine was cancelled");
+  if (strlen(src_repo) >= NAME_MAX_LEN || strlen(dst_repo) >= NAME_MAX_LEN ||
+      strlen(src_ref) >= sizeof((image_job *)0)->src_ref ||
+      strlen(dst_ref) >= sizeof((image_job *)0)->dst_ref)
+    return fl_error_set(err, FL_EINVALID, "repository or reference too long");
+  image_job *j = calloc(1, sizeof *j);
+  if (!j)
+    return fl_error_set(err, FL_ENOMEM, "out of memory");
+  j->e = e;
+  j->src = src;
+  j->dst = dst;
+  copy_name(j->src_repo, sizeof j->src_repo, src_repo);
+  copy_name(j->src_ref, sizeof j->src_ref, src_ref);
+  copy_name(j->dst_repo, sizeof j->dst_repo, dst_repo);
+  copy_name(j->dst_ref, sizeof j->dst_ref, dst_ref);
+  if (opts)
+    j->opts = *opts;
+  pthread_cond_init(&j->blobs_done, NULL);
+  pthread_mutex_lock(&e->lock);
+  j->id = ++e->next_id;
+  j->next = e->live;
+  e->live = j;
+  e->pending++;
+  if (pthread_create(&j->thread, NULL, image_thread, j) != 0) {
+    e->live = j->next;
+    e->pending--;
+    pthread_mutex_unlock(&e->lock);
+    job_free(j);
+    return fl_error_set(err, FL_ENOMEM, "cannot start an image thread");
+  }
+  pthread_mutex_unlock(&e->lock);
+  *job_id = j->id;
+  return FL_OK;
+}
+
+uint64_t fl_engine_wait(fl_engine *e, int timeout_ms, fl_copy_result *out) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  if (timeout_ms > 0) {
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+      deadline.tv_sec++;
+      deadline.tv_nsec -= 1000000000L;
+    }
+  }
+  pthread_mutex_lock(&e->lock);
+  while (!e->done_head && e->pending > 0 && timeout_ms != 0) {
+    if (timeout_ms < 0)
+      pthread_cond_wait(&e->finished, &e->lock);
+    else if (pthread_cond_timedwait(&e->finished, &e->lock, &deadline) != 0)
+      break;
+  }
+  image_job *j = e->done_head;
+  if (j) {
+    e->done_head = j->next;
+    if (!e->done_head)
+      e->done_tail = NULL;
+    e->pending--;
+  }
+  pthread_mutex_unlock(&e->lock);
+  if (!j)
+    return 0;
+  pthread_join(j->thread, NULL);
+  *out = j->result;
+  uint64_t id = j->id;
+  job_free(j);
+  return id;
+}
+
+uint64_t fl_engine_pending(fl_engine *e) {
+  pthread_mutex_lock(&e->lock);
+  uint64_t n = e->pending;
+  pthread_mutex_unlock(&e->lock);
+  return n;
+}
+
+size_t fl_engine_progress(fl_engine *e, fl_job_progress *out, size_t max) {
+  size_t n = 0;
+  pthread_mutex_lock(&e->lock);
+  for (image_job *j = e->live; j && n < max; j = j->next, n++) {
+    out[n].id = j->id;
+    out[n].bytes_done = atomic_load(&j->bytes_done);
+    out[n].bytes_total = atomic_load(&j->bytes_total);
+    snprintf(out[n].name, sizeof out[n].name, "%s:%s", j->dst_repo,
+             j->dst_ref[0] ? j->dst_ref : "(digest)");
+  }
+  pthread_mutex_unlock(&e->lock);
+  return n;
+}
+
+void fl_engine_counters(fl_engine *e, fl_counters *out) {
+  out->bytes_transferred = atomic_load(&e->bytes);
+  out->blobs_copied = atomic_load(&e->copied);
+  out->blobs_skipped = atomic_load(&e->skipped);
+  out->blobs_mounted = atomic_load(&e->mounted);
+  out->manifests_pushed = atomic_load(&e->manifests);
+  out->images_replicated = atomic_load(&e->replicated);
+  out->images_up_to_date = atomic_load(&e->up_to_date);
+  out->images_failed = atomic_load(&e->failed);
+  out->jobs_in_flight = fl_engine_pending(e);
+}
