@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <openssl/opensslv.h>
 #include <pthread.h>
+#include <time.h>
 
 #include "lua/bindings.h"
 #include "lua/lua_util.h"
@@ -41,9 +42,19 @@ static int l_glob(lua_State *L) {
   return 1;
 }
 
+/* sleep(seconds): block this thread (interrupted early by a signal). */
+static int l_sleep(lua_State *L) {
+  double s = luaL_checknumber(L, 1);
+  luaL_argcheck(L, s >= 0, 1, "seconds must be >= 0");
+  struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+  nanosleep(&ts, NULL);
+  return 0;
+}
+
 int luaopen_freightliner_core(lua_State *L) {
   static const luaL_Reg funcs[] = {
-      {"versions", l_versions}, {"glob", l_glob}, {NULL, NULL}};
+      {"versions", l_versions}, {"glob", l_glob}, {"sleep", l_sleep},
+      {NULL, NULL}};
   pthread_once(&global_init_once, global_init);
   luaL_newlib(L, funcs);
   fl_lua_setfield_str(L, -1, "version", FL_VERSION_STRING);

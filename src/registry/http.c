@@ -38,8 +38,10 @@ static atomic_ullong total_retries;
 struct fl_http {
   char *host;
   char base[300];
-  atomic_int scheme; /* FL_SCHEME_HTTPS or FL_SCHEME_HTTP once resolved */
+  atomic_int scheme; /* FL_SCHEME_HTTPS or FL_SCHEME_HTTP */
   int scheme_fixed;  /* the user chose; no fallback */
+  atomic_int scheme_resolved;
+  pthread_mutex_t scheme_lock; /* guards the one-time scheme probe */
   int loopback;
   fl_http_config cfg;
   char *ca_file, *client_cert, *client_key, *pinned_pubkey;
@@ -201,6 +203,7 @@ fl_code fl_http_new(const fl_http_config *cfg, fl_http **out, fl_error *err) {
   h->scheme_fixed = cfg->scheme != FL_SCHEME_AUTO;
   set_base(h, cfg->scheme == FL_SCHEME_HTTP ? FL_SCHEME_HTTP : FL_SCHEME_HTTPS);
   pthread_mutex_init(&h->pool_lock, NULL);
+  pthread_mutex_init(&h->scheme_lock, NULL);
   pthread_mutex_init(&h->auth_lock, NULL);
   pthread_mutex_init(&h->limit_lock, NULL);
   pthread_cond_init(&h->limit_cond, NULL);
@@ -239,6 +242,7 @@ void fl_http_free(fl_http *h) {
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
     pthread_mutex_destroy(&h->share_locks[i]);
   pthread_mutex_destroy(&h->pool_lock);
+  pthread_mutex_destroy(&h->scheme_lock);
   pthread_mutex_destroy(&h->auth_lock);
   pthread_mutex_destroy(&h->limit_lock);
   pthread_cond_destroy(&h->limit_cond);
@@ -948,19 +952,33 @@ static void make_url(fl_http *h, const char *url, char *out, size_t n) {
     snprintf(out, n, "%s%s", h->base, url);
 }
 
-/* Loopback registries may speak plain HTTP: on a TLS or connect failure of
- * the first https request, switch to http for good. */
-static int try_http_fallback(fl_http *h, fl_code rc, const char *url) {
-  if (h->scheme_fixed || !h->loopback ||
-      atomic_load(&h->scheme) != FL_SCHEME_HTTPS ||
-      strncmp(url, "https://", 8) != 0 || strncmp(url + 8, h->host, strlen(h->host)) != 0)
-    return 0;
-  if (rc != FL_ETLS && rc != FL_EUNREACHABLE && rc != FL_EPROTOCOL)
-    return 0;
-  set_base(h, FL_SCHEME_HTTP);
-  fl_log(FL_LOG_DEBUG, NULL, "%s: no TLS on a loopback registry, using http",
-         h->host);
-  return 1;
+/* Loopback registries may speak plain HTTP (as Docker allows): the first
+ * request to such a host probes https and settles on http if TLS fails.
+ * Other threads wait for the answer; after it the base URL never changes. */
+static void ensure_scheme(fl_http *h) {
+  if (atomic_load(&h->scheme_resolved))
+    return;
+  pthread_mutex_lock(&h->scheme_lock);
+  if (!atomic_load(&h->scheme_resolved)) {
+    if (!h->scheme_fixed && h->loopback) {
+      fl_http_request probe = {.method = "GET", .url = "/v2/"};
+      fl_http_response resp;
+      fl_error err;
+      outcome oc;
+      char url[400];
+      memset(&resp, 0, sizeof resp);
+      make_url(h, "/v2/", url, sizeof url);
+      fl_code rc = perform_once(h, &probe, url, NULL, &resp, &oc, &err);
+      fl_http_response_clear(&resp);
+      if (rc == FL_ETLS || rc == FL_EPROTOCOL || rc == FL_EUNREACHABLE) {
+        set_base(h, FL_SCHEME_HTTP);
+        fl_log(FL_LOG_DEBUG, NULL, "%s: no TLS on a loopback registry (%s), "
+               "using http", h->host, err.msg);
+      }
+    }
+    atomic_store(&h->scheme_resolved, 1);
+  }
+  pthread_mutex_unlock(&h->scheme_lock);
 }
 
 fl_code fl_http_do(fl_http *h, const fl_http_request *req,
@@ -975,6 +993,7 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
     return fl_error_set(err, FL_ECANCELLED, "cancelled");
   if ((rc = breaker_check(h, err)) != FL_OK)
     return rc;
+  ensure_scheme(h);
   make_url(h, req->url, url, sizeof url);
 
   int redirects = 0;
@@ -987,12 +1006,6 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
     limits_release(h);
     free(auth);
 
-    if (rc != FL_OK && try_http_fallback(h, rc, url)) {
-      make_url(h, req->url, url, sizeof url);
-      if (rewind_body(req, err) != FL_OK)
-        break;
-      continue;
-    }
     if (rc == FL_OK && req->follow_redirects && resp->location &&
         (resp->status == 301 || resp->status == 302 || resp->status == 303 ||
          resp->status == 307 || resp->status == 308)) {

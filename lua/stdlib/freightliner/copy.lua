@@ -33,6 +33,7 @@ local state = {
   waiting = {},        -- job id -> coroutine
   finished = {},       -- job id -> result (for top-level waits)
   runnable = {},       -- list of { co, value }
+  sleepers = {},       -- list of { co, wake_at } for fl.sleep
   progress = nil,      -- function(engine) called while waiting
 }
 
@@ -118,9 +119,30 @@ local function in_task()
   return not main and state.tasks[co]
 end
 
+local function clock()
+  return core.fs and core.fs.time and core.fs.time() or os.time()
+end
+
+-- Wake tasks whose sleep is over; returns ms until the next wake (or nil).
+local function wake_sleepers()
+  local now, next_ms = clock(), nil
+  local still = {}
+  for _, s in ipairs(state.sleepers) do
+    if s[2] <= now then
+      state.runnable[#state.runnable + 1] = { s[1] }
+    else
+      still[#still + 1] = s
+      local ms = math.ceil((s[2] - now) * 1000)
+      next_ms = next_ms and math.min(next_ms, ms) or ms
+    end
+  end
+  state.sleepers = still
+  return next_ms
+end
+
 -- Wait for one job (engine:wait), dispatching results that belong to tasks.
 local function pump(timeout)
-  local e = state.engine
+  local e = M.engine()
   local id, result = e:wait(timeout)
   if not id then
     if state.progress then state.progress(e) end
@@ -180,6 +202,8 @@ local function resume(co, value)
     state.ntasks = state.ntasks - 1
   elseif math.type(yielded) == "integer" then
     state.waiting[yielded] = co
+  elseif type(yielded) == "table" and yielded.sleep_until then
+    state.sleepers[#state.sleepers + 1] = { co, yielded.sleep_until }
   else
     -- a plain coroutine.yield() from a task: run it again later
     state.runnable[#state.runnable + 1] = { co }
@@ -188,6 +212,22 @@ end
 
 local function traceback(msg)
   return debug.traceback(tostring(msg), 2)
+end
+
+-- Block the whole thread (no task to switch to) for ms milliseconds;
+-- engine:wait doubles as a sleep that still collects finished jobs.
+local function sleep_ms(ms)
+  local e = M.engine()
+  if e:pending() > 0 then pump(ms) else core.sleep(ms / 1000) end
+end
+
+--- Sleep: inside a task, only the task waits; at the top level, blocks.
+function M.sleep(seconds)
+  if in_task() then
+    coroutine.yield({ sleep_until = clock() + seconds })
+  else
+    sleep_ms(seconds * 1000)
+  end
 end
 
 --- Start fn(...) as a task; it runs when fl.wait() (or fl.parallel) runs.
@@ -216,8 +256,16 @@ function M.wait()
         local ok, err = pcall(resume, item[1], item[2])
         if not ok and not first_error then first_error = err end
       end
-    elseif next(state.waiting) then
-      pump(200)
+    elseif next(state.waiting) or #state.sleepers > 0 then
+      local next_ms = wake_sleepers()
+      if #state.runnable == 0 then
+        if next(state.waiting) then
+          pump(math.min(200, next_ms or 200))
+        else
+          sleep_ms(next_ms or 10)
+        end
+        wake_sleepers()
+      end
     else
       break -- tasks blocked on something other than the engine
     end

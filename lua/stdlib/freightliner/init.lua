@@ -51,5 +51,6 @@ M.parallel = copy.parallel
 M.counters = copy.counters
 M.configure = copy.configure
 M.registry_options = copy.registry_options
+M.sleep = copy.sleep
 
 return M
