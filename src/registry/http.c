@@ -737,8 +737,9 @@ static void scope_key(fl_http *h, const char *const *scopes, size_t n,
     at += (size_t)snprintf(key + at, keyn - at, "|%s", scopes[i]);
 }
 
-static int build_scopes(const fl_http_request *req, const fl_challenge *ch,
-                        char bufs[3][1100], const char *scopes[3]) {
+/* The scopes a request needs; the token request adds the challenge's own. */
+static int build_scopes(const fl_http_request *req, char bufs[2][1100],
+                        const char *scopes[2]) {
   int n = 0;
   if (req->repo) {
     fl_auth_scope(bufs[n], sizeof bufs[n], req->repo,
@@ -751,25 +752,20 @@ static int build_scopes(const fl_http_request *req, const fl_challenge *ch,
     scopes[n] = bufs[n];
     n++;
   }
-  if (ch && ch->scope[0] && (n == 0 || strcmp(ch->scope, scopes[0]) != 0)) {
-    snprintf(bufs[n], sizeof bufs[n], "%s", ch->scope);
-    scopes[n] = bufs[n];
-    n++;
-  }
   return n;
 }
 
 /* The Authorization value to send before any challenge, or NULL. */
 static char *cached_auth(fl_http *h, const fl_http_request *req) {
-  char bufs[3][1100];
-  const char *scopes[3];
+  char bufs[2][1100];
+  const char *scopes[2];
   char key[2048], tok[8192];
   char *out = NULL;
   pthread_mutex_lock(&h->auth_lock);
   if (h->basic_header) {
     out = strdup(h->basic_header);
   } else {
-    int n = build_scopes(req, NULL, bufs, scopes);
+    int n = build_scopes(req, bufs, scopes);
     scope_key(h, scopes, (size_t)n, key, sizeof key);
     if (fl_token_cache_get(h->tokens, key, tok, sizeof tok)) {
       size_t l = strlen(tok) + 8;
@@ -791,6 +787,12 @@ static fl_code fetch_token(fl_http *h, const fl_challenge *ch,
   outcome oc;
   memset(&tresp, 0, sizeof tresp);
   const fl_credentials *cred = h->creds_rc == FL_OK ? &h->creds : NULL;
+  if (strncmp(ch->realm, "http://", 7) == 0 &&
+      atomic_load(&h->scheme) == FL_SCHEME_HTTPS && !h->loopback)
+    return fl_error_set(err, FL_EPROTOCOL,
+                        "registry %s sent a plain-HTTP token service (%s); "
+                        "refusing to send credentials there in clear text",
+                        h->host, ch->realm);
   rc = fl_token_request_build(ch, scopes, nscopes, cred, &treq, err);
   if (rc != FL_OK)
     return rc;
@@ -853,9 +855,9 @@ static fl_code handle_challenge(fl_http *h, const fl_http_request *req,
   int have = crc == FL_OK;
   for (int i = 0; i < n; i++) {
     if (strcmp(ch[i].scheme, "bearer") == 0 && ch[i].realm[0]) {
-      char bufs[3][1100];
-      const char *scopes[3];
-      int ns = build_scopes(req, &ch[i], bufs, scopes);
+      char bufs[2][1100];
+      const char *scopes[2];
+      int ns = build_scopes(req, bufs, scopes);
       fl_token tok;
       memset(&tok, 0, sizeof tok);
       if (have && fl_credentials_is_bearer(&h->creds)) {
@@ -869,8 +871,7 @@ static fl_code handle_challenge(fl_http *h, const fl_http_request *req,
       if (rc == FL_OK) {
         char key[2048];
         /* cache under the key cached_auth() will look up */
-        int nk = build_scopes(req, NULL, bufs, scopes);
-        scope_key(h, scopes, (size_t)nk, key, sizeof key);
+        scope_key(h, scopes, (size_t)ns, key, sizeof key);
         fl_token_cache_put(h->tokens, key, tok.token, tok.expires_in);
       }
       fl_token_clear(&tok);
@@ -912,11 +913,11 @@ out:
 }
 
 static void forget_auth(fl_http *h, const fl_http_request *req) {
-  char bufs[3][1100];
-  const char *scopes[3];
+  char bufs[2][1100];
+  const char *scopes[2];
   char key[2048];
   pthread_mutex_lock(&h->auth_lock);
-  int n = build_scopes(req, NULL, bufs, scopes);
+  int n = build_scopes(req, bufs, scopes);
   scope_key(h, scopes, (size_t)n, key, sizeof key);
   fl_token_cache_invalidate(h->tokens, key);
   pthread_mutex_unlock(&h->auth_lock);
