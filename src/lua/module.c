@@ -5,6 +5,7 @@
  * lua5.4 (require("freightliner.core") finds build/lua/freightliner/core.so).
  */
 #include <fnmatch.h>
+#include <stdlib.h>
 
 #include <curl/curl.h>
 #include <openssl/opensslv.h>
@@ -51,9 +52,24 @@ static int l_sleep(lua_State *L) {
   return 0;
 }
 
+/* setenv(name, value | nil): change this process's environment (for
+ * password_env and credential helpers started from a script). Call it
+ * before any engine threads exist. */
+static int l_setenv(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  const char *value = luaL_optstring(L, 2, NULL);
+  int rc = value ? setenv(name, value, 1) : unsetenv(name);
+  if (rc != 0)
+    return fl_lua_failf(L, FL_EINVALID, "cannot set environment variable %s",
+                        name);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 int luaopen_freightliner_core(lua_State *L) {
   static const luaL_Reg funcs[] = {
       {"versions", l_versions}, {"glob", l_glob}, {"sleep", l_sleep},
+      {"setenv", l_setenv},
       {NULL, NULL}};
   pthread_once(&global_init_once, global_init);
   luaL_newlib(L, funcs);

@@ -32,6 +32,9 @@ function M.start(mode, extra)
   if not ok then error("starting a " .. mode .. " registry failed:\n" .. out) end
   local line = out:match("(%b{})%s*$")
   local info = assert(json.decode(line), out)
+  for k, v in pairs(info) do
+    if v == json.null then info[k] = nil end
+  end
   info.dir = dir
   return info
 end
