@@ -31,6 +31,9 @@ typedef struct lengine {
 } lengine;
 
 static volatile sig_atomic_t caught_signal;
+/* Jobs submitted and not yet collected, in every engine of the process: a
+ * signal with none in flight ends the process at once, as by default. */
+static atomic_int jobs_in_flight;
 
 static lengine *check_engine(lua_State *L) {
   lengine *le = luaL_checkudata(L, 1, ENGINE_CLASS);
@@ -114,6 +117,7 @@ static int m_submit(lua_State *L) {
                             dst_ref, &opts, &id, &err) != FL_OK)
     return fl_lua_fail(L, &err);
   lua_rawseti(L, -2, (lua_Integer)id);
+  atomic_fetch_add(&jobs_in_flight, 1);
   lua_pushinteger(L, (lua_Integer)id);
   return 1;
 }
@@ -155,6 +159,7 @@ static int m_wait(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
+  atomic_fetch_sub(&jobs_in_flight, 1);
   lua_getiuservalue(L, 1, 1);
   lua_pushnil(L);
   lua_rawseti(L, -2, (lua_Integer)id); /* release the anchors */
@@ -214,8 +219,10 @@ static int m_cancel(lua_State *L) {
 static int m_close(lua_State *L) {
   lengine *le = luaL_checkudata(L, 1, ENGINE_CLASS);
   if (le->e) {
-    if (fl_engine_pending(le->e) > 0)
+    uint64_t pending = fl_engine_pending(le->e);
+    if (pending > 0)
       fl_engine_cancel(le->e);
+    atomic_fetch_sub(&jobs_in_flight, (int)pending);
     fl_engine_free(le->e);
     le->e = NULL;
   }
@@ -229,8 +236,10 @@ static int m_tostring(lua_State *L) {
 }
 
 static void on_signal(int sig) {
-  if (caught_signal) {
-    /* a second signal: stop at once */
+  if (caught_signal || atomic_load(&jobs_in_flight) == 0) {
+    /* a second signal, or nothing to wind down: stop at once */
+    signal(sig, SIG_DFL);
+    raise(sig);
     _exit(128 + sig);
   }
   caught_signal = sig;

@@ -568,7 +568,7 @@ static fl_code curl_failure(fl_http *h, CURLcode c, const char *url,
                         "connection to %s failed during the request (%s): %s",
                         h->host, url, why);
   case CURLE_ABORTED_BY_CALLBACK:
-    return fl_error_set(err, FL_ECANCELLED, "request to %s cancelled", url);
+    return fl_error_set(err, FL_ECANCELLED, "interrupted: request to %s cancelled", h->host);
   default:
     break;
   }

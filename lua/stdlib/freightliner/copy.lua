@@ -59,6 +59,8 @@ function M.engine()
   if not state.engine then
     local e, msg, code = core.engine.new(state.config)
     if not e then error(string.format("cannot start the engine: %s (%s)", msg, code), 2) end
+    -- SIGINT/SIGTERM with copies in flight: cancel them cleanly first
+    core.engine.trap_signals()
     state.engine = e
   end
   return state.engine
