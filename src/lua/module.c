@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <time.h>
 
+#include "core/log.h"
 #include "lua/bindings.h"
 #include "lua/lua_util.h"
 
@@ -21,8 +22,15 @@
 
 static pthread_once_t global_init_once = PTHREAD_ONCE_INIT;
 
-/* libcurl must be initialised once, before any thread uses it. */
-static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+/* libcurl must be initialised once, before any thread uses it. The log
+ * level may come from the environment (FREIGHTLINER_LOG_LEVEL=debug) so
+ * that even start-up can be traced; --log-level overrides it later. */
+static void global_init(void) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  const char *level = getenv("FREIGHTLINER_LOG_LEVEL");
+  if (level && fl_log_level_from_name(level) >= 0)
+    fl_log_set_level((fl_log_level)fl_log_level_from_name(level));
+}
 
 static int l_versions(lua_State *L) {
   curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
@@ -52,6 +60,14 @@ static int l_sleep(lua_State *L) {
   return 0;
 }
 
+/* now(): a monotonic clock in seconds, for durations and rates. */
+static int l_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+  return 1;
+}
+
 /* setenv(name, value | nil): change this process's environment (for
  * password_env and credential helpers started from a script). Call it
  * before any engine threads exist. */
@@ -70,6 +86,7 @@ int luaopen_freightliner_core(lua_State *L) {
   static const luaL_Reg funcs[] = {
       {"versions", l_versions}, {"glob", l_glob}, {"sleep", l_sleep},
       {"setenv", l_setenv},
+      {"now", l_now},
       {NULL, NULL}};
   pthread_once(&global_init_once, global_init);
   luaL_newlib(L, funcs);

@@ -640,8 +640,8 @@ static fl_code perform_once(fl_http *h, const fl_http_request *req,
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->cfg.connect_timeout_ms);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, h->cfg.low_speed_time_s);
-  curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L * 1024);
-  curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
+  curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 64L * 1024);
+  curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 64L * 1024);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
@@ -953,8 +953,10 @@ static void make_url(fl_http *h, const char *url, char *out, size_t n) {
     snprintf(out, n, "%s%s", h->base, url);
 }
 
-/* Loopback registries may speak plain HTTP (as Docker allows): the first
- * request to such a host probes https and settles on http if TLS fails.
+/* Loopback registries may speak plain HTTP (as Docker allows). The first
+ * request to such a host probes plain HTTP (cheap: no TLS set-up) and
+ * settles on https unless a registry answered: a TLS server answers a plain
+ * request with 400 or drops it, and no registry answers GET /v2/ with 400.
  * Other threads wait for the answer; after it the base URL never changes. */
 static void ensure_scheme(fl_http *h) {
   if (atomic_load(&h->scheme_resolved))
@@ -968,14 +970,13 @@ static void ensure_scheme(fl_http *h) {
       outcome oc;
       char url[400];
       memset(&resp, 0, sizeof resp);
-      make_url(h, "/v2/", url, sizeof url);
+      snprintf(url, sizeof url, "http://%s/v2/", h->host);
       fl_code rc = perform_once(h, &probe, url, NULL, &resp, &oc, &err);
+      int plain = rc == FL_OK && resp.status != 400 && resp.status > 0;
       fl_http_response_clear(&resp);
-      if (rc == FL_ETLS || rc == FL_EPROTOCOL || rc == FL_EUNREACHABLE) {
-        set_base(h, FL_SCHEME_HTTP);
-        fl_log(FL_LOG_DEBUG, NULL, "%s: no TLS on a loopback registry (%s), "
-               "using http", h->host, err.msg);
-      }
+      set_base(h, plain ? FL_SCHEME_HTTP : FL_SCHEME_HTTPS);
+      fl_log(FL_LOG_DEBUG, NULL, "%s: loopback registry speaks %s", h->host,
+             plain ? "plain HTTP" : "TLS");
     }
     atomic_store(&h->scheme_resolved, 1);
   }

@@ -12,7 +12,7 @@ local M = {}
 M.EXIT = { OK = 0, FAILED = 1, USAGE = 2, SIGINT = 130, SIGTERM = 143 }
 
 -- Order in which `--help` lists the commands.
-M.commands = { "run", "version", "help" }
+M.commands = { "replicate", "replicate-tree", "run", "version", "help" }
 
 local function stderr(fmt, ...)
   io.stderr:write("freightliner: ", string.format(fmt, ...), "\n")

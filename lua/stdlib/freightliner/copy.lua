@@ -122,7 +122,7 @@ local function in_task()
 end
 
 local function clock()
-  return core.fs and core.fs.time and core.fs.time() or os.time()
+  return core.now()
 end
 
 -- Wake tasks whose sleep is over; returns ms until the next wake (or nil).

@@ -21,7 +21,7 @@ end
 M.human = human
 
 local function now()
-  return core.fs and core.fs.time and core.fs.time() or os.time()
+  return core.now()
 end
 
 --- True when a progress display makes sense: stderr is a terminal.

@@ -1,0 +1,238 @@
+--- freightliner.replicate: plan and run the replication of many images.
+--
+--   local plan = replicate.plan{ source = "src:5000", destination = "dst:5000",
+--     repositories = { "team/app" } | pattern = "team/*",
+--     select_tags = function(repo, tags) return tags, skipped end,
+--     dest_prefix = "mirror", hooks = { rename =, filter = } }
+--   local summary = replicate.run(plan, { parallel = 8, dry_run = false,
+--     checkpoint = cp, metrics_file = "m.json", progress = true,
+--     copy = { platforms =, referrers = }, hooks = { retry =, on_done =, on_error = } })
+--
+-- plan() lists what to copy: repositories from the source catalog (or the
+-- given list), tags from each repository, filtered and renamed by the
+-- policy; items are { key, src, dst, repository, tag, dst_repository,
+-- dst_tag }. run() copies them with fl.parallel, records each image in the
+-- checkpoint as it finishes, stops cleanly on SIGINT/SIGTERM, writes the
+-- metrics file and returns a summary with the exit status the CLI uses:
+-- 0 all done, 1 some images failed, 130/143 interrupted.
+
+local core = require("freightliner.core")
+local copy = require("freightliner.copy")
+local registry = require("freightliner.registry")
+local progress = require("freightliner.progress")
+
+local M = {}
+
+local function join(prefix, repo)
+  if not prefix or prefix == "" then return repo end
+  return (prefix:gsub("/+$", "")) .. "/" .. repo
+end
+
+local function image(host, repo, tag)
+  if host:match("^oci:") then return host .. ":" .. tag end
+  return host .. "/" .. repo .. ":" .. tag
+end
+
+--- Build the list of images to copy. Returns plan | nil, message, CODE.
+function M.plan(p)
+  local src, msg, code = registry.open(p.source, p.source_options)
+  if not src then return nil, msg, code end
+  local repos = p.repositories
+  if not repos then
+    repos, msg, code = src:catalog{ pattern = p.pattern }
+    if not repos then
+      return nil, string.format("listing repositories of %s: %s", p.source, msg), code
+    end
+    if p.repository_filter then
+      local kept = {}
+      for _, r in ipairs(repos) do
+        if p.repository_filter(r) then kept[#kept + 1] = r end
+      end
+      repos = kept
+    end
+  end
+  local plan = { source = p.source, destination = p.destination, items = {}, skipped = {},
+                 errors = {} }
+  local hooks = p.hooks or {}
+  for _, repo in ipairs(repos) do
+    local tags
+    tags, msg, code = src:tags(repo)
+    if not tags then
+      plan.errors[#plan.errors + 1] = { repository = repo,
+        message = string.format("listing tags of %s/%s: %s", p.source, repo, msg), code = code }
+    else
+      local selected, skipped = tags, {}
+      if p.select_tags then selected, skipped = p.select_tags(repo, tags) end
+      for _, s in ipairs(skipped or {}) do
+        plan.skipped[#plan.skipped + 1] = { src = image(p.source, repo, s.tag), reason = s.reason }
+      end
+      for _, tag in ipairs(selected) do
+        local keep = true
+        if hooks.filter then keep = hooks.filter({ repository = repo, tag = tag, registry = p.source }) end
+        if not keep then
+          plan.skipped[#plan.skipped + 1] = { src = image(p.source, repo, tag), reason = "policy filter" }
+        else
+          local dst_repo, dst_tag = join(p.dest_prefix, repo), tag
+          if p.rename_prefix then
+            local rest = repo:sub(#p.rename_prefix.from + 1):gsub("^/", "")
+            dst_repo = join(p.rename_prefix.to, rest)
+          end
+          if p.dest_template then
+            dst_repo = p.dest_template:gsub("{repo}", repo):gsub("{name}", repo:match("[^/]+$"))
+              :gsub("{tag}", tag)
+          end
+          if hooks.rename then
+            local r, t = hooks.rename(dst_repo, dst_tag)
+            dst_repo, dst_tag = r or dst_repo, t or dst_tag
+          end
+          local item = {
+            repository = repo, tag = tag, dst_repository = dst_repo, dst_tag = dst_tag,
+            src = image(p.source, repo, tag), dst = image(p.destination, dst_repo, dst_tag),
+          }
+          item.key = item.src .. " -> " .. item.dst
+          plan.items[#plan.items + 1] = item
+        end
+      end
+    end
+  end
+  src:close()
+  return plan
+end
+
+local function new_stats()
+  return { bytes_transferred = 0, images_replicated = 0, images_up_to_date = 0, images_failed = 0,
+           blobs_copied = 0, blobs_skipped = 0, blobs_mounted = 0 }
+end
+
+local function add(stats, r)
+  stats.bytes_transferred = stats.bytes_transferred + (r.bytes or 0)
+  stats.blobs_copied = stats.blobs_copied + (r.blobs_copied or 0)
+  stats.blobs_skipped = stats.blobs_skipped + (r.blobs_skipped or 0)
+  stats.blobs_mounted = stats.blobs_mounted + (r.blobs_mounted or 0)
+end
+
+-- One image, with the policy's retry hook: retry(err, attempt) -> delay | nil.
+local function copy_with_retry(item, copy_opts, hooks)
+  local attempt = 1
+  while true do
+    local r, msg, code = copy.copy(item.src, item.dst, copy_opts)
+    if r or not hooks.retry or core.engine.signal() then return r, msg, code end
+    local delay = hooks.retry({ message = msg, code = code, image = item.src }, attempt)
+    if not delay then return r, msg, code end
+    copy.sleep(delay)
+    attempt = attempt + 1
+  end
+end
+
+local function exit_status(summary)
+  local sig = core.engine.signal()
+  if sig then return 128 + sig end
+  if summary.images_failed > 0 or #summary.errors > 0 then return 1 end
+  return 0
+end
+
+--- Copy every item of the plan. Returns the summary (see module comment).
+function M.run(plan, opts)
+  opts = opts or {}
+  local hooks = opts.hooks or {}
+  local parallel = opts.parallel or 8
+  core.engine.trap_signals()
+  copy.configure{ workers = parallel }
+  local cp = opts.checkpoint
+  local display = opts.progress and progress.wanted() and progress.new(#plan.items) or nil
+  if display then copy.configure{ progress = display.update } end
+  local started = core.now()
+  local summary = new_stats()
+  summary.repositories, summary.failures, summary.actions = {}, {}, {}
+  summary.errors = plan.errors or {}
+  summary.planned = #plan.items
+  local copy_opts = {}
+  for k, v in pairs(opts.copy or {}) do copy_opts[k] = v end
+  copy_opts.dry_run = opts.dry_run
+
+  copy.parallel(plan.items, function(item)
+    if core.engine.signal() then return end
+    local item_opts, item_hooks = copy_opts, item.hooks or hooks
+    if item.copy then
+      item_opts = {}
+      for k, v in pairs(copy_opts) do item_opts[k] = v end
+      for k, v in pairs(item.copy) do item_opts[k] = v end
+    end
+    if cp and cp:state(item.key) == "done" then
+      summary.images_up_to_date = summary.images_up_to_date + 1
+      return
+    end
+    if cp and not opts.dry_run then cp:mark(item.key, "in_progress") end
+    local r, msg, code = copy_with_retry(item, item_opts, item_hooks)
+    local repo_stats = summary.repositories[item.repository] or new_stats()
+    summary.repositories[item.repository] = repo_stats
+    if opts.dry_run then
+      summary.actions[#summary.actions + 1] = {
+        src = item.src, dst = item.dst,
+        action = r and (r.up_to_date and "up to date" or "copy") or "error",
+        reason = r and (r.up_to_date and "destination has digest " .. r.digest
+          or "destination lacks " .. (r.source_digest or "it")) or msg,
+      }
+      return
+    end
+    if r then
+      add(summary, r)
+      add(repo_stats, r)
+      local field = r.up_to_date and "images_up_to_date" or "images_replicated"
+      summary[field] = summary[field] + 1
+      repo_stats[field] = repo_stats[field] + 1
+      if cp then cp:mark(item.key, "done", { digest = r.digest }) end
+      if item_hooks.on_done then item_hooks.on_done(r) end
+    elseif code == "CANCELLED" and core.engine.signal() then
+      if cp then cp:mark(item.key, "pending") end
+    else
+      summary.images_failed = summary.images_failed + 1
+      repo_stats.images_failed = repo_stats.images_failed + 1
+      summary.failures[#summary.failures + 1] = { src = item.src, dst = item.dst, message = msg, code = code }
+      if cp then cp:mark(item.key, "failed", { error = msg, code = code }) end
+      if item_hooks.on_error then
+        item_hooks.on_error({ src = item.src, dst = item.dst, message = msg, code = code })
+      end
+    end
+  end, { concurrency = parallel })
+
+  if display then display.finish() end
+  local now = core.now()
+  summary.duration_seconds = now - started
+  local counters = copy.counters()
+  summary.retries = counters.retries
+  summary.interrupted = core.engine.signal() ~= nil
+  summary.status = exit_status(summary)
+  if cp then cp:flush() end
+  return summary
+end
+
+--- Print a human summary of a run (or a dry run) to `out`.
+function M.print_summary(summary, out)
+  out = out or io.stdout
+  if summary.actions and #summary.actions > 0 then
+    table.sort(summary.actions, function(a, b) return a.src < b.src end)
+    local copies, current = 0, 0
+    for _, a in ipairs(summary.actions) do
+      out:write(string.format("%-10s %s -> %s (%s)\n", a.action, a.src, a.dst, a.reason))
+      if a.action == "copy" then copies = copies + 1 elseif a.action == "up to date" then current = current + 1 end
+    end
+    out:write(string.format("dry run: %d to copy, %d up to date, %d skipped by filter; nothing was written\n",
+      copies, current, summary.skipped or 0))
+    return
+  end
+  for _, f in ipairs(summary.failures) do
+    out:write(string.format("failed: %s -> %s: %s (%s)\n", f.src, f.dst, f.message, f.code))
+  end
+  for _, e in ipairs(summary.errors) do
+    out:write(string.format("failed: %s (%s)\n", e.message, e.code))
+  end
+  out:write(string.format(
+    "%d images replicated, %d up to date, %d failed; %s in %d blobs (%d skipped, %d mounted) in %.1f s%s\n",
+    summary.images_replicated, summary.images_up_to_date, summary.images_failed,
+    progress.human(summary.bytes_transferred), summary.blobs_copied, summary.blobs_skipped,
+    summary.blobs_mounted, summary.duration_seconds,
+    summary.interrupted and "; interrupted (resumable)" or ""))
+end
+
+return M
