@@ -53,4 +53,12 @@ M.configure = copy.configure
 M.registry_options = copy.registry_options
 M.sleep = copy.sleep
 
+--- Many images: fl.replicate.plan{...} lists them from a catalog with
+-- filters, fl.replicate.run(plan, opts) copies them (see
+-- freightliner.replicate).
+M.replicate = require("freightliner.replicate")
+
+--- JSON (lua-cjson, integers kept as integers).
+M.json = require("freightliner.json")
+
 return M

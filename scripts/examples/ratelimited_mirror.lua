@@ -1,0 +1,35 @@
+--- ratelimited_mirror.lua: mirror politely from a rate-limited registry.
+--
+--   freightliner run scripts/examples/ratelimited_mirror.lua SRC_REGISTRY DST_REGISTRY PATTERN [RPS]
+--
+-- For registries with Docker Hub-like pull limits: at most RPS requests per
+-- second (default 5) and 2 requests in flight to the source; an image that
+-- still fails with RATE_LIMITED, UNREACHABLE or SERVER is retried by this
+-- policy with exponential backoff (1 s, 2 s, 4 s) before it counts as
+-- failed. Prints the source's remaining pull quota when it tells it.
+local src, dst, pattern, rps = arg[1], arg[2], arg[3], tonumber(arg[4] or "5")
+if not src or not dst or not pattern then
+  io.stderr:write("usage: ratelimited_mirror.lua SRC_REGISTRY DST_REGISTRY PATTERN [RPS]\n")
+  return 2
+end
+fl.registry_options(src, { requests_per_second = rps, max_concurrency = 2 })
+
+local retryable = { RATE_LIMITED = true, UNREACHABLE = true, SERVER = true, TIMEOUT = true }
+local hooks = {
+  retry = function(err, attempt)
+    if retryable[err.code] and attempt <= 3 then
+      local delay = 2 ^ (attempt - 1)
+      io.stderr:write(string.format("retrying %s in %d s: %s\n", err.image, delay, err.message))
+      return delay
+    end
+  end,
+}
+local plan = assert(fl.replicate.plan{ source = src, destination = dst, pattern = pattern,
+                                       source_options = { requests_per_second = rps, max_concurrency = 2 } })
+local summary = fl.replicate.run(plan, { parallel = 2, hooks = hooks })
+fl.replicate.print_summary(summary)
+local stats = fl.registry(src):stats()
+if stats.ratelimit_remaining then
+  print(string.format("source pull quota remaining: %d of %d", stats.ratelimit_remaining, stats.ratelimit_limit or -1))
+end
+return summary.status
