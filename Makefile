@@ -7,7 +7,7 @@ BUSTED     := lua5.4 /usr/bin/busted
 
 .PHONY: all build test test-c test-lua test-e2e-quick test-e2e-full check \
         format sanitize tsan coverage bench hooks validate-env setup clean \
-        demo help
+        demo fuzz help
 
 all: build
 
@@ -19,6 +19,7 @@ help:
 	@echo "make sanitize       ASan+UBSan build and test run"
 	@echo "make tsan           ThreadSanitizer build and test run"
 	@echo "make coverage       line coverage of src/ and lua/stdlib"
+	@echo "make fuzz           run each libFuzzer target for FUZZ_SECONDS (default 30)"
 	@echo "make bench          benchmark against skopeo (docs/BENCHMARKS.md)"
 	@echo "make demo           the README's main job: a real replication on local registries"
 	@echo "make hooks          install the git pre-commit hook"
@@ -70,6 +71,9 @@ tsan:
 
 coverage:
 	@scripts/coverage.sh
+
+fuzz:
+	@scripts/fuzz.sh $(or $(FUZZ_SECONDS),30)
 
 bench: build
 	@scripts/bench.sh

@@ -1,0 +1,24 @@
+/* fuzz_link.c - libFuzzer target: Link header pagination and URL
+ * resolution of Location headers. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "registry/http.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  char *s = malloc(size + 1);
+  if (!s)
+    return 0;
+  memcpy(s, data, size);
+  s[size] = '\0';
+  char out[4096];
+  fl_http_link_next(s, "http://127.0.0.1:5000/v2/_catalog?n=2", out,
+                    sizeof out);
+  fl_http_resolve_url("https://registry.example/v2/x/blobs/uploads/", s, out,
+                      sizeof out);
+  free(s);
+  return 0;
+}
