@@ -452,7 +452,10 @@ static fl_code reg_blob_get(fl_endpoint *ep, const char *repo,
   }
 }
 
-/* Cancel an upload session so the registry drops its partial data. */
+/* Cancel an upload session so the registry drops its partial data.
+ * (Distribution 2.x may still be flushing an aborted PUT when the DELETE
+ * arrives and write on afterwards; its upload purger removes such leftovers.
+ * Nothing is ever committed from them.) */
 static void cancel_upload(registry *r, const char *location, const char *repo) {
   fl_http_response resp;
   fl_error ignored;
