@@ -839,7 +839,8 @@ out:
 
 /* React to a 401: fetch a token or set Basic. FL_OK means retry. */
 static fl_code handle_challenge(fl_http *h, const fl_http_request *req,
-                                const fl_http_response *resp, fl_error *err) {
+                                const fl_http_response *resp, int sent_basic,
+                                fl_error *err) {
   fl_challenge ch[4];
   int n = resp->www_authenticate
               ? fl_auth_parse_challenges(resp->www_authenticate, ch, 4)
@@ -894,7 +895,10 @@ static fl_code handle_challenge(fl_http *h, const fl_http_request *req,
           rc = fl_error_set(err, FL_ENOMEM, "out of memory");
           goto out;
         }
-      } else {
+      } else if (sent_basic) {
+        /* this very request carried the credentials, and they were
+         * refused; had another thread set them after this request left,
+         * we would fall through and retry with them */
         rc = fl_error_set(err, FL_EUNAUTHORIZED,
                           "registry %s refused the username and password "
                           "from %s",
@@ -1002,6 +1006,7 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
   int foreign = 0; /* following a redirect to another host: no auth */
   for (;;) {
     char *auth = (foreign || req->no_auth) ? NULL : cached_auth(h, req);
+    int sent_basic = auth && strncmp(auth, "Basic ", 6) == 0;
     outcome oc;
     limits_acquire(h);
     rc = perform_once(h, req, url, auth, resp, &oc, err);
@@ -1037,7 +1042,7 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
       else
         atomic_fetch_add(&h->n_reauths, 1);
       reauthed++;
-      fl_code arc = handle_challenge(h, req, resp, err);
+      fl_code arc = handle_challenge(h, req, resp, sent_basic, err);
       if (arc != FL_OK) {
         rc = arc;
         break;
