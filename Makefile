@@ -32,10 +32,12 @@ setup:
 validate-env:
 	@scripts/validate-env.sh
 
-$(BUILD)/CMakeCache.txt:
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
-
-build: $(BUILD)/CMakeCache.txt
+# Every build first installs what is missing (a no-op in half a second when
+# nothing is), so `make test` and `make demo` work on a fresh machine.
+build:
+	@scripts/setup.sh
+	@test -f $(BUILD)/CMakeCache.txt || \
+	  cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
 	@mkdir -p bin
 	@ln -sf ../$(BUILD)/bin/freightliner bin/freightliner
