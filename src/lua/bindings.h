@@ -14,6 +14,11 @@ int fl_lua_open_digest(lua_State *L);
 int fl_lua_open_ref(lua_State *L);
 int fl_lua_open_endpoint(lua_State *L);
 int fl_lua_open_engine(lua_State *L);
+int fl_lua_open_yaml(lua_State *L);
+int fl_lua_open_regex(lua_State *L);
+int fl_lua_open_fs(lua_State *L);
+int fl_lua_open_readline(lua_State *L);
+int fl_lua_open_log(lua_State *L);
 
 /* The endpoint at stack index idx (argument error if not one or closed). */
 struct fl_endpoint *fl_lua_check_endpoint(lua_State *L, int idx);

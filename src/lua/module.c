@@ -95,5 +95,10 @@ int luaopen_freightliner_core(lua_State *L) {
   fl_lua_submodule(L, "ref", fl_lua_open_ref);
   fl_lua_submodule(L, "endpoint", fl_lua_open_endpoint);
   fl_lua_submodule(L, "engine", fl_lua_open_engine);
+  fl_lua_submodule(L, "yaml", fl_lua_open_yaml);
+  fl_lua_submodule(L, "regex", fl_lua_open_regex);
+  fl_lua_submodule(L, "fs", fl_lua_open_fs);
+  fl_lua_submodule(L, "readline", fl_lua_open_readline);
+  fl_lua_submodule(L, "log", fl_lua_open_log);
   return 1;
 }

@@ -110,7 +110,7 @@ describe("freightliner binary", function()
     -- a stdlib of another version is refused at start-up
     local init = dir .. "/freightliner/init.lua"
     h.write_file(init, (h.slurp(init):gsub('VERSION = "[^"]*"', 'VERSION = "9.9.9"')))
-    local err
+    local _, err
     status, _, err = h.run({ "--lua-dir", dir, "version" })
     assert.equal(1, status)
     assert.matches("stdlib is version 9.9.9 but the C core is", err, 1, true)

@@ -83,8 +83,8 @@ function M.plan(job)
     if not select then return nil, serr, "INVALID" end
     local repository_filter
     if entry.regex then
-      local re, rerr = core.regex and core.regex.compile(entry.regex)
-      if not re then return nil, rerr or "regular expressions are not available", "INVALID" end
+      local re, rerr = core.regex.compile(entry.regex)
+      if not re then return nil, rerr, "INVALID" end
       repository_filter = function(r) return re:match(r) end
     end
     local source = entry.source or job.source
@@ -161,10 +161,17 @@ function M.execute(job, checkpoint)
       return 2
     end
   end
-  if cp then
+  if checkpoint then
+    -- resume: only what the interrupted run planned and did not finish
+    local remaining = {}
     for _, it in ipairs(plan.items) do
-      if not cp:state(it.key) then cp:mark(it.key, "pending") end
+      local st = cp:state(it.key)
+      if st and st ~= "done" and st ~= "skipped" then remaining[#remaining + 1] = it end
     end
+    plan.items = remaining
+  elseif cp then
+    -- the whole plan first, so an interruption leaves a complete list
+    for _, it in ipairs(plan.items) do cp:mark(it.key, "pending") end
     cp:flush()
   end
   local summary = replicate.run(plan, {

@@ -1,0 +1,2 @@
+-- a policy used by good.yaml
+return { filter = function() return true end }

@@ -1,0 +1,76 @@
+-- core.log and freightliner.log: one logger for C and Lua, text and JSON,
+-- and the global --log-level / --log-format options.
+local h = require("helpers")
+local cjson = require("cjson")
+
+describe("freightliner.log", function()
+  it("writes text lines at or above the level", function()
+    local status, _, err = h.run({ "-e", [[
+      local log = require("freightliner.log")
+      log.info("hello %s", "world")
+      log.debug("hidden")
+      log.image("127.0.0.1:5000/app:v1").warn("slow")
+      assert(log.set_level("debug"))
+      log.debug("shown")
+      log.error("100%")
+    ]] })
+    assert.equal(0, status)
+    local lines = {}
+    for l in err:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.equal(4, #lines)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ info  hello world$", lines[1])
+    assert.matches(" warn  127%.0%.0%.1:5000/app:v1: slow$", lines[2])
+    assert.matches(" debug shown$", lines[3])
+    assert.matches(" error 100%%$", lines[4])
+  end)
+
+  it("writes JSON lines with the run id, like the C logger", function()
+    local status, _, err = h.run({ "--log-format", "json", "-e", [[
+      local log = require("freightliner.log")
+      log.configure{ run_id = "r1" }
+      log.log("warn", 'quote " and \\ backslash', "img:1")
+    ]] })
+    assert.equal(0, status)
+    local line = assert(cjson.decode(err))
+    assert.equal("warn", line.level)
+    assert.equal("r1", line.run_id)
+    assert.equal("img:1", line.image)
+    assert.equal('quote " and \\ backslash', line.message)
+    assert.matches("Z$", line.time)
+  end)
+
+  it("--log-level off silences, --log-level=error filters", function()
+    local _, _, err = h.run({ "--log-level", "off", "-e", "require('freightliner.log').error('x')" })
+    assert.equal("", err)
+    _, _, err = h.run({ "--log-level=error", "-e",
+      "local l = require('freightliner.log'); l.warn('w'); l.error('e')" })
+    assert.matches("error e\n$", err)
+    assert.not_matches("warn", err)
+  end)
+
+  it("rejects unknown levels and formats as usage errors", function()
+    local status, _, err = h.run({ "--log-level", "loud", "version" })
+    assert.equal(2, status)
+    assert.matches("unknown log level 'loud'", err, 1, true)
+    status, _, err = h.run({ "--log-format", "xml", "version" })
+    assert.equal(2, status)
+    assert.matches("unknown log format 'xml' (expected text or json)", err, 1, true)
+    status, _, err = h.run({ "--log-level" })
+    assert.equal(2, status)
+    assert.matches("option '--log-level' needs a value", err, 1, true)
+  end)
+
+  it("configure and set_level report bad values; core.log raises on misuse", function()
+    local log = require("freightliner.log")
+    local ok, err = log.configure{ level = "verbose" }
+    assert.is_nil(ok)
+    assert.matches("unknown log level 'verbose'", err, 1, true)
+    ok, err = log.set_format("yaml")
+    assert.is_nil(ok)
+    assert.matches("unknown log format", err, 1, true)
+    local core = require("freightliner.core")
+    assert.has_error(function() core.log.set_level("nope") end)
+    assert.has_error(function() core.log.log("off", "x") end)
+    assert.is_string(core.log.get_level())
+  end)
+end)
