@@ -17,7 +17,7 @@ local reg = assert(fl.registry(host))
 local versions = {}
 for _, tag in ipairs(assert(reg:tags(repo))) do
   local v = semver.parse(tag)
-  if v and not v.prerelease then versions[#versions + 1] = { tag = tag, v = v } end
+  if v and #v.prerelease == 0 then versions[#versions + 1] = { tag = tag, v = v } end
 end
 table.sort(versions, function(a, b) return semver.compare(a.v, b.v) > 0 end)
 
