@@ -27,9 +27,7 @@ int fl_log_level_from_name(const char *name) {
   return -1;
 }
 
-const char *fl_log_level_name(fl_log_level level) {
-  return level_names[level];
-}
+const char *fl_log_level_name(fl_log_level level) { return level_names[level]; }
 
 void fl_log_set_level(fl_log_level level) { atomic_store(&log_level, level); }
 fl_log_level fl_log_get_level(void) {

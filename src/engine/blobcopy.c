@@ -58,8 +58,7 @@ static fl_code verify(verifier *v, fl_error *err) {
   return FL_OK;
 }
 
-static long long verifier_read(void *ud, void *buf, size_t len,
-                               fl_error *err) {
+static long long verifier_read(void *ud, void *buf, size_t len, fl_error *err) {
   verifier *v = ud;
   uint64_t size = v->c->desc->size;
   if (v->total == size) {

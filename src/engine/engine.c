@@ -150,8 +150,11 @@ static fl_code copy_bytes(fl_engine *e, image_job *j, const fl_descriptor *d,
   fl_code rc = FL_OK;
   for (int attempt = 1; attempt <= e->cfg.blob_attempts; attempt++) {
     _Atomic uint64_t sent = 0;
-    fl_blob_copy c = {.src = j->src, .src_repo = j->src_repo, .dst = j->dst,
-                      .dst_repo = j->dst_repo, .desc = d,
+    fl_blob_copy c = {.src = j->src,
+                      .src_repo = j->src_repo,
+                      .dst = j->dst,
+                      .dst_repo = j->dst_repo,
+                      .desc = d,
                       .pipe_capacity = e->cfg.pipe_capacity,
                       .progress = &sent};
     rc = fl_blob_copy_run(&c, err);
@@ -166,8 +169,8 @@ static fl_code copy_bytes(fl_engine *e, image_job *j, const fl_descriptor *d,
     if (!retryable(rc) || atomic_load(&e->cancelled) ||
         attempt == e->cfg.blob_attempts)
       break;
-    fl_log(FL_LOG_WARN, NULL, "blob %s: %s; trying again (%d of %d)",
-           d->digest, err->msg, attempt + 1, e->cfg.blob_attempts);
+    fl_log(FL_LOG_WARN, NULL, "blob %s: %s; trying again (%d of %d)", d->digest,
+           err->msg, attempt + 1, e->cfg.blob_attempts);
     struct timespec ts = {0, 250000000L * attempt};
     nanosleep(&ts, NULL);
   }
@@ -181,8 +184,8 @@ typedef enum { BLOB_COPIED, BLOB_SKIPPED, BLOB_MOUNTED } blob_outcome;
 static fl_code place_blob(fl_engine *e, image_job *j, const fl_descriptor *d,
                           blob_outcome *how, fl_error *err) {
   uint64_t size = 0;
-  fl_code rc = j->dst->ops->blob_exists(j->dst, j->dst_repo, d->digest, &size,
-                                        err);
+  fl_code rc =
+      j->dst->ops->blob_exists(j->dst, j->dst_repo, d->digest, &size, err);
   if (rc == FL_OK) {
     *how = BLOB_SKIPPED;
     return FL_OK;
@@ -403,8 +406,7 @@ static fl_code filter_index(fl_manifest *m, const fl_copy_opts *o,
                    ? json_string_value(json_object_get(p, "architecture"))
                    : "");
       const char *v = json_string_value(json_object_get(p, "variant"));
-      snprintf(r.platform.variant, sizeof r.platform.variant, "%s",
-               v ? v : "");
+      snprintf(r.platform.variant, sizeof r.platform.variant, "%s", v ? v : "");
     }
     if (platform_wanted(o, &r))
       json_array_append(kept, item);
@@ -541,11 +543,10 @@ static fl_code copy_tree(image_job *j, const char *ref, const char *tag,
 
 /* Signatures, attestations, SBOMs: by the referrers API, else cosign's tag
  * scheme (sha256-<hex>, sha256-<hex>.sig/.att/.sbom). */
-static fl_code copy_referrers(image_job *j, const char *digest,
-                              fl_error *err) {
+static fl_code copy_referrers(image_job *j, const char *digest, fl_error *err) {
   fl_manifest idx;
-  fl_code rc = j->src->ops->referrers(j->src, j->src_repo, digest, NULL, &idx,
-                                      err);
+  fl_code rc =
+      j->src->ops->referrers(j->src, j->src_repo, digest, NULL, &idx, err);
   if (rc == FL_OK) {
     json_t *root = json_loadb(idx.data, idx.len, 0, NULL);
     size_t i;
@@ -592,7 +593,8 @@ static fl_code copy_image(image_job *j, fl_error *err) {
   fl_code rc;
   /* 1. What does the source reference name? */
   if (is_digest(j->src_ref)) {
-    snprintf(res->src_digest, sizeof res->src_digest, "%s", j->src_ref);
+    snprintf(res->src_digest, sizeof res->src_digest, "%.*s",
+             (int)sizeof res->src_digest - 1, j->src_ref);
   } else {
     fl_descriptor d;
     rc = j->src->ops->manifest_head(j->src, j->src_repo, j->src_ref, &d, err);
@@ -844,7 +846,7 @@ size_t fl_engine_progress(fl_engine *e, fl_job_progress *out, size_t max) {
     out[n].id = j->id;
     out[n].bytes_done = atomic_load(&j->bytes_done);
     out[n].bytes_total = atomic_load(&j->bytes_total);
-    snprintf(out[n].name, sizeof out[n].name, "%s:%s", j->dst_repo,
+    snprintf(out[n].name, sizeof out[n].name, "%.120s:%.128s", j->dst_repo,
              j->dst_ref[0] ? j->dst_ref : "(digest)");
   }
   pthread_mutex_unlock(&e->lock);

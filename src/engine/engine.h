@@ -29,9 +29,9 @@
 typedef struct fl_engine fl_engine;
 
 typedef struct fl_engine_config {
-  int blob_workers;      /* concurrent blob transfers; default 8 */
-  int blob_attempts;     /* attempts per blob copy; default 3 */
-  size_t pipe_capacity;  /* bytes buffered per blob copy; default 512 KiB */
+  int blob_workers;     /* concurrent blob transfers; default 8 */
+  int blob_attempts;    /* attempts per blob copy; default 3 */
+  size_t pipe_capacity; /* bytes buffered per blob copy; default 512 KiB */
 } fl_engine_config;
 
 typedef struct fl_copy_opts {

@@ -47,8 +47,7 @@ static fl_code failed_locked(fl_pipe *p, fl_error *err) {
   return p->failure.code ? p->failure.code : FL_EIO;
 }
 
-fl_code fl_pipe_write(fl_pipe *p, const void *data, size_t len,
-                      fl_error *err) {
+fl_code fl_pipe_write(fl_pipe *p, const void *data, size_t len, fl_error *err) {
   const unsigned char *src = data;
   pthread_mutex_lock(&p->lock);
   while (len > 0) {

@@ -12,8 +12,8 @@
 
 #include <lualib.h>
 
-#include "lua/lua_util.h"
 #include "host/stdlib_embedded.h"
+#include "lua/lua_util.h"
 
 struct fl_host {
   lua_State *L;
@@ -33,8 +33,8 @@ static void warn_to_stderr(void *ud, const char *msg, int tocont) {
 /* package.preload loader for an embedded chunk; upvalue: its table entry. */
 static int load_embedded(lua_State *L) {
   const fl_stdlib_module *m = lua_touserdata(L, lua_upvalueindex(1));
-  if (luaL_loadbufferx(L, (const char *)m->data, (size_t)m->size,
-                       m->chunkname, "b") != LUA_OK)
+  if (luaL_loadbufferx(L, (const char *)m->data, (size_t)m->size, m->chunkname,
+                       "b") != LUA_OK)
     return lua_error(L);
   lua_pushstring(L, m->name);
   lua_call(L, 1, 1);

@@ -23,8 +23,9 @@ static fl_digest_alg check_alg(lua_State *L, int arg) {
   fl_digest_alg alg;
   if (fl_digest_alg_from_name(name, len, &alg) != FL_OK)
     luaL_argerror(L, arg,
-                  lua_pushfstring(L, "unsupported digest algorithm '%s' "
-                                     "(supported: sha256, sha512)",
+                  lua_pushfstring(L,
+                                  "unsupported digest algorithm '%s' "
+                                  "(supported: sha256, sha512)",
                                   name));
   return alg;
 }

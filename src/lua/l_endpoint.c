@@ -110,9 +110,10 @@ static int l_registry(lua_State *L) {
   cfg.page_size = (size_t)opt_num(L, 1, "page_size", 0);
   lua_getfield(L, 1, "password");
   if (!lua_isnil(L, -1))
-    return luaL_argerror(L, 1, "a plain-text 'password' is not accepted; use "
-                               "password_env, password_file or "
-                               "credential_helper");
+    return luaL_argerror(L, 1,
+                         "a plain-text 'password' is not accepted; use "
+                         "password_env, password_file or "
+                         "credential_helper");
   lua_pop(L, 1);
 
   fl_endpoint *ep;
@@ -333,7 +334,8 @@ static int m_blob_get(lua_State *L) {
   if (ep->ops->blob_get(ep, repo, digest, 0, &sink, &err) != FL_OK)
     return fl_lua_fail(L, &err);
   char actual[FL_DIGEST_STR_MAX];
-  fl_digest_alg alg = strncmp(digest, "sha512:", 7) == 0 ? FL_SHA512 : FL_SHA256;
+  fl_digest_alg alg =
+      strncmp(digest, "sha512:", 7) == 0 ? FL_SHA512 : FL_SHA256;
   if (fl_digest_buffer(alg, b->data ? b->data : "", b->len, actual) != FL_OK)
     return luaL_error(L, "out of memory");
   if (strcmp(actual, digest) != 0)
@@ -466,25 +468,24 @@ static int m_tostring(lua_State *L) {
 }
 
 int fl_lua_open_endpoint(lua_State *L) {
-  static const luaL_Reg methods[] = {
-      {"ping", m_ping},
-      {"catalog", m_catalog},
-      {"tags", m_tags},
-      {"manifest_get", m_manifest_get},
-      {"manifest_head", m_manifest_head},
-      {"manifest_put", m_manifest_put},
-      {"manifest_delete", m_manifest_delete},
-      {"blob_exists", m_blob_exists},
-      {"blob_get", m_blob_get},
-      {"blob_put", m_blob_put},
-      {"blob_mount", m_blob_mount},
-      {"blob_delete", m_blob_delete},
-      {"referrers", m_referrers},
-      {"stats", m_stats},
-      {"kind", m_kind},
-      {"describe", m_describe},
-      {"close", m_close},
-      {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"ping", m_ping},
+                                     {"catalog", m_catalog},
+                                     {"tags", m_tags},
+                                     {"manifest_get", m_manifest_get},
+                                     {"manifest_head", m_manifest_head},
+                                     {"manifest_put", m_manifest_put},
+                                     {"manifest_delete", m_manifest_delete},
+                                     {"blob_exists", m_blob_exists},
+                                     {"blob_get", m_blob_get},
+                                     {"blob_put", m_blob_put},
+                                     {"blob_mount", m_blob_mount},
+                                     {"blob_delete", m_blob_delete},
+                                     {"referrers", m_referrers},
+                                     {"stats", m_stats},
+                                     {"kind", m_kind},
+                                     {"describe", m_describe},
+                                     {"close", m_close},
+                                     {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", m_close},
                                   {"__close", m_close},
                                   {"__tostring", m_tostring},

@@ -84,8 +84,8 @@ static void read_opts(lua_State *L, int idx, fl_copy_opts *o) {
       lua_geti(L, -1, i);
       const char *s = lua_tostring(L, -1);
       fl_error err;
-      if (!s || fl_platform_parse(s, &o->platforms[o->nplatforms], &err) !=
-                    FL_OK)
+      if (!s ||
+          fl_platform_parse(s, &o->platforms[o->nplatforms], &err) != FL_OK)
         luaL_argerror(L, idx, s ? err.msg : "platforms must be strings");
       o->nplatforms++;
       lua_pop(L, 1);
@@ -267,9 +267,10 @@ static int l_signal(lua_State *L) {
 
 int fl_lua_open_engine(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"submit", m_submit},     {"wait", m_wait},     {"pending", m_pending},
-      {"counters", m_counters}, {"progress", m_progress},
-      {"cancel", m_cancel},     {"close", m_close},   {NULL, NULL}};
+      {"submit", m_submit},     {"wait", m_wait},
+      {"pending", m_pending},   {"counters", m_counters},
+      {"progress", m_progress}, {"cancel", m_cancel},
+      {"close", m_close},       {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", m_close},
                                   {"__close", m_close},
                                   {"__tostring", m_tostring},

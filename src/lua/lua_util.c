@@ -28,8 +28,8 @@ static int message_handler(lua_State *L) {
   if (msg == NULL) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
       return 1;
-    msg = lua_pushfstring(L, "(error object is a %s value)",
-                          luaL_typename(L, 1));
+    msg =
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
   luaL_traceback(L, L, msg, 1);
   return 1;
@@ -56,15 +56,13 @@ void fl_lua_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
   lua_pop(L, 1);
 }
 
-void fl_lua_setfield_int(lua_State *L, int t, const char *name,
-                         lua_Integer v) {
+void fl_lua_setfield_int(lua_State *L, int t, const char *name, lua_Integer v) {
   t = lua_absindex(L, t);
   lua_pushinteger(L, v);
   lua_setfield(L, t, name);
 }
 
-void fl_lua_setfield_str(lua_State *L, int t, const char *name,
-                         const char *v) {
+void fl_lua_setfield_str(lua_State *L, int t, const char *name, const char *v) {
   t = lua_absindex(L, t);
   lua_pushstring(L, v);
   lua_setfield(L, t, name);

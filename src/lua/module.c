@@ -85,9 +85,7 @@ static int l_setenv(lua_State *L) {
 int luaopen_freightliner_core(lua_State *L) {
   static const luaL_Reg funcs[] = {
       {"versions", l_versions}, {"glob", l_glob}, {"sleep", l_sleep},
-      {"setenv", l_setenv},
-      {"now", l_now},
-      {NULL, NULL}};
+      {"setenv", l_setenv},     {"now", l_now},   {NULL, NULL}};
   pthread_once(&global_init_once, global_init);
   luaL_newlib(L, funcs);
   fl_lua_setfield_str(L, -1, "version", FL_VERSION_STRING);

@@ -113,8 +113,8 @@ typedef struct fl_endpoint_ops {
                              const char *reference, fl_error *err);
 
   /* FL_OK and *size when present, FL_ENOT_FOUND when absent. */
-  fl_code (*blob_exists)(fl_endpoint *ep, const char *repo,
-                         const char *digest, uint64_t *size, fl_error *err);
+  fl_code (*blob_exists)(fl_endpoint *ep, const char *repo, const char *digest,
+                         uint64_t *size, fl_error *err);
   /* Stream the blob from byte `offset` into sink. Does not verify the
    * digest: the caller hashes what it receives. */
   fl_code (*blob_get)(fl_endpoint *ep, const char *repo, const char *digest,
@@ -130,8 +130,8 @@ typedef struct fl_endpoint_ops {
   fl_code (*blob_mount)(fl_endpoint *ep, const char *repo,
                         const char *from_repo, const char *digest,
                         fl_error *err);
-  fl_code (*blob_delete)(fl_endpoint *ep, const char *repo,
-                         const char *digest, fl_error *err);
+  fl_code (*blob_delete)(fl_endpoint *ep, const char *repo, const char *digest,
+                         fl_error *err);
 
   /* OCI 1.1 referrers of a manifest digest as an image index (JSON bytes in
    * out), filtered by artifact_type when not NULL. FL_EUNSUPPORTED when the

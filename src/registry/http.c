@@ -45,8 +45,7 @@ struct fl_http {
   int loopback;
   fl_http_config cfg;
   char *ca_file, *client_cert, *client_key, *pinned_pubkey;
-  char *cred_username, *cred_password_env, *cred_password_file,
-      *cred_helper;
+  char *cred_username, *cred_password_env, *cred_password_file, *cred_helper;
 
   CURLSH *share;
   pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
@@ -291,8 +290,8 @@ static void limits_acquire(fl_http *h) {
     clock_gettime(CLOCK_MONOTONIC, &now);
     double elapsed = (double)(now.tv_sec - h->bucket_at.tv_sec) +
                      (double)(now.tv_nsec - h->bucket_at.tv_nsec) / 1e9;
-    double burst = h->cfg.requests_per_second < 1 ? 1
-                                                  : h->cfg.requests_per_second;
+    double burst =
+        h->cfg.requests_per_second < 1 ? 1 : h->cfg.requests_per_second;
     h->bucket_tokens += elapsed * h->cfg.requests_per_second;
     if (h->bucket_tokens > burst)
       h->bucket_tokens = burst;
@@ -537,8 +536,7 @@ static int is_tls_error(CURLcode c) {
 
 /* Map a curl failure; *retryable says whether trying again may help. */
 static fl_code curl_failure(fl_http *h, CURLcode c, const char *url,
-                            const char *detail, int *retryable,
-                            fl_error *err) {
+                            const char *detail, int *retryable, fl_error *err) {
   const char *why = detail && *detail ? detail : curl_easy_strerror(c);
   *retryable = 0;
   switch (c) {
@@ -568,7 +566,8 @@ static fl_code curl_failure(fl_http *h, CURLcode c, const char *url,
                         "connection to %s failed during the request (%s): %s",
                         h->host, url, why);
   case CURLE_ABORTED_BY_CALLBACK:
-    return fl_error_set(err, FL_ECANCELLED, "interrupted: request to %s cancelled", h->host);
+    return fl_error_set(err, FL_ECANCELLED,
+                        "interrupted: request to %s cancelled", h->host);
   default:
     break;
   }
@@ -599,16 +598,16 @@ static void set_tls_options(fl_http *h, CURL *c) {
 
 /* Perform one HTTP transfer. FL_OK: resp holds a response. */
 typedef struct outcome {
-  int retryable;     /* a transport failure that trying again may fix */
-  long retry_after;  /* seconds from Retry-After, -1 when absent */
+  int retryable;    /* a transport failure that trying again may fix */
+  long retry_after; /* seconds from Retry-After, -1 when absent */
 } outcome;
 
 static fl_code perform_once(fl_http *h, const fl_http_request *req,
                             const char *url, const char *auth,
                             fl_http_response *resp, outcome *oc,
                             fl_error *err) {
-  transfer t = {.h = h, .req = req, .resp = resp, .err = err,
-                .retry_after_s = -1};
+  transfer t = {
+      .h = h, .req = req, .resp = resp, .err = err, .retry_after_s = -1};
   t.max_body = req->max_body ? req->max_body : DEFAULT_MAX_BODY;
   char errbuf[CURL_ERROR_SIZE] = "";
   struct curl_slist *headers = NULL;
@@ -719,9 +718,10 @@ static fl_code load_credentials(fl_http *h) {
     return h->creds_rc;
   fl_cred_settings s = {h->cred_username, h->cred_password_env,
                         h->cred_password_file, h->cred_helper};
-  int any = s.username || s.password_env || s.password_file || s.credential_helper;
-  h->creds_rc = fl_credentials_lookup(h->host, any ? &s : NULL, &h->creds,
-                                      &h->creds_err);
+  int any =
+      s.username || s.password_env || s.password_file || s.credential_helper;
+  h->creds_rc =
+      fl_credentials_lookup(h->host, any ? &s : NULL, &h->creds, &h->creds_err);
   h->creds_loaded = 1;
   if (h->creds_rc == FL_OK)
     fl_log(FL_LOG_DEBUG, NULL, "credentials for %s from %s", h->host,
@@ -825,9 +825,8 @@ static fl_code fetch_token(fl_http *h, const fl_challenge *ch,
     goto out;
   }
   if (tresp.status != 200) {
-    rc = fl_error_set(err, FL_EPROTOCOL,
-                      "token service %s answered HTTP %ld", ch->realm,
-                      tresp.status);
+    rc = fl_error_set(err, FL_EPROTOCOL, "token service %s answered HTTP %ld",
+                      ch->realm, tresp.status);
     goto out;
   }
   rc = fl_token_response_parse(tresp.body, tresp.body_len, tok, err);
@@ -944,7 +943,8 @@ static fl_code rewind_body(const fl_http_request *req, fl_error *err) {
 static long long backoff_ms(fl_http *h, int attempt, long retry_after_s) {
   if (retry_after_s >= 0)
     return retry_after_s * 1000LL;
-  double cap = h->cfg.retry_base_ms * (double)(1LL << (attempt < 20 ? attempt : 20));
+  double cap =
+      h->cfg.retry_base_ms * (double)(1LL << (attempt < 20 ? attempt : 20));
   if (cap > h->cfg.retry_max_ms)
     cap = h->cfg.retry_max_ms;
   return (long long)((double)(next_random() % 1000000) / 1e6 * cap);
@@ -1022,7 +1022,8 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
                           req->url);
         break;
       }
-      if (fl_http_resolve_url(url, resp->location, next, sizeof next) != FL_OK) {
+      if (fl_http_resolve_url(url, resp->location, next, sizeof next) !=
+          FL_OK) {
         rc = fl_error_set(err, FL_EPROTOCOL, "bad redirect location from %s",
                           h->host);
         break;
@@ -1087,8 +1088,7 @@ fl_code fl_http_resolve_url(const char *base, const char *ref, char *out,
     return FL_ENOMEM;
   if (curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
       curl_url_set(u, CURLUPART_URL, ref, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_URL, &s, 0) == CURLUE_OK &&
-      strlen(s) < n) {
+      curl_url_get(u, CURLUPART_URL, &s, 0) == CURLUE_OK && strlen(s) < n) {
     memcpy(out, s, strlen(s) + 1);
     rc = FL_OK;
   }

@@ -20,22 +20,22 @@
 #include "registry/endpoint.h"
 
 typedef struct fl_http_config {
-  const char *host;   /* "127.0.0.1:5000", "registry-1.docker.io" */
-  int scheme;         /* FL_SCHEME_* */
-  int tls_verify;     /* 1 unless explicitly disabled */
+  const char *host; /* "127.0.0.1:5000", "registry-1.docker.io" */
+  int scheme;       /* FL_SCHEME_* */
+  int tls_verify;   /* 1 unless explicitly disabled */
   const char *ca_file;
   const char *client_cert;
   const char *client_key;
-  const char *pinned_pubkey; /* "sha256//base64" as libcurl takes it */
-  int max_attempts;          /* per request, >= 1; default 5 */
-  double retry_base_ms;      /* first backoff cap; default 200 ms */
-  double retry_max_ms;       /* backoff cap; default 20 s */
-  int max_concurrency;       /* requests in flight; 0 = no limit */
+  const char *pinned_pubkey;  /* "sha256//base64" as libcurl takes it */
+  int max_attempts;           /* per request, >= 1; default 5 */
+  double retry_base_ms;       /* first backoff cap; default 200 ms */
+  double retry_max_ms;        /* backoff cap; default 20 s */
+  int max_concurrency;        /* requests in flight; 0 = no limit */
   double requests_per_second; /* token bucket; 0 = no limit */
-  int breaker_threshold;     /* consecutive failures; default 5 */
-  int breaker_cooldown_s;    /* default 30 */
-  long connect_timeout_ms;   /* default 15000 */
-  long low_speed_time_s;     /* abort below 1 KiB/s for this long; default 60 */
+  int breaker_threshold;      /* consecutive failures; default 5 */
+  int breaker_cooldown_s;     /* default 30 */
+  long connect_timeout_ms;    /* default 15000 */
+  long low_speed_time_s; /* abort below 1 KiB/s for this long; default 60 */
   fl_cred_settings creds;
 } fl_http_config;
 

@@ -51,8 +51,8 @@ fl_code fl_manifest_check(fl_manifest *m, const char *declared,
   fl_digest_alg alg = FL_SHA256;
   if (m->len > FL_MANIFEST_MAX)
     return fl_error_set(err, FL_ETOO_LARGE,
-                        "manifest is %zu bytes, over the %d byte limit",
-                        m->len, FL_MANIFEST_MAX);
+                        "manifest is %zu bytes, over the %d byte limit", m->len,
+                        FL_MANIFEST_MAX);
   if (expected_digest && *expected_digest) {
     rc = fl_digest_parse(expected_digest, &alg, err);
     if (rc != FL_OK)
@@ -63,17 +63,19 @@ fl_code fl_manifest_check(fl_manifest *m, const char *declared,
   if (expected_digest && *expected_digest &&
       strcmp(expected_digest, m->digest) != 0)
     return fl_error_set(err, FL_EDIGEST_MISMATCH,
-                        "manifest content hashes to %s, expected %s",
-                        m->digest, expected_digest);
+                        "manifest content hashes to %s, expected %s", m->digest,
+                        expected_digest);
   json_error_t jerr;
   root = json_loadb(m->data, m->len, 0, &jerr);
   if (!root || !json_is_object(root)) {
     rc = fl_error_set(err, FL_EINVALID,
                       "manifest is not a JSON object (line %d, column %d: %s)",
-                      jerr.line, jerr.column, root ? "not an object" : jerr.text);
+                      jerr.line, jerr.column,
+                      root ? "not an object" : jerr.text);
     goto out;
   }
-  json_int_t schema = json_integer_value(json_object_get(root, "schemaVersion"));
+  json_int_t schema =
+      json_integer_value(json_object_get(root, "schemaVersion"));
   const char *mt = detect_media_type(root, declared);
   if (schema == 1 || (mt && is_schema1(mt))) {
     rc = fl_error_set(err, FL_EUNSUPPORTED,
@@ -226,7 +228,8 @@ fl_code fl_platform_parse(const char *s, fl_platform *p, fl_error *err) {
   size_t archlen = v ? (size_t)(v - a - 1) : strlen(a + 1);
   if (oslen >= sizeof p->os || archlen == 0 ||
       archlen >= sizeof p->architecture ||
-      (v && (!v[1] || strlen(v + 1) >= sizeof p->variant || strchr(v + 1, '/'))))
+      (v &&
+       (!v[1] || strlen(v + 1) >= sizeof p->variant || strchr(v + 1, '/'))))
     return fl_error_set(err, FL_EINVALID,
                         "invalid platform \"%s\": expected OS/ARCH[/VARIANT]",
                         s);

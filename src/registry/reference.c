@@ -508,7 +508,7 @@ static fl_code prepare(const ctx *c, parts *p) {
 }
 
 static fl_code parse_ref(const ctx *c, fl_ref *out) {
-  parts p;
+  parts p = {0};
   fl_code rc;
   if ((rc = prepare(c, &p)) != FL_OK ||
       (rc = parse_name(c, p.name, out)) != FL_OK)
@@ -529,7 +529,7 @@ static fl_code parse_ref(const ctx *c, fl_ref *out) {
 }
 
 static fl_code parse_repo(const ctx *c, fl_ref *out) {
-  parts p;
+  parts p = {0};
   fl_code rc;
   if ((rc = prepare(c, &p)) != FL_OK)
     return rc;
@@ -660,7 +660,7 @@ static long ipv6_group(const char *s, size_t *i, size_t n) {
 
 /* Whether s[0..n) spells ::1: seven zero groups then 1, "::" allowed once. */
 static int ipv6_is_loopback(const char *s, size_t n) {
-  long groups[8];
+  long groups[8] = {0};
   size_t count = 0, i = 0;
   int gap = -1;
   if (n >= 2 && s[0] == ':' && s[1] == ':') {

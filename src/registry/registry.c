@@ -67,8 +67,10 @@ static fl_code check_reference(const char *ref, fl_error *err) {
     return fl_digest_parse(ref, NULL, err);
   size_t n = strlen(ref);
   if (n > 128)
-    return fl_error_set(err, FL_EINVALID, "tag \"%.40s...\" is over 128 "
-                        "characters", ref);
+    return fl_error_set(err, FL_EINVALID,
+                        "tag \"%.40s...\" is over 128 "
+                        "characters",
+                        ref);
   for (size_t i = 0; i < n; i++) {
     char c = ref[i];
     int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -112,8 +114,11 @@ static fl_code paged_list(registry *r, const char *first_url, const char *repo,
   snprintf(url, sizeof url, "%s", first_url);
   for (int page = 0; page < 100000; page++) {
     fl_http_response resp;
-    fl_http_request req = {.method = "GET", .url = url, .repo = repo,
-                           .actions = "pull", .extra_scope = extra_scope,
+    fl_http_request req = {.method = "GET",
+                           .url = url,
+                           .repo = repo,
+                           .actions = "pull",
+                           .extra_scope = extra_scope,
                            .max_body = 16 * 1024 * 1024};
     rc = fl_http_do(r->http, &req, &resp, err);
     if (rc != FL_OK)
@@ -124,14 +129,14 @@ static fl_code paged_list(registry *r, const char *first_url, const char *repo,
       return rc;
     }
     json_error_t jerr;
-    json_t *root = json_loadb(resp.body ? resp.body : "", resp.body_len, 0,
-                              &jerr);
+    json_t *root =
+        json_loadb(resp.body ? resp.body : "", resp.body_len, 0, &jerr);
     json_t *arr = json_object_get(root, key);
-    if (!json_is_object(root) || (arr && !json_is_array(arr) && !json_is_null(arr))) {
-      rc = fl_error_set(err, FL_EPROTOCOL,
-                        "%s: %s answered with malformed JSON (%s)", what,
-                        fl_http_host(r->http), root ? "unexpected shape"
-                                                    : jerr.text);
+    if (!json_is_object(root) ||
+        (arr && !json_is_array(arr) && !json_is_null(arr))) {
+      rc = fl_error_set(
+          err, FL_EPROTOCOL, "%s: %s answered with malformed JSON (%s)", what,
+          fl_http_host(r->http), root ? "unexpected shape" : jerr.text);
       json_decref(root);
       fl_http_response_clear(&resp);
       return rc;
@@ -152,8 +157,8 @@ static fl_code paged_list(registry *r, const char *first_url, const char *repo,
     char next[URL_MAX], current[URL_MAX];
     snprintf(current, sizeof current, "%s%s",
              strncmp(url, "http", 4) == 0 ? "" : fl_http_base(r->http), url);
-    int more = resp.link && fl_http_link_next(resp.link, current, next,
-                                              sizeof next);
+    int more =
+        resp.link && fl_http_link_next(resp.link, current, next, sizeof next);
     fl_http_response_clear(&resp);
     if (!more || (max_items && out->count >= max_items))
       return FL_OK;
@@ -200,8 +205,11 @@ static fl_code reg_manifest_get(fl_endpoint *ep, const char *repo,
     return rc;
   snprintf(url, sizeof url, "/v2/%s/manifests/%s", repo, ref);
   snprintf(what, sizeof what, "getting manifest %s:%s", repo, ref);
-  fl_http_request req = {.method = "GET", .url = url, .repo = repo,
-                         .actions = "pull", .headers = accept_manifests,
+  fl_http_request req = {.method = "GET",
+                         .url = url,
+                         .repo = repo,
+                         .actions = "pull",
+                         .headers = accept_manifests,
                          .max_body = FL_MANIFEST_MAX};
   rc = fl_http_do(r->http, &req, &resp, err);
   if (rc == FL_ETOO_LARGE) {
@@ -255,8 +263,11 @@ static fl_code reg_manifest_head(fl_endpoint *ep, const char *repo,
     return rc;
   snprintf(url, sizeof url, "/v2/%s/manifests/%s", repo, ref);
   snprintf(what, sizeof what, "checking manifest %s:%s", repo, ref);
-  fl_http_request req = {.method = "HEAD", .url = url, .repo = repo,
-                         .actions = "pull", .headers = accept_manifests};
+  fl_http_request req = {.method = "HEAD",
+                         .url = url,
+                         .repo = repo,
+                         .actions = "pull",
+                         .headers = accept_manifests};
   rc = fl_http_do(r->http, &req, &resp, err);
   if (rc != FL_OK)
     return rc;
@@ -293,16 +304,21 @@ static fl_code reg_manifest_put(fl_endpoint *ep, const char *repo,
   if (rc != FL_OK)
     return rc;
   if (len > FL_MANIFEST_MAX)
-    return fl_error_set(err, FL_ETOO_LARGE, "manifest for %s:%s is %zu bytes, "
-                        "over the %d byte limit", repo, ref, len,
-                        FL_MANIFEST_MAX);
+    return fl_error_set(err, FL_ETOO_LARGE,
+                        "manifest for %s:%s is %zu bytes, "
+                        "over the %d byte limit",
+                        repo, ref, len, FL_MANIFEST_MAX);
   snprintf(url, sizeof url, "/v2/%s/manifests/%s", repo, ref);
   snprintf(what, sizeof what, "pushing manifest %s:%s", repo, ref);
   snprintf(ctype, sizeof ctype, "Content-Type: %s", media_type);
   const char *headers[] = {ctype, NULL};
-  fl_http_request req = {.method = "PUT", .url = url, .repo = repo,
-                         .actions = "pull,push", .headers = headers,
-                         .body = data, .body_len = len};
+  fl_http_request req = {.method = "PUT",
+                         .url = url,
+                         .repo = repo,
+                         .actions = "pull,push",
+                         .headers = headers,
+                         .body = data,
+                         .body_len = len};
   rc = fl_http_do(r->http, &req, &resp, err);
   if (rc != FL_OK)
     return rc;
@@ -323,8 +339,8 @@ static fl_code reg_manifest_put(fl_endpoint *ep, const char *repo,
 static fl_code delete_url(registry *r, const char *url, const char *repo,
                           const char *what, fl_http_response *resp,
                           fl_error *err) {
-  fl_http_request req = {.method = "DELETE", .url = url, .repo = repo,
-                         .actions = "delete"};
+  fl_http_request req = {
+      .method = "DELETE", .url = url, .repo = repo, .actions = "delete"};
   fl_code rc = fl_http_do(r->http, &req, resp, err);
   if (rc == FL_OK && resp->status != 202 && resp->status != 200)
     rc = fl_http_status_error(r->http, resp, what, err);
@@ -374,8 +390,11 @@ static fl_code reg_blob_exists(fl_endpoint *ep, const char *repo,
     return rc;
   snprintf(url, sizeof url, "/v2/%s/blobs/%s", repo, digest);
   snprintf(what, sizeof what, "checking blob %s in %s", digest, repo);
-  fl_http_request req = {.method = "HEAD", .url = url, .repo = repo,
-                         .actions = "pull", .follow_redirects = 1};
+  fl_http_request req = {.method = "HEAD",
+                         .url = url,
+                         .repo = repo,
+                         .actions = "pull",
+                         .follow_redirects = 1};
   rc = fl_http_do(r->http, &req, &resp, err);
   if (rc != FL_OK)
     return rc;
@@ -432,12 +451,15 @@ static fl_code reg_blob_get(fl_endpoint *ep, const char *repo,
     fl_http_response resp;
     skip_sink skipper = {sink, at, &resp.status, 0};
     fl_sink wrapped = {skip_write, &skipper};
-    snprintf(range, sizeof range, "Range: bytes=%llu-",
-             (unsigned long long)at);
+    snprintf(range, sizeof range, "Range: bytes=%llu-", (unsigned long long)at);
     const char *headers[] = {range, NULL};
-    fl_http_request req = {.method = "GET", .url = url, .repo = repo,
-                           .actions = "pull", .follow_redirects = 1,
-                           .headers = at ? headers : NULL, .sink = &wrapped,
+    fl_http_request req = {.method = "GET",
+                           .url = url,
+                           .repo = repo,
+                           .actions = "pull",
+                           .follow_redirects = 1,
+                           .headers = at ? headers : NULL,
+                           .sink = &wrapped,
                            .stream_no_retry = 1};
     rc = fl_http_do(r->http, &req, &resp, err);
     uint64_t got = skipper.delivered;
@@ -459,8 +481,11 @@ static fl_code reg_blob_get(fl_endpoint *ep, const char *repo,
 static void cancel_upload(registry *r, const char *location, const char *repo) {
   fl_http_response resp;
   fl_error ignored;
-  fl_http_request req = {.method = "DELETE", .url = location, .repo = repo,
-                         .actions = "pull,push", .cleanup = 1};
+  fl_http_request req = {.method = "DELETE",
+                         .url = location,
+                         .repo = repo,
+                         .actions = "pull,push",
+                         .cleanup = 1};
   if (fl_http_do(r->http, &req, &resp, &ignored) == FL_OK)
     fl_http_response_clear(&resp);
 }
@@ -470,8 +495,11 @@ static fl_code start_upload(registry *r, const char *repo, const char *query,
                             const char *what, fl_error *err) {
   char url[URL_MAX];
   snprintf(url, sizeof url, "/v2/%s/blobs/uploads/%s", repo, query);
-  fl_http_request req = {.method = "POST", .url = url, .repo = repo,
-                         .actions = "pull,push", .extra_scope = extra_scope};
+  fl_http_request req = {.method = "POST",
+                         .url = url,
+                         .repo = repo,
+                         .actions = "pull,push",
+                         .extra_scope = extra_scope};
   fl_code rc = fl_http_do(r->http, &req, resp, err);
   if (rc != FL_OK)
     return rc;
@@ -488,7 +516,8 @@ static fl_code start_upload(registry *r, const char *repo, const char *query,
 static fl_code with_digest(fl_http *http, const char *location,
                            const char *digest, char *out, size_t n) {
   char abs[URL_MAX];
-  if (fl_http_resolve_url(fl_http_base(http), location, abs, sizeof abs) != FL_OK)
+  if (fl_http_resolve_url(fl_http_base(http), location, abs, sizeof abs) !=
+      FL_OK)
     return FL_EPROTOCOL;
   int w = snprintf(out, n, "%s%sdigest=%s", abs, strchr(abs, '?') ? "&" : "?",
                    digest);
@@ -526,12 +555,16 @@ static fl_code upload_chunks(registry *r, const char *repo, char *location,
                              NULL};
     chunk_source cs = {src, n};
     fl_source chunk = {chunk_read, NULL, &cs};
-    if (fl_http_resolve_url(fl_http_base(r->http), location, abs,
-                            sizeof abs) != FL_OK)
+    if (fl_http_resolve_url(fl_http_base(r->http), location, abs, sizeof abs) !=
+        FL_OK)
       return fl_error_set(err, FL_EPROTOCOL, "%s: bad upload location", what);
-    fl_http_request req = {.method = "PATCH", .url = abs, .repo = repo,
-                           .actions = "pull,push", .headers = headers,
-                           .source = &chunk, .source_len = n};
+    fl_http_request req = {.method = "PATCH",
+                           .url = abs,
+                           .repo = repo,
+                           .actions = "pull,push",
+                           .headers = headers,
+                           .source = &chunk,
+                           .source_len = n};
     fl_http_response resp;
     fl_code rc = fl_http_do(r->http, &req, &resp, err);
     if (rc != FL_OK)
@@ -569,12 +602,11 @@ static fl_code reg_blob_put(fl_endpoint *ep, const char *repo,
   snprintf(location, sizeof location, "%s", resp.location);
   fl_http_response_clear(&resp);
 
-  fl_http_request req = {.method = "PUT", .repo = repo,
-                         .actions = "pull,push"};
+  fl_http_request req = {.method = "PUT", .repo = repo, .actions = "pull,push"};
   const char *octet[] = {"Content-Type: application/octet-stream", NULL};
   if (r->chunk_size) {
-    rc = upload_chunks(r, repo, location, sizeof location, size, src, what,
-                       err);
+    rc =
+        upload_chunks(r, repo, location, sizeof location, size, src, what, err);
     if (rc != FL_OK)
       goto fail;
   } else {
@@ -670,15 +702,18 @@ static fl_code reg_referrers(fl_endpoint *ep, const char *repo,
   }
   snprintf(what, sizeof what, "listing referrers of %s@%s", repo, digest);
   const char *accept[] = {"Accept: " FL_MT_OCI_INDEX, NULL};
-  fl_http_request req = {.method = "GET", .url = url, .repo = repo,
-                         .actions = "pull", .headers = accept,
+  fl_http_request req = {.method = "GET",
+                         .url = url,
+                         .repo = repo,
+                         .actions = "pull",
+                         .headers = accept,
                          .max_body = FL_MANIFEST_MAX};
   rc = fl_http_do(r->http, &req, &resp, err);
   if (rc != FL_OK)
     return rc;
-  int is_index = resp.content_type &&
-                 strncmp(resp.content_type, FL_MT_OCI_INDEX,
-                         strlen(FL_MT_OCI_INDEX)) == 0;
+  int is_index =
+      resp.content_type &&
+      strncmp(resp.content_type, FL_MT_OCI_INDEX, strlen(FL_MT_OCI_INDEX)) == 0;
   if (resp.status == 200 && is_index) {
     out->data = resp.body ? resp.body : calloc(1, 1);
     out->len = resp.body_len;

@@ -135,8 +135,8 @@ static void test_parse(void **state) {
     assert_int_equal(fl_digest_parse(bad[i].in, &alg, &err), bad[i].code);
     assert_int_equal(err.code, bad[i].code);
     if (!strstr(err.msg, bad[i].msg))
-      fail_msg("parse(\"%s\"): message \"%s\" lacks \"%s\"", bad[i].in,
-               err.msg, bad[i].msg);
+      fail_msg("parse(\"%s\"): message \"%s\" lacks \"%s\"", bad[i].in, err.msg,
+               bad[i].msg);
   }
 }
 

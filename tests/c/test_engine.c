@@ -44,9 +44,8 @@ static void put_blob(fl_endpoint *ep, const char *content, char *out) {
                    FL_OK);
   const char *cursor = content;
   fl_source src = {mem_read, NULL, &cursor};
-  assert_int_equal(ep->ops->blob_put(ep, "image", out, strlen(content), &src,
-                                     &err),
-                   FL_OK);
+  assert_int_equal(
+      ep->ops->blob_put(ep, "image", out, strlen(content), &src, &err), FL_OK);
 }
 
 /* An image with `layers` small layers, the first shared by every image. */
@@ -54,8 +53,7 @@ static void make_image(fl_endpoint *ep, const char *tag, int layers) {
   char cfg_digest[FL_DIGEST_STR_MAX];
   char cfg[128];
   snprintf(cfg, sizeof cfg,
-           "{\"architecture\":\"amd64\",\"os\":\"linux\",\"tag\":\"%s\"}",
-           tag);
+           "{\"architecture\":\"amd64\",\"os\":\"linux\",\"tag\":\"%s\"}", tag);
   put_blob(ep, cfg, cfg_digest);
   size_t cap = 512 + (size_t)layers * 160;
   char *m = malloc(cap);
@@ -153,7 +151,8 @@ static void test_stress_copy_and_rerun(void **state) {
   fl_counters c;
   fl_engine_counters(e, &c);
   /* configs, the unique layers, and the shared base layer only once */
-  const uint64_t unique = (uint64_t)images + (uint64_t)images * (layers - 1) + 1;
+  const uint64_t unique =
+      (uint64_t)images + (uint64_t)images * (layers - 1) + 1;
   assert_int_equal(c.blobs_copied, unique);
   assert_int_equal(c.images_replicated, (uint64_t)images);
   assert_int_equal(c.manifests_pushed, (uint64_t)images);
