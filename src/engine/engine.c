@@ -139,9 +139,12 @@ static void known_add(fl_engine *e, fl_endpoint *dst, const char *digest,
 
 /* ---- one blob ------------------------------------------------------------- */
 
+/* Whole-blob failures another try may fix. DIGEST_MISMATCH is one: bytes
+ * corrupted in transit differ on the next try (a source whose stored bytes
+ * are corrupt fails every try, and the error is reported after the last). */
 static int retryable(fl_code rc) {
   return rc == FL_EUNREACHABLE || rc == FL_ETIMEOUT || rc == FL_ESERVER ||
-         rc == FL_EPROTOCOL;
+         rc == FL_EPROTOCOL || rc == FL_EDIGEST_MISMATCH;
 }
 
 /* Copy the bytes, retrying whole-blob failures that another try may fix. */
@@ -171,6 +174,7 @@ static fl_code copy_bytes(fl_engine *e, image_job *j, const fl_descriptor *d,
       break;
     fl_log(FL_LOG_WARN, NULL, "blob %s: %s; trying again (%d of %d)", d->digest,
            err->msg, attempt + 1, e->cfg.blob_attempts);
+    fl_http_count_retry();
     struct timespec ts = {0, 250000000L * attempt};
     nanosleep(&ts, NULL);
   }

@@ -113,6 +113,7 @@ static fl_code sleep_ms(long long ms, fl_error *err) {
 
 void fl_http_cancel_all(void) { atomic_store(&cancelled_flag, 1); }
 uint64_t fl_http_total_retries(void) { return atomic_load(&total_retries); }
+void fl_http_count_retry(void) { atomic_fetch_add(&total_retries, 1); }
 int fl_http_cancelled(void) { return atomic_load(&cancelled_flag); }
 
 /* ---- curl share locks and the handle pool -------------------------------- */
@@ -837,9 +838,29 @@ out:
 }
 
 /* React to a 401: fetch a token or set Basic. FL_OK means retry. */
+/* The bearer token cached for a request's scopes, "" if none (locked). */
+static void cached_token_locked(fl_http *h, const fl_http_request *req,
+                                char *tok, size_t n) {
+  char bufs[2][1100];
+  const char *scopes[2];
+  char key[2048];
+  int ns = build_scopes(req, bufs, scopes);
+  scope_key(h, scopes, (size_t)ns, key, sizeof key);
+  if (!fl_token_cache_get(h->tokens, key, tok, n))
+    tok[0] = '\0';
+}
+
+/* 1 if `sent` (an Authorization value or NULL) is "Bearer <tok>". */
+static int sent_this_token(const char *sent, const char *tok) {
+  return sent && strncmp(sent, "Bearer ", 7) == 0 && strcmp(sent + 7, tok) == 0;
+}
+
+/* React to a 401 on a request that carried `sent_auth` (or none): fetch a
+ * token or set Basic credentials. FL_OK means: send it again. */
 static fl_code handle_challenge(fl_http *h, const fl_http_request *req,
-                                const fl_http_response *resp, int sent_basic,
-                                fl_error *err) {
+                                const fl_http_response *resp,
+                                const char *sent_auth, fl_error *err) {
+  int sent_basic = sent_auth && strncmp(sent_auth, "Basic ", 6) == 0;
   fl_challenge ch[4];
   int n = resp->www_authenticate
               ? fl_auth_parse_challenges(resp->www_authenticate, ch, 4)
@@ -860,6 +881,10 @@ static fl_code handle_challenge(fl_http *h, const fl_http_request *req,
       int ns = build_scopes(req, bufs, scopes);
       fl_token tok;
       memset(&tok, 0, sizeof tok);
+      char current[8192];
+      cached_token_locked(h, req, current, sizeof current);
+      if (current[0] && !sent_this_token(sent_auth, current))
+        goto out; /* another thread fetched a fresh token: use that */
       if (have && fl_credentials_is_bearer(&h->creds)) {
         /* docker config `registrytoken`: already a bearer token */
         tok.token = strdup(h->creds.registry_token);
@@ -915,14 +940,19 @@ out:
   return rc;
 }
 
-static void forget_auth(fl_http *h, const fl_http_request *req) {
+/* Forget the cached token for a request's scopes, but only if it is the
+ * one that request sent (not a fresh one another thread just fetched). */
+static void forget_auth(fl_http *h, const fl_http_request *req,
+                        const char *sent_auth) {
   char bufs[2][1100];
   const char *scopes[2];
-  char key[2048];
+  char key[2048], tok[8192];
   pthread_mutex_lock(&h->auth_lock);
   int n = build_scopes(req, bufs, scopes);
   scope_key(h, scopes, (size_t)n, key, sizeof key);
-  fl_token_cache_invalidate(h->tokens, key);
+  if (fl_token_cache_get(h->tokens, key, tok, sizeof tok) &&
+      sent_this_token(sent_auth, tok))
+    fl_token_cache_invalidate(h->tokens, key);
   pthread_mutex_unlock(&h->auth_lock);
 }
 
@@ -1006,17 +1036,16 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
   int foreign = 0; /* following a redirect to another host: no auth */
   for (;;) {
     char *auth = (foreign || req->no_auth) ? NULL : cached_auth(h, req);
-    int sent_basic = auth && strncmp(auth, "Basic ", 6) == 0;
     outcome oc;
     limits_acquire(h);
     rc = perform_once(h, req, url, auth, resp, &oc, err);
     limits_release(h);
-    free(auth);
 
     if (rc == FL_OK && req->follow_redirects && resp->location &&
         (resp->status == 301 || resp->status == 302 || resp->status == 303 ||
          resp->status == 307 || resp->status == 308)) {
       char next[4096];
+      free(auth);
       if (++redirects > 5) {
         rc = fl_error_set(err, FL_EPROTOCOL, "too many redirects from %s",
                           req->url);
@@ -1039,11 +1068,12 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
         !req->no_auth) {
       /* one transparent re-authentication: a cached token may have expired */
       if (reauthed == 0)
-        forget_auth(h, req);
+        forget_auth(h, req, auth);
       else
         atomic_fetch_add(&h->n_reauths, 1);
       reauthed++;
-      fl_code arc = handle_challenge(h, req, resp, sent_basic, err);
+      fl_code arc = handle_challenge(h, req, resp, auth, err);
+      free(auth);
       if (arc != FL_OK) {
         rc = arc;
         break;
@@ -1052,6 +1082,7 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
         break;
       continue;
     }
+    free(auth);
     int again = (rc != FL_OK && oc.retryable) ||
                 (rc == FL_OK && status_retryable(resp->status));
     if (!again || req->cleanup || ++attempt >= h->cfg.max_attempts)

@@ -125,7 +125,9 @@ void fl_http_get_stats(fl_http *h, fl_http_stats *out);
  * FL_ECANCELLED (used on SIGINT/SIGTERM). Process-wide. */
 void fl_http_cancel_all(void);
 int fl_http_cancelled(void);
-/* Retries made by every client in this process. */
+/* Retries made by every client in this process: HTTP requests sent again,
+ * blob downloads resumed, blob copies tried again. */
 uint64_t fl_http_total_retries(void);
+void fl_http_count_retry(void);
 
 #endif

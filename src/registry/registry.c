@@ -470,6 +470,7 @@ static fl_code reg_blob_get(fl_endpoint *ep, const char *repo,
     int transport = rc == FL_EUNREACHABLE || rc == FL_ETIMEOUT;
     if (!(transport && got > 0 && resumes < 5))
       return rc;
+    fl_http_count_retry();
     /* progress was made: resume from where it stopped */
   }
 }
