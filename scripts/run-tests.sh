@@ -27,21 +27,25 @@ mkdir -p "$LOGDIR"
 SANITIZE=$(sed -n 's/^FL_SANITIZE:STRING=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)
 LUA=(lua5.4)
 PRELOAD=""
-PRELOAD_MODULE=""
+PRELOAD_EXTRA=""
 case "$SANITIZE" in
   *address* | *undefined*)
     PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
-    # core.so is preloaded too: lua_close() dlcloses the modules it loaded,
-    # and a leak found at exit would then be reported without symbols. (Not
-    # under TSan: there, libcurl's dependencies loaded at start-up deadlock
-    # in their destructors at exit.)
-    PRELOAD_MODULE="$ROOT/$BUILD/lua/freightliner/core.so"
+    # lua_close() dlcloses core.so, so a leak found at exit would be
+    # reported as "<unknown module>". A one-line dlclose() that does nothing,
+    # preloaded after the runtime, keeps every module mapped until the end.
+    # (Preloading core.so itself instead makes libcurl's dependencies
+    # deadlock in their destructors at exit.)
+    printf 'int dlclose(void *h);\nint dlclose(void *h) { (void)h; return 0; }\n' \
+      >"$BUILD/nodlclose.c"
+    if gcc -shared -fPIC -o "$BUILD/nodlclose.so" "$BUILD/nodlclose.c"; then
+      PRELOAD_EXTRA="$ROOT/$BUILD/nodlclose.so"
+    fi
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-    # The loader, run directly as below, keeps a few allocations (the
-    # program's name, a preloaded module's dependency list) that
-    # LeakSanitizer reports at exit: not ours.
-    printf 'leak:add_name_to_object\nleak:_dl_map_object_deps\n' >"$BUILD/lsan.supp"
+    # The loader, run directly as below, keeps an allocation for the
+    # program's name that LeakSanitizer reports at exit: not ours.
+    printf 'leak:add_name_to_object\n' >"$BUILD/lsan.supp"
     export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/$BUILD/lsan.supp:print_suppressions=0}
     ;;
   *thread*)
@@ -66,7 +70,7 @@ if [ -n "$PRELOAD" ]; then
   LDSO=$(readelf -l "$LUA_BIN" 2>/dev/null |
     sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
   if [ -n "$LDSO" ] && "$LDSO" --help 2>/dev/null | grep -q -- '--preload'; then
-    LUA=("$LDSO" --preload "$PRELOAD${PRELOAD_MODULE:+ $PRELOAD_MODULE}" "$LUA_BIN")
+    LUA=("$LDSO" --preload "$PRELOAD${PRELOAD_EXTRA:+ $PRELOAD_EXTRA}" "$LUA_BIN")
   else
     LUA=(env LD_PRELOAD="$PRELOAD" "$LUA_BIN")
   fi

@@ -1075,6 +1075,7 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
       fl_code arc = handle_challenge(h, req, resp, auth, err);
       free(auth);
       if (arc != FL_OK) {
+        fl_http_response_clear(resp); /* an error: no response for the caller */
         rc = arc;
         break;
       }
