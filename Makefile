@@ -39,8 +39,9 @@ build:
 	@test -f $(BUILD)/CMakeCache.txt || \
 	  cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
-	@mkdir -p bin
-	@ln -sf ../$(BUILD)/bin/freightliner bin/freightliner
+	@# bin/freightliner is the normal build, never a sanitizer one
+	@if [ "$(BUILD)" = build ]; then mkdir -p bin && \
+	  ln -sf ../build/bin/freightliner bin/freightliner; fi
 
 test: build
 	@scripts/run-tests.sh $(BUILD)

@@ -144,8 +144,8 @@ measure() {
     die "$tool ($phase, run $run) failed with status $rc; log above ($log)"
   fi
   SEQ=$((SEQ + 1))
-  local e u s m
-  read -r e u s m < <(tail -1 "$tf")
+  local u s m
+  read -r _ u s m < <(tail -1 "$tf")
   python3 - "$tool" "$phase" "$run" "$SEQ" "$t0" "$t1" "$u" "$s" "$m" \
       "$((s1 - s0))" "$((d1 - d0))" "$((b1 - b0))" "$TICK" "$load" "$quiet" >> "$ROWS" <<'PY'
 import json, sys

@@ -9,6 +9,7 @@
 -- the engine sees one endpoint per store (shared blobs are deduplicated and
 -- mounted across repositories). Prints one summary line; any failed copy
 -- raises (exit status 1).
+-- luacheck: globals fl
 local src_spec, dst_spec = arg[1], arg[2]
 local n = math.tointeger(tonumber(arg[3] or "8")) or 8
 if not src_spec or not dst_spec then

@@ -22,6 +22,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/fl-upload-ref-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 if [ "$mode" = xargs ]; then
+  # shellcheck disable=SC2317  # run by xargs through bash -c
   one() { # BASE REPO HEX FILE
     local loc sep
     loc=$(curl -sS -f -X POST -o /dev/null -D - "$1/v2/$2/blobs/uploads/" |
@@ -32,13 +33,14 @@ if [ "$mode" = xargs ]; then
       -T "$4" "$loc${sep}digest=sha256:$3"
   }
   export -f one
+  # shellcheck disable=SC2016  # expanded by the inner bash
   xargs -P8 -n3 bash -c 'one "$0" "$@"' "$base" < "$jobs"
   exit 0
 fi
 
 # 1. open the upload sessions: one POST per blob, URL order kept in a config
 : > "$tmp/post.cfg"
-while read -r repo hex file; do
+while read -r repo _; do
   printf 'url = "%s/v2/%s/blobs/uploads/"\nrequest = "POST"\noutput = "/dev/null"\n' \
     "$base" "$repo" >> "$tmp/post.cfg"
 done < "$jobs"
