@@ -34,15 +34,15 @@ typedef struct blob_task {
   fl_descriptor desc;
 } blob_task;
 
-/* A blob being transferred to a destination right now; others wait on it. */
+/* A blob being placed at a destination right now. Tasks for the same blob
+ * and destination park on it (instead of blocking their worker) and go back
+ * to the head of the queue when it settles: by then the known table says
+ * where the blob is, so they skip or mount without a transfer. */
 typedef struct inflight {
   struct inflight *next;
   fl_endpoint *dst;
   char digest[FL_DIGEST_STR_MAX];
-  char repo[NAME_MAX_LEN];
-  int done;
-  fl_code rc;
-  int refs;
+  blob_task *waiters;
 } inflight;
 
 /* A repository of a destination known to hold a blob (for mounts). */
@@ -79,7 +79,6 @@ struct fl_engine {
   pthread_mutex_t lock;
   pthread_cond_t work;     /* queue non-empty, or stopping */
   pthread_cond_t finished; /* a job moved to the finished queue */
-  pthread_cond_t settled;  /* an in-flight blob completed */
   blob_task *qhead, *qtail;
   int stopping;
   atomic_int cancelled;
@@ -108,14 +107,20 @@ static unsigned known_bucket(fl_endpoint *dst, const char *digest) {
   return h % KNOWN_BUCKETS;
 }
 
-/* Locked. A repository of dst other than `not_repo` that has the blob. */
-static const char *known_find(fl_engine *e, fl_endpoint *dst,
-                              const char *digest, const char *not_repo) {
-  for (known *k = e->known[known_bucket(dst, digest)]; k; k = k->next)
-    if (k->dst == dst && strcmp(k->digest, digest) == 0 &&
-        strcmp(k->repo, not_repo) != 0)
-      return k->repo;
-  return NULL;
+/* Locked. Is the blob known to be in `repo` of dst? If not, copy into
+ * `from` (size n) another repository of dst known to have it, or "". */
+static int known_lookup(fl_engine *e, fl_endpoint *dst, const char *digest,
+                        const char *repo, char *from, size_t n) {
+  from[0] = '\0';
+  for (known *k = e->known[known_bucket(dst, digest)]; k; k = k->next) {
+    if (k->dst != dst || strcmp(k->digest, digest) != 0)
+      continue;
+    if (strcmp(k->repo, repo) == 0)
+      return 1;
+    if (!from[0])
+      snprintf(from, n, "%s", k->repo);
+  }
+  return 0;
 }
 
 static void known_add(fl_engine *e, fl_endpoint *dst, const char *digest,
@@ -172,7 +177,9 @@ static fl_code copy_bytes(fl_engine *e, image_job *j, const fl_descriptor *d,
     if (!retryable(rc) || atomic_load(&e->cancelled) ||
         attempt == e->cfg.blob_attempts)
       break;
-    fl_log(FL_LOG_WARN, NULL, "blob %s: %s; trying again (%d of %d)", d->digest,
+    int named = strstr(err->msg, d->digest) != NULL;
+    fl_log(FL_LOG_WARN, NULL, "%s%s%s%s; trying again (%d of %d)",
+           named ? "" : "blob ", named ? "" : d->digest, named ? "" : ": ",
            err->msg, attempt + 1, e->cfg.blob_attempts);
     fl_http_count_retry();
     struct timespec ts = {0, 250000000L * attempt};
@@ -183,113 +190,131 @@ static fl_code copy_bytes(fl_engine *e, image_job *j, const fl_descriptor *d,
 
 typedef enum { BLOB_COPIED, BLOB_SKIPPED, BLOB_MOUNTED } blob_outcome;
 
+static fl_code try_mount(image_job *j, const fl_descriptor *d,
+                         const char *from) {
+  fl_error merr;
+  fl_code rc =
+      j->dst->ops->blob_mount(j->dst, j->dst_repo, from, d->digest, &merr);
+  if (rc != FL_OK)
+    fl_log(FL_LOG_DEBUG, NULL, "mount of %s from %s into %s failed (%s)",
+           d->digest, from, j->dst_repo, merr.msg);
+  return rc;
+}
+
 /* Make the blob present at the destination repository, cheapest way first:
- * already there, mount from a repository known to have it, else copy. */
+ * known to be there already (this run placed it: no request), mount from a
+ * repository this run knows has it (one request, no HEAD first: a registry
+ * that has the blob in the target repository answers the mount with 201
+ * too), there already (HEAD), mount from the source repository when source
+ * and destination are one registry, else copy the bytes. */
 static fl_code place_blob(fl_engine *e, image_job *j, const fl_descriptor *d,
                           blob_outcome *how, fl_error *err) {
+  char from[NAME_MAX_LEN];
+  pthread_mutex_lock(&e->lock);
+  int here = known_lookup(e, j->dst, d->digest, j->dst_repo, from, sizeof from);
+  pthread_mutex_unlock(&e->lock);
+  *how = BLOB_SKIPPED;
+  if (here)
+    return FL_OK;
+  *how = BLOB_MOUNTED;
+  if (from[0] && try_mount(j, d, from) == FL_OK)
+    return FL_OK;
   uint64_t size = 0;
   fl_code rc =
       j->dst->ops->blob_exists(j->dst, j->dst_repo, d->digest, &size, err);
-  if (rc == FL_OK) {
-    *how = BLOB_SKIPPED;
-    return FL_OK;
-  }
+  *how = BLOB_SKIPPED;
   if (rc != FL_ENOT_FOUND)
-    return rc;
-  char from[NAME_MAX_LEN] = "";
-  pthread_mutex_lock(&e->lock);
-  const char *k = known_find(e, j->dst, d->digest, j->dst_repo);
-  if (k)
-    snprintf(from, sizeof from, "%s", k);
-  pthread_mutex_unlock(&e->lock);
-  if (!from[0] && j->src == j->dst && strcmp(j->src_repo, j->dst_repo) != 0)
-    snprintf(from, sizeof from, "%s", j->src_repo);
-  if (from[0]) {
-    fl_error merr;
-    if (j->dst->ops->blob_mount(j->dst, j->dst_repo, from, d->digest, &merr) ==
-        FL_OK) {
-      *how = BLOB_MOUNTED;
-      return FL_OK;
-    }
-    fl_log(FL_LOG_DEBUG, NULL, "mount of %s from %s failed (%s): uploading",
-           d->digest, from, merr.msg);
-  }
+    return rc; /* FL_OK: there already */
+  *how = BLOB_MOUNTED;
+  if (!from[0] && j->src == j->dst && strcmp(j->src_repo, j->dst_repo) != 0 &&
+      try_mount(j, d, j->src_repo) == FL_OK)
+    return FL_OK;
   *how = BLOB_COPIED;
   return copy_bytes(e, j, d, err);
 }
 
-static fl_code run_blob(fl_engine *e, image_job *j, const fl_descriptor *d,
-                        fl_error *err) {
-  if (atomic_load(&e->cancelled))
-    return fl_error_set(err, FL_ECANCELLED, "cancelled");
-  /* Join a transfer of the same blob to the same destination in flight. */
-  pthread_mutex_lock(&e->lock);
-  inflight *f = e->inflight;
-  for (; f; f = f->next)
-    if (f->dst == j->dst && strcmp(f->digest, d->digest) == 0)
-      break;
-  int mine = 0;
-  if (f) {
-    f->refs++;
-    while (!f->done)
-      pthread_cond_wait(&e->settled, &e->lock);
-    int same_repo = strcmp(f->repo, j->dst_repo) == 0;
-    fl_code frc = f->rc;
-    if (--f->refs == 0)
-      free(f);
-    pthread_mutex_unlock(&e->lock);
-    if (frc == FL_OK && same_repo) {
-      atomic_fetch_add(&j->n_skipped, 1);
-      atomic_fetch_add(&e->skipped, 1);
-      atomic_fetch_add(&j->bytes_done, d->size);
-      return FL_OK;
-    }
+static void count_placed(fl_engine *e, image_job *j, const fl_descriptor *d,
+                         blob_outcome how) {
+  if (how == BLOB_SKIPPED) {
+    atomic_fetch_add(&j->n_skipped, 1);
+    atomic_fetch_add(&e->skipped, 1);
+  } else if (how == BLOB_MOUNTED) {
+    atomic_fetch_add(&j->n_mounted, 1);
+    atomic_fetch_add(&e->mounted, 1);
   } else {
-    f = calloc(1, sizeof *f);
-    if (f) {
-      f->dst = j->dst;
-      snprintf(f->digest, sizeof f->digest, "%s", d->digest);
-      snprintf(f->repo, sizeof f->repo, "%s", j->dst_repo);
-      f->refs = 1;
-      f->next = e->inflight;
-      e->inflight = f;
-      mine = 1;
-    }
-    pthread_mutex_unlock(&e->lock);
+    atomic_fetch_add(&j->n_copied, 1);
+    atomic_fetch_add(&e->copied, 1);
   }
+  if (how != BLOB_COPIED)
+    atomic_fetch_add(&j->bytes_done, d->size);
+}
+
+/* Locked. The transfer of this blob to this destination in flight, if any. */
+static inflight *inflight_find(fl_engine *e, fl_endpoint *dst,
+                               const char *digest) {
+  for (inflight *f = e->inflight; f; f = f->next)
+    if (f->dst == dst && strcmp(f->digest, digest) == 0)
+      return f;
+  return NULL;
+}
+
+/* Locked. Take f off the in-flight list and put its waiters back at the head
+ * of the queue. */
+static void inflight_settle(fl_engine *e, inflight *f) {
+  for (inflight **pp = &e->inflight; *pp; pp = &(*pp)->next)
+    if (*pp == f) {
+      *pp = f->next;
+      break;
+    }
+  if (f->waiters) {
+    blob_task *last = f->waiters;
+    while (last->next)
+      last = last->next;
+    last->next = e->qhead;
+    if (!e->qhead)
+      e->qtail = last;
+    e->qhead = f->waiters;
+    pthread_cond_broadcast(&e->work);
+  }
+  free(f);
+}
+
+/* Locked on entry and exit. Place one blob (the lock is dropped meanwhile),
+ * unless the same blob is on its way to the same destination: then park the
+ * task on that transfer and return 0 (the task is not finished). */
+static int run_blob(fl_engine *e, blob_task *t, fl_code *rc, fl_error *err) {
+  image_job *j = t->job;
+  const fl_descriptor *d = &t->desc;
+  if (atomic_load(&e->cancelled)) {
+    *rc = fl_error_set(err, FL_ECANCELLED, "cancelled");
+    return 1;
+  }
+  inflight *f = inflight_find(e, j->dst, d->digest);
+  if (f) {
+    t->next = f->waiters;
+    f->waiters = t;
+    return 0;
+  }
+  f = calloc(1, sizeof *f); /* if NULL: no sharing, still correct */
+  if (f) {
+    f->dst = j->dst;
+    snprintf(f->digest, sizeof f->digest, "%s", d->digest);
+    f->next = e->inflight;
+    e->inflight = f;
+  }
+  pthread_mutex_unlock(&e->lock);
 
   blob_outcome how = BLOB_COPIED;
-  fl_code rc = place_blob(e, j, d, &how, err);
-  if (rc == FL_OK) {
+  *rc = place_blob(e, j, d, &how, err);
+  if (*rc == FL_OK) {
     known_add(e, j->dst, d->digest, j->dst_repo);
-    if (how == BLOB_SKIPPED) {
-      atomic_fetch_add(&j->n_skipped, 1);
-      atomic_fetch_add(&e->skipped, 1);
-    } else if (how == BLOB_MOUNTED) {
-      atomic_fetch_add(&j->n_mounted, 1);
-      atomic_fetch_add(&e->mounted, 1);
-    } else {
-      atomic_fetch_add(&j->n_copied, 1);
-      atomic_fetch_add(&e->copied, 1);
-    }
-    if (how != BLOB_COPIED)
-      atomic_fetch_add(&j->bytes_done, d->size);
+    count_placed(e, j, d, how);
   }
-  if (mine) {
-    pthread_mutex_lock(&e->lock);
-    for (inflight **pp = &e->inflight; *pp; pp = &(*pp)->next)
-      if (*pp == f) {
-        *pp = f->next;
-        break;
-      }
-    f->done = 1;
-    f->rc = rc;
-    pthread_cond_broadcast(&e->settled);
-    if (--f->refs == 0)
-      free(f);
-    pthread_mutex_unlock(&e->lock);
-  }
-  return rc;
+
+  pthread_mutex_lock(&e->lock);
+  if (f)
+    inflight_settle(e, f);
+  return 1;
 }
 
 static void *blob_worker(void *arg) {
@@ -304,12 +329,12 @@ static void *blob_worker(void *arg) {
     e->qhead = t->next;
     if (!e->qhead)
       e->qtail = NULL;
-    pthread_mutex_unlock(&e->lock);
+    t->next = NULL;
 
     fl_error err;
-    fl_code rc = run_blob(e, t->job, &t->desc, &err);
-
-    pthread_mutex_lock(&e->lock);
+    fl_code rc = FL_OK;
+    if (!run_blob(e, t, &rc, &err))
+      continue; /* parked on the same blob in flight */
     image_job *j = t->job;
     if (rc != FL_OK && j->blob_rc == FL_OK) {
       j->blob_rc = rc;
@@ -440,16 +465,23 @@ out:
   return rc;
 }
 
-/* Fetch manifest `ref` and everything under it into t (children first). */
-static fl_code collect(image_job *j, const char *ref, int depth, tree *t,
-                       fl_error *err) {
+/* Fetch manifest `ref` and everything under it into t (children first).
+ * `have`, when not NULL, is manifest `ref` already fetched: it is moved in
+ * (and cleared) rather than fetched again. */
+static fl_code collect(image_job *j, const char *ref, fl_manifest *have,
+                       int depth, tree *t, fl_error *err) {
   fl_manifest m;
   fl_manifest_info info;
+  fl_code rc = FL_OK;
   if (depth > MAX_TREE_DEPTH)
     return fl_error_set(err, FL_EINVALID, "manifests nest too deeply");
-  fl_code rc = j->src->ops->manifest_get(j->src, j->src_repo, ref, &m, err);
-  if (rc != FL_OK)
+  if (have) {
+    m = *have;
+    memset(have, 0, sizeof *have);
+  } else if ((rc = j->src->ops->manifest_get(j->src, j->src_repo, ref, &m,
+                                             err)) != FL_OK) {
     return rc;
+  }
   if (depth == 0 && j->opts.nplatforms > 0 &&
       fl_media_type_is_index(m.media_type)) {
     rc = filter_index(&m, &j->opts, &j->result.index_rewritten, err);
@@ -462,7 +494,7 @@ static fl_code collect(image_job *j, const char *ref, int depth, tree *t,
   for (size_t i = 0; i < info.nrefs && rc == FL_OK; i++) {
     fl_ref_desc *r = &info.refs[i];
     if (r->role == FL_ROLE_MANIFEST)
-      rc = collect(j, r->desc.digest, depth + 1, t, err);
+      rc = collect(j, r->desc.digest, NULL, depth + 1, t, err);
     else if (r->role != FL_ROLE_SUBJECT && tree_add_blob(t, &r->desc) != FL_OK)
       rc = fl_error_set(err, FL_ENOMEM, "out of memory");
   }
@@ -529,12 +561,13 @@ static fl_code push_tree(image_job *j, tree *t, const char *tag,
   return FL_OK;
 }
 
-/* Copy the manifest tree under `ref`, pushing its root as `tag`. */
-static fl_code copy_tree(image_job *j, const char *ref, const char *tag,
-                         char *root_digest, fl_error *err) {
+/* Copy the manifest tree under `ref` (`have`: its root, if already
+ * fetched), pushing its root as `tag`. */
+static fl_code copy_tree(image_job *j, const char *ref, fl_manifest *have,
+                         const char *tag, char *root_digest, fl_error *err) {
   tree t;
   memset(&t, 0, sizeof t);
-  fl_code rc = collect(j, ref, 0, &t, err);
+  fl_code rc = collect(j, ref, have, 0, &t, err);
   if (rc == FL_OK)
     rc = transfer_blobs(j, &t, err);
   if (rc == FL_OK)
@@ -557,7 +590,7 @@ static fl_code copy_referrers(image_job *j, const char *digest, fl_error *err) {
     json_t *item;
     json_array_foreach(json_object_get(root, "manifests"), i, item) {
       const char *d = json_string_value(json_object_get(item, "digest"));
-      if (!d || (rc = copy_tree(j, d, "", NULL, err)) != FL_OK)
+      if (!d || (rc = copy_tree(j, d, NULL, "", NULL, err)) != FL_OK)
         break;
       j->result.referrers_copied++;
     }
@@ -582,7 +615,7 @@ static fl_code copy_referrers(image_job *j, const char *digest, fl_error *err) {
     const char *tg = tags.items[i];
     if (strncmp(tg, prefix, pl) != 0 || (tg[pl] != '\0' && tg[pl] != '.'))
       continue;
-    rc = copy_tree(j, tg, tg, NULL, err);
+    rc = copy_tree(j, tg, NULL, tg, NULL, err);
     if (rc == FL_OK)
       j->result.referrers_copied++;
   }
@@ -594,17 +627,20 @@ static int is_digest(const char *ref) { return strchr(ref, ':') != NULL; }
 
 static fl_code copy_image(image_job *j, fl_error *err) {
   fl_copy_result *res = &j->result;
+  fl_manifest root; /* the source manifest, when fetched by tag */
   fl_code rc;
-  /* 1. What does the source reference name? */
+  memset(&root, 0, sizeof root);
+  /* 1. What does the source reference name? A tag is resolved with a GET
+   * rather than a HEAD: the same one request when the destination turns out
+   * to be up to date, and the manifest is then at hand for the copy. */
   if (is_digest(j->src_ref)) {
     snprintf(res->src_digest, sizeof res->src_digest, "%.*s",
              (int)sizeof res->src_digest - 1, j->src_ref);
   } else {
-    fl_descriptor d;
-    rc = j->src->ops->manifest_head(j->src, j->src_repo, j->src_ref, &d, err);
+    rc = j->src->ops->manifest_get(j->src, j->src_repo, j->src_ref, &root, err);
     if (rc != FL_OK)
       return rc;
-    snprintf(res->src_digest, sizeof res->src_digest, "%s", d.digest);
+    snprintf(res->src_digest, sizeof res->src_digest, "%s", root.digest);
   }
   /* 2. Up to date? One HEAD at the destination. */
   if (j->dst_ref[0] && !j->opts.force && j->opts.nplatforms == 0) {
@@ -615,19 +651,21 @@ static fl_code copy_image(image_job *j, fl_error *err) {
       res->up_to_date = 1;
       snprintf(res->digest, sizeof res->digest, "%s", d.digest);
       if (!j->opts.referrers || j->opts.dry_run)
-        return FL_OK;
+        goto out;
     } else if (rc != FL_OK && rc != FL_ENOT_FOUND) {
       *err = herr;
-      return rc;
+      goto out;
     }
   }
+  rc = FL_OK;
   if (j->opts.dry_run)
-    return FL_OK;
+    goto out;
   /* 3. Blobs, then manifests, children before the index. */
   if (!res->up_to_date) {
-    rc = copy_tree(j, res->src_digest, j->dst_ref, res->digest, err);
+    rc = copy_tree(j, res->src_digest, root.data ? &root : NULL, j->dst_ref,
+                   res->digest, err);
     if (rc != FL_OK)
-      return rc;
+      goto out;
     if (res->index_rewritten)
       fl_log(FL_LOG_INFO, NULL,
              "%s:%s: platform filter wrote a new index %s (source %s)",
@@ -635,8 +673,10 @@ static fl_code copy_image(image_job *j, fl_error *err) {
   }
   /* 4. What refers to it. */
   if (j->opts.referrers)
-    return copy_referrers(j, res->src_digest, err);
-  return FL_OK;
+    rc = copy_referrers(j, res->src_digest, err);
+out:
+  fl_manifest_clear(&root);
+  return rc;
 }
 
 static void *image_thread(void *arg) {
@@ -693,7 +733,6 @@ fl_code fl_engine_new(const fl_engine_config *cfg, fl_engine **out,
   pthread_mutex_init(&e->lock, NULL);
   pthread_cond_init(&e->work, NULL);
   pthread_cond_init(&e->finished, NULL);
-  pthread_cond_init(&e->settled, NULL);
   e->workers = calloc((size_t)e->cfg.blob_workers, sizeof *e->workers);
   if (!e->workers) {
     fl_engine_free(e);
@@ -752,7 +791,6 @@ void fl_engine_free(fl_engine *e) {
   pthread_mutex_destroy(&e->lock);
   pthread_cond_destroy(&e->work);
   pthread_cond_destroy(&e->finished);
-  pthread_cond_destroy(&e->settled);
   free(e);
 }
 

@@ -154,6 +154,9 @@ static void test_stress_copy_and_rerun(void **state) {
   const uint64_t unique =
       (uint64_t)images + (uint64_t)images * (layers - 1) + 1;
   assert_int_equal(c.blobs_copied, unique);
+  /* every other image found the base placed (or parked on its transfer) */
+  assert_int_equal(c.blobs_skipped, (uint64_t)images - 1);
+  assert_int_equal(c.blobs_mounted, 0);
   assert_int_equal(c.images_replicated, (uint64_t)images);
   assert_int_equal(c.manifests_pushed, (uint64_t)images);
 
@@ -167,6 +170,40 @@ static void test_stress_copy_and_rerun(void **state) {
   fl_engine_counters(e, &c);
   assert_int_equal(c.images_up_to_date, (uint64_t)images);
   assert_int_equal(c.blobs_copied, unique);
+  fl_engine_free(e);
+}
+
+/* One image to three destination repositories, one after the other: the
+ * engine remembers where it placed each blob, so the second and third
+ * copies mount every blob, and a copy to a repository it already filled
+ * skips them all. */
+static void test_known_blobs_mount_across_repos(void **state) {
+  fixture *f = *state;
+  const int layers = 5;
+  make_image(f->src, "v1", layers);
+  fl_engine_config cfg = {.blob_workers = 4};
+  fl_engine *e;
+  fl_error err;
+  assert_int_equal(fl_engine_new(&cfg, &e, &err), FL_OK);
+  const char *repos[] = {"a", "b", "c", "a"};
+  for (int i = 0; i < 4; i++) {
+    uint64_t id;
+    fl_copy_opts o = {.force = 1};
+    assert_int_equal(fl_engine_submit_copy(e, f->src, "image", "v1", f->dst,
+                                           repos[i], "v1", &o, &id, &err),
+                     FL_OK);
+    fl_copy_result r;
+    assert_int_equal(fl_engine_wait(e, -1, &r), id);
+    if (r.code != FL_OK)
+      fail_msg("copy to %s failed: %s", repos[i], r.err.msg);
+    const uint64_t blobs = (uint64_t)layers + 1; /* and the config */
+    if (i == 0)
+      assert_int_equal(r.blobs_copied, blobs);
+    else if (i < 3)
+      assert_int_equal(r.blobs_mounted, blobs);
+    else
+      assert_int_equal(r.blobs_skipped, blobs);
+  }
   fl_engine_free(e);
 }
 
@@ -309,6 +346,8 @@ int main(void) {
       cmocka_unit_test(test_pipe),
       cmocka_unit_test_setup_teardown(test_stress_copy_and_rerun, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_known_blobs_mount_across_repos,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_corrupt_source_commits_nothing,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel_mid_way, setup, teardown),
