@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_util.h"
 #include "registry/manifest.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -11,11 +12,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fl_manifest m;
   memset(&m, 0, sizeof m);
-  m.data = malloc(size + 1);
+  m.data = fuzz_cstring(data, size);
   if (!m.data)
     return 0;
-  memcpy(m.data, data, size);
-  m.data[size] = '\0';
   m.len = size;
   fl_error err;
   if (fl_manifest_check(&m, NULL, NULL, &err) == FL_OK) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_util.h"
 #include "registry/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -17,11 +18,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   fl_http_response resp;
   memset(&resp, 0, sizeof resp);
-  resp.body = malloc(size + 1);
+  resp.body = fuzz_cstring(data, size);
   if (!resp.body)
     return 0;
-  memcpy(resp.body, data, size);
-  resp.body[size] = '\0';
   resp.body_len = size;
   resp.status = size ? 400 + data[0] % 200 : 500;
   fl_error err;
