@@ -6,11 +6,16 @@
  *
  * Both return the same userdata class; its methods are the endpoint
  * operations of src/registry/endpoint.h, one for one, taking repository and
- * reference strings. The friendlier object users see (`fl.registry`) is
- * built on these in lua/stdlib/freightliner/registry.lua. Expected failures
- * return nil, message, CODE; misuse raises an argument error. C resources
- * that exist while results are pushed are held by fl_lua_owned boxes.
+ * reference strings, plus :tags_many(repos [, {concurrency = N}]), which
+ * lists many repositories' tags at once on a few short-lived threads that
+ * are all joined before it returns. The friendlier object users see
+ * (`fl.registry`) is built on these in lua/stdlib/freightliner/registry.lua.
+ * Expected failures return nil, message, CODE; misuse raises an argument
+ * error. C resources that exist while results are pushed are held by
+ * fl_lua_owned boxes.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -193,6 +198,177 @@ static int m_tags(lua_State *L) {
   if (ep->ops->tags(ep, repo, box->ptr, &err) != FL_OK)
     return fl_lua_fail(L, &err);
   return push_strlist(L, box);
+}
+
+/* ---- tags_many: the tags of many repositories, listed concurrently ------ */
+
+#define TAGS_MANY_DEFAULT 8
+#define TAGS_MANY_MAX 64
+
+/* The work of one :tags_many() call, owned by an fl_lua_owned box so that no
+ * Lua error can leak it. The names are copied out of Lua before any thread
+ * starts; worker threads never touch the lua_State. A worker takes the next
+ * index from `next` (the only shared mutable field, an atomic) and writes
+ * only slot i of lists/errs/codes; the calling thread reads the slots after
+ * joining every worker. */
+typedef struct tags_work {
+  fl_endpoint *ep;
+  size_t count; /* slots allocated in repos, lists, errs and codes */
+  char **repos; /* unique names, in the order first given */
+  fl_strlist *lists;
+  fl_error *errs;
+  fl_code *codes;
+  atomic_size_t next;
+} tags_work;
+
+static void tags_work_release(void *p) {
+  tags_work *w = p;
+  for (size_t i = 0; i < w->count; i++) {
+    free(w->repos[i]);
+    fl_strlist_clear(&w->lists[i]);
+  }
+  free(w->repos);
+  free(w->lists);
+  free(w->errs);
+  free(w->codes);
+  free(w);
+}
+
+static void *tags_worker(void *arg) {
+  tags_work *w = arg;
+  for (;;) {
+    size_t i = atomic_fetch_add(&w->next, 1);
+    if (i >= w->count)
+      return NULL;
+    w->codes[i] =
+        w->ep->ops->tags(w->ep, w->repos[i], &w->lists[i], &w->errs[i]);
+  }
+}
+
+/* Run the work on up to `threads` threads and join them all. If no thread
+ * can be started the calling thread does the work itself. */
+static void tags_work_run(tags_work *w, size_t threads) {
+  pthread_t tid[TAGS_MANY_MAX];
+  size_t started = 0;
+  while (started < threads &&
+         pthread_create(&tid[started], NULL, tags_worker, w) == 0)
+    started++;
+  if (started == 0)
+    tags_worker(w);
+  for (size_t i = 0; i < started; i++)
+    pthread_join(tid[i], NULL);
+}
+
+static size_t tags_many_concurrency(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx))
+    return TAGS_MANY_DEFAULT;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "concurrency");
+  lua_Integer n = TAGS_MANY_DEFAULT;
+  if (!lua_isnil(L, -1)) {
+    int isint = 0;
+    n = lua_tointegerx(L, -1, &isint);
+    luaL_argcheck(L, isint && lua_type(L, -1) == LUA_TNUMBER && n >= 1, idx,
+                  "concurrency must be an integer >= 1");
+  }
+  lua_pop(L, 1);
+  return n > TAGS_MANY_MAX ? TAGS_MANY_MAX : (size_t)n;
+}
+
+/* ep:tags_many(repos [, {concurrency = N}]) -> tags, errors
+ *   tags[repo] = { tag, ... } (as :tags(repo) returns them)
+ *   errors[repo] = { message = ..., code = "NOT_FOUND" | ... }
+ * Every repository is in exactly one of the two tables. */
+static int m_tags_many(lua_State *L) {
+  fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  size_t threads = tags_many_concurrency(L, 3);
+  lua_settop(L, 2);
+
+  /* Validate and de-duplicate the names in Lua first (stack: 3 = unique
+   * names in order, 4 = set of names seen); nothing is held in C yet. */
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
+  lua_createtable(L, (int)n, 0);
+  lua_createtable(L, 0, (int)n);
+  size_t count = 0;
+  for (lua_Integer i = 1; i <= n; i++) {
+    size_t len;
+    if (lua_rawgeti(L, 2, i) != LUA_TSTRING)
+      return luaL_argerror(
+          L, 2,
+          lua_pushfstring(L, "repository %d must be a string, not a %s", (int)i,
+                          luaL_typename(L, -1)));
+    const char *name = lua_tolstring(L, -1, &len);
+    if (strlen(name) != len)
+      return luaL_argerror(
+          L, 2,
+          lua_pushfstring(L, "repository %d contains a NUL byte", (int)i));
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, 4) == LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_pushvalue(L, -1);
+      lua_pushboolean(L, 1);
+      lua_rawset(L, 4);
+      lua_rawseti(L, 3, (lua_Integer)++count);
+    } else {
+      lua_pop(L, 2);
+    }
+  }
+
+  fl_lua_owned *box = fl_lua_push_owned(L, tags_work_release); /* 5 */
+  tags_work *w = calloc(1, sizeof *w);
+  if (!w)
+    return luaL_error(L, "out of memory");
+  box->ptr = w;
+  w->ep = ep;
+  atomic_init(&w->next, 0);
+  if (count > 0) {
+    w->repos = calloc(count, sizeof *w->repos);
+    w->lists = calloc(count, sizeof *w->lists);
+    w->errs = calloc(count, sizeof *w->errs);
+    w->codes = calloc(count, sizeof *w->codes);
+    if (!w->repos || !w->lists || !w->errs || !w->codes)
+      return luaL_error(L, "out of memory");
+    w->count = count;
+  }
+  for (size_t i = 0; i < count; i++) {
+    lua_rawgeti(L, 3, (lua_Integer)i + 1);
+    w->repos[i] = strdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (!w->repos[i])
+      return luaL_error(L, "out of memory");
+  }
+
+  /* No Lua from here until every worker is joined. */
+  if (threads > count)
+    threads = count;
+  if (count > 0)
+    tags_work_run(w, threads);
+
+  lua_createtable(L, 0, (int)count); /* 6: tags */
+  lua_createtable(L, 0, 0);          /* 7: errors */
+  for (size_t i = 0; i < count; i++) {
+    if (w->codes[i] == FL_OK) {
+      fl_strlist *l = &w->lists[i];
+      lua_createtable(L, (int)l->count, 0);
+      for (size_t j = 0; j < l->count; j++) {
+        lua_pushstring(L, l->items[j]);
+        lua_rawseti(L, -2, (lua_Integer)j + 1);
+      }
+      lua_setfield(L, 6, w->repos[i]);
+    } else {
+      const fl_error *e = &w->errs[i];
+      lua_createtable(L, 0, 2);
+      fl_lua_setfield_str(L, -1, "message", e->msg);
+      fl_lua_setfield_str(
+          L, -1, "code",
+          fl_code_name(e->code != FL_OK ? e->code : w->codes[i]));
+      lua_setfield(L, 7, w->repos[i]);
+    }
+    fl_strlist_clear(&w->lists[i]);
+  }
+  fl_lua_owned_release(box);
+  return 2;
 }
 
 static void manifest_release(void *p) {
@@ -471,6 +647,7 @@ int fl_lua_open_endpoint(lua_State *L) {
   static const luaL_Reg methods[] = {{"ping", m_ping},
                                      {"catalog", m_catalog},
                                      {"tags", m_tags},
+                                     {"tags_many", m_tags_many},
                                      {"manifest_get", m_manifest_get},
                                      {"manifest_head", m_manifest_head},
                                      {"manifest_put", m_manifest_put},

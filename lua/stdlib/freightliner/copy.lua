@@ -77,6 +77,17 @@ local function open_store(spec, host)
   return reg
 end
 
+--- The registry object fl.copy uses for store `spec` ("host:port" or
+-- "oci:PATH"), opened on first use, when `opts` are the options it is opened
+-- with (those given to fl.registry_options for spec, or nil for none).
+-- Listing through it lets the copies that follow reuse its scheme probe,
+-- tokens and connections. Returns false when opts differ (open your own),
+-- or nil, message, CODE when it cannot be opened. Do not close it.
+function M.store(spec, opts)
+  if opts ~= state.registry_opts[spec] then return false end
+  return open_store(spec)
+end
+
 --- Resolve src/dst into { registry, repository, reference, name }.
 function M.resolve(x)
   if type(x) == "table" then

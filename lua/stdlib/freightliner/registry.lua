@@ -5,6 +5,8 @@
 --   reg:ping()                          -> true | nil, msg, CODE
 --   reg:catalog{ pattern = "team/*", limit = 100 }
 --   reg:tags("team/app")
+--   reg:tags_many({ "team/app", "team/web" }, { concurrency = 8 })
+--                                       -> { [repo] = tags }, { [repo] = { message, code } }
 --   reg:manifest("team/app:v1")        -> { data, digest, media_type, size, parsed }
 --   reg:head("team/app:v1")            -> { digest, media_type, size }
 --   reg:blob_exists("team/app", digest) -> true, size | false
@@ -130,6 +132,26 @@ end
 
 function Registry:tags(repo)
   return self.ep:tags(repo)
+end
+
+--- The tags of many repositories, listed concurrently (on up to
+-- opts.concurrency threads, default 8, at most 64). Returns two tables keyed
+-- by repository name: tags[repo] = the list :tags(repo) gives, and
+-- errors[repo] = { message = ..., code = "NOT_FOUND" | ... } for each one
+-- that could not be listed; every repository is in exactly one of them. A
+-- failure of one repository does not stop the others.
+function Registry:tags_many(repos, opts)
+  if type(repos) ~= "table" then
+    error("tags_many: expected a list of repository names", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("tags_many: options must be a table like { concurrency = 8 }", 2)
+  end
+  local n = opts and opts.concurrency
+  if n ~= nil and (type(n) ~= "number" or not math.tointeger(n) or n < 1) then
+    error("tags_many: concurrency must be an integer >= 1", 2)
+  end
+  return self.ep:tags_many(repos, opts)
 end
 
 --- A manifest: raw bytes (data), digest, media_type, size, and parsed JSON.

@@ -3,15 +3,18 @@
 --   local plan = replicate.plan{ source = "src:5000", destination = "dst:5000",
 --     repositories = { "team/app" } | pattern = "team/*",
 --     select_tags = function(repo, tags) return tags, skipped end,
---     dest_prefix = "mirror", hooks = { rename =, filter = } }
+--     dest_prefix = "mirror", hooks = { rename =, filter = }, parallel = 8 }
 --   local summary = replicate.run(plan, { parallel = 8, dry_run = false,
 --     checkpoint = cp, metrics_file = "m.json", progress = true,
 --     copy = { platforms =, referrers = }, hooks = { retry =, on_done =, on_error = } })
 --
 -- plan() lists what to copy: repositories from the source catalog (or the
--- given list), tags from each repository, filtered and renamed by the
--- policy; items are { key, src, dst, repository, tag, dst_repository,
--- dst_tag }. run() copies them with fl.parallel, records each image in the
+-- given list), tags from each repository (listed concurrently, `parallel`
+-- at a time, default 8), filtered and renamed by the policy in repository
+-- order; items are { key, src, dst, repository, tag, dst_repository,
+-- dst_tag }. The source is opened through fl.copy's store cache when its
+-- options are the ones fl.copy uses, so the copies reuse that endpoint.
+-- run() copies them with fl.parallel, records each image in the
 -- checkpoint as it finishes, stops cleanly on SIGINT/SIGTERM, writes the
 -- metrics file and returns a summary with the exit status the CLI uses:
 -- 0 all done, 1 some images failed, 130/143 interrupted.
@@ -35,7 +38,11 @@ end
 
 --- Build the list of images to copy. Returns plan | nil, message, CODE.
 function M.plan(p)
-  local src, msg, code = registry.open(p.source, p.source_options)
+  -- fl.copy's endpoint for the source when the options match (one scheme
+  -- probe and one token for the listing and the copies), else our own
+  local src, msg, code = copy.store(p.source, p.source_options)
+  local own = src == false
+  if own then src, msg, code = registry.open(p.source, p.source_options) end
   if not src then return nil, msg, code end
   local repos = p.repositories
   if not repos then
@@ -54,12 +61,23 @@ function M.plan(p)
   local plan = { source = p.source, destination = p.destination, items = {}, skipped = {},
                  errors = {} }
   local hooks = p.hooks or {}
-  for _, repo in ipairs(repos) do
-    local tags
-    tags, msg, code = src:tags(repo)
+  -- every repository's tags at once, then the policy in repository order
+  local names, uses = {}, {}
+  for i, repo in ipairs(repos) do
+    names[i] = math.type(repo) and tostring(repo) or repo
+    uses[names[i]] = (uses[names[i]] or 0) + 1
+  end
+  local listed, failed = src:tags_many(names, { concurrency = math.max(1, math.tointeger(p.parallel) or 8) })
+  for i, repo in ipairs(repos) do
+    local name = names[i]
+    local tags = listed[name]
+    if tags and uses[name] > 1 then
+      tags = table.move(tags, 1, #tags, 1, {}) -- a repeated repository: each use its own list
+    end
     if not tags then
+      local e = failed[name]
       plan.errors[#plan.errors + 1] = { repository = repo,
-        message = string.format("listing tags of %s/%s: %s", p.source, repo, msg), code = code }
+        message = string.format("listing tags of %s/%s: %s", p.source, repo, e.message), code = e.code }
     else
       local selected, skipped = tags, {}
       if p.select_tags then selected, skipped = p.select_tags(repo, tags) end
@@ -95,7 +113,7 @@ function M.plan(p)
       end
     end
   end
-  src:close()
+  if own then src:close() end
   return plan
 end
 

@@ -95,7 +95,7 @@ function M.plan(job)
       repository_filter = repository_filter,
       select_tags = select, dest_prefix = entry.dest_prefix, dest_template = entry.dest_template,
       rename_prefix = entry.rename_prefix,
-      hooks = hooks,
+      hooks = hooks, parallel = job.parallel,
     }
     if not plan then return nil, msg, code end
     for _, it in ipairs(plan.items) do
