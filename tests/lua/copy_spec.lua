@@ -6,6 +6,19 @@ local fl = require("freightliner")
 local regtest = require("regtest")
 local h = require("helpers")
 
+-- Requests fl.copy's own endpoint for `host` has made so far.
+local function requests(host)
+  local store = assert(require("freightliner.copy").store(host))
+  return store:stats().requests
+end
+
+-- Run fn; return the requests it made to the source and the destination.
+local function count_requests(src_host, dst_host, fn)
+  local s0, d0 = requests(src_host), requests(dst_host)
+  fn()
+  return requests(src_host) - s0, requests(dst_host) - d0
+end
+
 local function by_tag(seeded, repo, tag)
   for _, img in ipairs(seeded.images) do
     if img.repository == repo and img.tag == tag then return img end
@@ -49,20 +62,31 @@ describe("fl.copy between registries", function()
     assert.equal(2, r.blobs_copied)
   end)
 
-  it("does nothing on a re-run but one HEAD per side", function()
-    local r = assert(fl.copy(src.host .. "/project-a/app:v1.0", dst.host .. "/project-a/app:v1.0"))
+  it("does nothing on a re-run but one request per side", function()
+    local r
+    local s, d = count_requests(src.host, dst.host, function()
+      r = assert(fl.copy(src.host .. "/project-a/app:v1.0", dst.host .. "/project-a/app:v1.0"))
+    end)
     assert.is_true(r.up_to_date)
     assert.equal(0, r.blobs_copied)
     assert.equal(0, r.manifests_pushed)
     assert.equal(0, r.bytes)
+    assert.equal(1, s) -- the manifest GET by tag
+    assert.equal(1, d) -- the manifest HEAD
   end)
 
   it("mounts blobs from another repository of the destination", function()
-    local r = assert(fl.copy(src.host .. "/project-a/app:v1.0", dst.host .. "/mirror/app:v1.0"))
+    local r
+    local s, d = count_requests(src.host, dst.host, function()
+      r = assert(fl.copy(src.host .. "/project-a/app:v1.0", dst.host .. "/mirror/app:v1.0"))
+    end)
     assert.equal(3, r.blobs_mounted)
     assert.equal(0, r.blobs_copied)
     assert.equal(0, r.bytes)
     assert.is_true(fl.counters().blobs_mounted >= 3)
+    -- the engine knows where it put the blobs: no blob HEADs, no blob GETs
+    assert.equal(1, s) -- the manifest GET
+    assert.equal(5, d) -- manifest HEAD, 3 mounts, manifest PUT
   end)
 
   it("copies a whole multi-arch index, children first", function()
