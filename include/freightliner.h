@@ -88,6 +88,10 @@ fl_code fl_hasher_update(fl_hasher *h, const void *data, size_t len);
  * may only be freed or reset. */
 fl_code fl_hasher_final(fl_hasher *h, char out[FL_DIGEST_STR_MAX]);
 fl_code fl_hasher_reset(fl_hasher *h);
+/* Make dst (same algorithm) continue exactly where src is: a snapshot of a
+ * stream's hash at some offset, to go on from later. src must not be
+ * finished; FL_EINVALID otherwise or when the algorithms differ. */
+fl_code fl_hasher_copy(fl_hasher *dst, const fl_hasher *src);
 void fl_hasher_free(fl_hasher *h);
 
 /* One-shot digest of a buffer. */

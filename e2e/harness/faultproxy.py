@@ -33,12 +33,30 @@ Actions:
               the body (or "keep_bytes"), then close
   flip        forward, XOR one byte of the response body (at "offset", or a
               seeded-random offset) with 0xff; only for bodies with a length
+  cut_request a request body cut mid-way, as a client's connection lost in
+              the middle of an upload. Reads "after_bytes" (default: half
+              the body) of the request body from the client, then closes the
+              client connection abortively, without an answer. By default
+              NOTHING of that request reaches the upstream: this is what a
+              request-buffering reverse proxy (nginx's default
+              proxy_request_buffering on, as in front of Harbor) does with an
+              upload cut short, so the registry's upload session stays at the
+              last acknowledged chunk. With "forward": true the request head
+              and those first bytes are forwarded as they arrive (a
+              non-buffering proxy), then the upstream connection is closed
+              too, so the registry sees a body cut short.
 
 A rule matches nothing it cannot apply to: close/truncate/flip only fire on
-responses that have a body (GET with status 200/206 and at least 2 bytes).
+responses that have a body (GET with status 200/206 and at least 2 bytes);
+cut_request only on requests that have a body (it is not counted for others,
+so {"method": "PATCH", "nth": 2, "action": "cut_request"} is the 2nd PATCH
+with a body).
 
 Every injected fault is appended as one JSON line to --log (ts, rule,
-action, method, path, status, detail); --access-log records every request.
+action, method, path, status, detail); --access-log records every request
+(ts, method, path, status, bytes of response body sent, request_bytes of
+request body received, range and content_range: the request's Range and
+Content-Range headers when it has them, fault, seconds).
 `Location` and `Link` headers that point at the upstream are rewritten to
 point at the proxy; the upstream sees its own Host.
 
@@ -66,7 +84,7 @@ import urllib.parse
 PIECE = 64 * 1024
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
               "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization"}
-ACTIONS = {"status", "rate_limit", "drop", "stall", "close", "truncate", "flip"}
+ACTIONS = {"status", "rate_limit", "drop", "stall", "close", "truncate", "flip", "cut_request"}
 BODY_ACTIONS = {"close", "truncate", "flip"}
 
 
@@ -94,8 +112,10 @@ class Rule:
         self.seen = 0
         self.fired = 0
 
-    def matches(self, method, path):
+    def matches(self, method, path, has_body=True):
         if self.methods is not None and method not in self.methods:
+            return False
+        if self.action == "cut_request" and not has_body:
             return False
         if self.path is not None and not self.path.search(path):
             return False
@@ -166,10 +186,10 @@ class FaultProxy:
                                      "status": status, "detail": detail or {}})
 
     # -- the fault decision ----------------------------------------------
-    def choose(self, method, path):
+    def choose(self, method, path, has_body=True):
         with self.lock:
             for rule in self.rules:
-                if rule.matches(method, path) and rule.decide(self.rng):
+                if rule.matches(method, path, has_body) and rule.decide(self.rng):
                     return rule
         return None
 
@@ -276,16 +296,47 @@ class FaultProxy:
             u = urllib.parse.urlparse(target)
             path = u.path + ("?" + u.query if u.query else "")
         t0 = time.time()
-        rule = self.choose(method, path)
+        rule = self.choose(method, path, has_body)
         access = {"ts": round(t0, 3), "method": method, "path": path}
+        if headers.get("Range"):
+            access["range"] = headers["Range"]
+        if headers.get("Content-Range"):
+            access["content_range"] = headers["Content-Range"]
+        received = [0]  # request body bytes read from the client
+
+        def request_body():
+            for piece in self.body_reader(rfile, headers):
+                received[0] += len(piece)
+                yield piece
+
+        # a request body cut short (buffering proxy: nothing goes upstream)
+        cut_at = None
+        if rule is not None and rule.action == "cut_request":
+            length = headers.get("Content-Length")
+            length = int(length) if length and length.isdigit() else None
+            n = rule.spec.get("after_bytes")
+            cut_at = int(n) if n is not None else (length // 2 if length else PIECE)
+            if length is not None:
+                cut_at = min(cut_at, max(length - 1, 0))
+            if not rule.spec.get("forward"):
+                for piece in request_body():
+                    if received[0] >= cut_at:
+                        break
+                received[0] = min(received[0], cut_at)
+                self.record(rule, method, path, None, {"length": length, "received": received[0],
+                                                       "forwarded": 0})
+                access.update(status=None, fault="cut_request", request_bytes=received[0])
+                self._append(self.access_path, access)
+                self._abort(sock)
+                return False, up
 
         # faults that answer (or not) instead of forwarding
         if rule is not None and rule.action in ("status", "rate_limit", "drop"):
-            for _ in self.body_reader(rfile, headers):
+            for _ in request_body():
                 pass
             if rule.action == "drop":
                 self.record(rule, method, path, None)
-                access.update(status=None, fault="drop")
+                access.update(status=None, fault="drop", request_bytes=received[0])
                 self._append(self.access_path, access)
                 return False, up
             status = 429 if rule.action == "rate_limit" else int(rule.spec.get("status", 503))
@@ -300,7 +351,7 @@ class FaultProxy:
             self.answer(sock, status, reason, extra, body if method != "HEAD" else b"",
                         close=not client_keep)
             self.record(rule, method, path, status)
-            access.update(status=status, fault=rule.action)
+            access.update(status=status, fault=rule.action, request_bytes=received[0])
             self._append(self.access_path, access)
             return client_keep, up
         if rule is not None and rule.action == "stall" and rule.spec.get("after_bytes") is None:
@@ -328,11 +379,25 @@ class FaultProxy:
                 chunked_up = True
             up.endheaders()
             if has_body:
-                for piece in self.body_reader(rfile, headers):
+                for piece in request_body():
+                    if cut_at is not None and received[0] >= cut_at:
+                        piece = piece[:len(piece) - (received[0] - cut_at)]
+                        received[0] = cut_at
                     if chunked_up:
-                        up.send(b"%x\r\n" % len(piece) + piece + b"\r\n")
+                        if piece:
+                            up.send(b"%x\r\n" % len(piece) + piece + b"\r\n")
                     else:
                         up.send(piece)
+                    if cut_at is not None and received[0] >= cut_at:
+                        break
+                if cut_at is not None:  # forwarded a body cut short: break both sides
+                    up.close()
+                    self.record(rule, method, path, None, {"length": headers.get("Content-Length"),
+                                                           "received": received[0], "forwarded": received[0]})
+                    access.update(status=None, fault="cut_request", request_bytes=received[0])
+                    self._append(self.access_path, access)
+                    self._abort(sock)
+                    return False, None
                 if chunked_up:
                     up.send(b"0\r\n\r\n")
             resp = up.getresponse()
@@ -340,7 +405,7 @@ class FaultProxy:
             up.close()
             self.answer(sock, 502, "Bad Gateway", [("Content-Type", "text/plain")],
                         ("upstream: %s" % e).encode(), close=True)
-            access.update(status=502, error=str(e))
+            access.update(status=502, error=str(e), request_bytes=received[0])
             self._append(self.access_path, access)
             return False, None
 
@@ -444,20 +509,25 @@ class FaultProxy:
                 detail["offset"] = flip_at
             self.record(rule, method, path, status, detail)
         access.update(status=status, bytes=sent, fault=rule.action if rule else None,
-                      seconds=round(time.time() - t0, 3))
+                      request_bytes=received[0], seconds=round(time.time() - t0, 3))
         self._append(self.access_path, access)
         if aborted:
             if up is not None:
                 up.close()
-            try:  # an abortive close, as a broken network would
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            except OSError:
-                pass
+            self._abort(sock)
             return False, None
         if resp.will_close and up is not None:
             up.close()
             up = None
         return keep, up
+
+    @staticmethod
+    def _abort(sock):
+        """Make the coming close abortive (RST), as a broken network would."""
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        except OSError:
+            pass
 
     @staticmethod
     def _send(sock, piece, chunked):
@@ -499,6 +569,8 @@ def _self_test():
 
     def blob(n):
         return bytes((i * 7 + 3) & 0xFF for i in range(n))
+
+    uploads = []  # (method, path, bytes received) of every upload upstream
 
     class Up(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -555,6 +627,7 @@ def _self_test():
 
         def do_PUT(self):
             data = self._body()
+            uploads.append((self.command, self.path, len(data)))
             self.reply(201, ("%d %s" % (len(data), hashlib.sha256(data).hexdigest())).encode())
 
         do_PATCH = do_POST = do_PUT
@@ -583,6 +656,10 @@ def _self_test():
         {"name": "drop", "path": "^/blob/14$", "nth": 1, "action": "drop"},
         {"name": "prob", "path": "^/blob/15$", "probability": 0.5, "action": "status", "status": 502},
         {"name": "every", "path": "^/blob/16$", "every": 3, "max": 2, "action": "status", "status": 500},
+        {"name": "cut", "method": "PATCH", "path": "^/cut$", "nth": 2, "action": "cut_request",
+         "after_bytes": 100000},
+        {"name": "cutfwd", "method": "PATCH", "path": "^/cutfwd$", "nth": 1, "action": "cut_request",
+         "after_bytes": 150000, "forward": True},
     ]
     p = FaultProxy(up_url, rules, seed=7, log=log)
     p.start_thread()
@@ -714,6 +791,41 @@ def _self_test():
         r = c.getresponse()
         check(r.status == 206 and r.read() == blob(4000)[1000:], "Range request passthrough")
         c.close()
+        # cut_request: a bodiless PATCH is not counted; the 1st PATCH with a
+        # body passes, the 2nd is cut after 100000 bytes and never forwarded
+        big = blob(400000)
+        c = conn()
+        c.request("PATCH", "/cut")
+        r = c.getresponse()
+        r.read()
+        c.request("PATCH", "/cut", body=big, headers={"Content-Range": "0-399999"})
+        r = c.getresponse()
+        first = r.read().decode()
+        c.request("PATCH", "/cut", body=big)
+        try:
+            c.getresponse().read()
+            cut = False
+        except (http.client.HTTPException, ConnectionError):
+            cut = True
+        c.close()
+        time.sleep(0.2)
+        check(first.startswith("400000 ") and cut and
+              [u for u in uploads if u[1] == "/cut"] == [("PATCH", "/cut", 0), ("PATCH", "/cut", 400000)],
+              "cut_request: the 2nd PATCH with a body is cut and nothing of it forwarded (%s)" % uploads)
+        c = conn()
+        c.request("PATCH", "/cutfwd", body=big)
+        try:
+            c.getresponse().read()
+            cut = False
+        except (http.client.HTTPException, ConnectionError):
+            cut = True
+        c.close()
+        deadline = time.time() + 5
+        while time.time() < deadline and not [u for u in uploads if u[1] == "/cutfwd"]:
+            time.sleep(0.05)
+        check(cut and [u for u in uploads if u[1] == "/cutfwd"] == [("PATCH", "/cutfwd", 150000)],
+              "cut_request forward: the upstream got the first 150000 bytes, then a closed connection (%s)"
+              % uploads)
         faults = read_faults(log)
         by = {}
         for f in faults:
@@ -721,7 +833,8 @@ def _self_test():
         check(by.get("s503") == 1 and by.get("r429") == 1 and by.get("close") == 1 and
               by.get("trunc") == 1 and by.get("flip") == 1 and by.get("stall") == 1 and
               by.get("drop") == 1 and by.get("every") == 2 and by.get("prob") == n502 and
-              by.get("s500put") == 1 and by.get("stallmid") == 1,
+              by.get("s500put") == 1 and by.get("stallmid") == 1 and by.get("cut") == 1 and
+              by.get("cutfwd") == 1,
               "fault log counts every injection: %s" % by)
         # determinism: the same seed makes the same decisions
         q = FaultProxy(up_url, [{"path": "^/blob/15$", "probability": 0.5, "action": "status",

@@ -70,6 +70,15 @@ fl_code fl_hasher_reset(fl_hasher *h) {
                                                               : FL_ENOMEM;
 }
 
+fl_code fl_hasher_copy(fl_hasher *dst, const fl_hasher *src) {
+  if (src->finished || dst->alg != src->alg)
+    return FL_EINVALID;
+  if (EVP_MD_CTX_copy_ex(dst->ctx, src->ctx) != 1)
+    return FL_ENOMEM;
+  dst->finished = 0;
+  return FL_OK;
+}
+
 fl_code fl_hasher_update(fl_hasher *h, const void *data, size_t len) {
   if (h->finished)
     return FL_EINVALID;

@@ -8,6 +8,15 @@
  * endpoint cancels its upload session or removes its temp file), so a corrupt
  * blob is never committed. Memory use is the pipe's capacity, whatever the
  * blob's size.
+ *
+ * The verifying source can seek (fl_source.seek), for an upload that resumes
+ * where the destination says it stopped: it keeps its hash state every
+ * 8 MiB (the last few), and on a seek back stops the download thread,
+ * restores the latest state at or before the new position, downloads again
+ * from there (the source's blob_get at an offset) and hashes, without
+ * handing over, the bytes before the new position. Progress counts every
+ * byte once; the last chunk is still held back until the digest matches.
+ * Seek runs on the uploading thread, like read.
  */
 #ifndef FL_ENGINE_BLOBCOPY_H
 #define FL_ENGINE_BLOBCOPY_H

@@ -111,3 +111,12 @@ void fl_pipe_fail(fl_pipe *p, const fl_error *err) {
   pthread_cond_broadcast(&p->changed);
   pthread_mutex_unlock(&p->lock);
 }
+
+void fl_pipe_reset(fl_pipe *p) {
+  pthread_mutex_lock(&p->lock);
+  p->head = p->len = 0;
+  p->closed = p->failed = 0;
+  memset(&p->failure, 0, sizeof p->failure);
+  pthread_cond_broadcast(&p->changed);
+  pthread_mutex_unlock(&p->lock);
+}

@@ -28,5 +28,8 @@ void fl_pipe_close(fl_pipe *p);
 long long fl_pipe_read(fl_pipe *p, void *buf, size_t len, fl_error *err);
 /* Fail the pipe with err (first failure wins); wakes both sides. */
 void fl_pipe_fail(fl_pipe *p, const fl_error *err);
+/* Empty the pipe and clear its end and failure, for a new writer. Only
+ * while no writer is running (after the old one was joined). */
+void fl_pipe_reset(fl_pipe *p);
 
 #endif

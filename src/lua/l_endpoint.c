@@ -112,6 +112,8 @@ static int l_registry(lua_State *L) {
   h->creds.password_file = opt_str(L, 1, "password_file");
   h->creds.credential_helper = opt_str(L, 1, "credential_helper");
   cfg.chunk_size = (uint64_t)opt_num(L, 1, "chunk_size", 0);
+  cfg.resume_chunk_size = (uint64_t)opt_num(L, 1, "resume_chunk_size",
+                                            (double)FL_RESUME_CHUNK_DEFAULT);
   cfg.page_size = (size_t)opt_num(L, 1, "page_size", 0);
   lua_getfield(L, 1, "password");
   if (!lua_isnil(L, -1))
@@ -557,7 +559,7 @@ static int m_blob_put(lua_State *L) {
     digest = computed;
   }
   strsource s = {data, len, 0};
-  fl_source src = {str_read, str_rewind, &s};
+  fl_source src = {str_read, str_rewind, &s, NULL};
   fl_error err;
   if (ep->ops->blob_put(ep, repo, digest, len, &src, &err) != FL_OK)
     return fl_lua_fail(L, &err);

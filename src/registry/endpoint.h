@@ -65,11 +65,17 @@ typedef struct fl_sink {
 /* A source produces blob bytes in order. read returns the number of bytes
  * placed in buf (0 at the end) or -1 with err set, which aborts the upload;
  * rewind (may be NULL) starts again from byte 0 so a failed attempt can be
- * retried, returning FL_OK or FL_EUNSUPPORTED when it cannot. */
+ * retried, returning FL_OK or FL_EUNSUPPORTED when it cannot. seek (may be
+ * NULL; last so that positional initializers stay valid) makes the next read
+ * start at byte `offset` (0 <= offset <= size), behind or ahead of where the
+ * source is, so an interrupted upload can resume where the destination says
+ * it stopped; a source that verifies its bytes must still verify all of
+ * them before it hands over the last. */
 typedef struct fl_source {
   long long (*read)(void *ud, void *buf, size_t len, fl_error *err);
   fl_code (*rewind)(void *ud, fl_error *err);
   void *ud;
+  fl_code (*seek)(void *ud, uint64_t offset, fl_error *err);
 } fl_source;
 
 /* A string list, as catalog and tags return it. Free with fl_strlist_clear. */
@@ -121,7 +127,8 @@ typedef struct fl_endpoint_ops {
                       uint64_t offset, fl_sink *sink, fl_error *err);
   /* Upload exactly `size` bytes from src as blob `digest`. The blob is
    * committed only if the bytes match; on any failure nothing is committed
-   * (upload session cancelled, temp file removed). */
+   * (upload session cancelled, temp file removed). An implementation may
+   * use src->seek, when set, to resume an interrupted upload. */
   fl_code (*blob_put)(fl_endpoint *ep, const char *repo, const char *digest,
                       uint64_t size, fl_source *src, fl_error *err);
   /* Make a blob present in another repository of the same store without

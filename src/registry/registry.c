@@ -6,6 +6,7 @@
  * and turns the answer into an fl_code with a message naming the repository
  * and what failed.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "core/log.h"
 #include "registry/manifest.h"
 #include "registry/registry.h"
 
@@ -28,6 +30,8 @@ typedef struct registry {
   fl_endpoint base;
   fl_http *http;
   uint64_t chunk_size;
+  uint64_t resume_chunk_size;
+  atomic_int chunks_refused; /* the registry turned a chunked upload down */
   size_t page_size;
   char describe[300];
 } registry;
@@ -529,6 +533,8 @@ static fl_code with_digest(fl_http *http, const char *location,
 typedef struct chunk_source {
   fl_source *inner;
   uint64_t left;
+  uint64_t given;    /* bytes handed to the HTTP layer */
+  int source_failed; /* the inner source failed (not the registry) */
 } chunk_source;
 
 static long long chunk_read(void *ud, void *buf, size_t len, fl_error *err) {
@@ -538,24 +544,90 @@ static long long chunk_read(void *ud, void *buf, size_t len, fl_error *err) {
   if (len > c->left)
     len = (size_t)c->left;
   long long n = c->inner->read(c->inner->ud, buf, len, err);
-  if (n > 0)
+  if (n > 0) {
     c->left -= (uint64_t)n;
+    c->given += (uint64_t)n;
+  } else if (n < 0) {
+    c->source_failed = 1;
+  }
   return n;
 }
 
-static fl_code upload_chunks(registry *r, const char *repo, char *location,
-                             size_t locn, uint64_t size, fl_source *src,
-                             const char *what, fl_error *err) {
-  uint64_t at = 0;
+/* An upload resumes after this many failed chunks in a row at most. */
+#define RESUME_MAX_IN_A_ROW 3
+
+/* Where an upload session stands: GET its Location, 204 with "Range: 0-E"
+ * (Distribution writes "0-0" for an empty session too, so E = 0 counts as
+ * nothing when nothing was acknowledged). *next gets E + 1; location gets
+ * the fresh Location when the registry gives one. */
+static fl_code upload_status(registry *r, const char *repo, char *location,
+                             size_t locn, uint64_t acked, uint64_t *next,
+                             fl_error *err) {
+  char abs[URL_MAX], what[400];
+  fl_http_response resp;
+  snprintf(what, sizeof what, "checking the upload session of %s", repo);
+  if (fl_http_resolve_url(fl_http_base(r->http), location, abs, sizeof abs) !=
+      FL_OK)
+    return fl_error_set(err, FL_EPROTOCOL, "%s: bad upload location", what);
+  fl_http_request req = {
+      .method = "GET", .url = abs, .repo = repo, .actions = "pull,push"};
+  fl_code rc = fl_http_do(r->http, &req, &resp, err);
+  if (rc != FL_OK)
+    return rc;
+  if (resp.status != 204 && resp.status != 200) {
+    rc = fl_http_status_error(r->http, &resp, what, err);
+    goto out;
+  }
+  const char *range = resp.range;
+  if (range && strncmp(range, "bytes=", 6) == 0)
+    range += 6;
+  char *end = NULL;
+  unsigned long long first = range ? strtoull(range, &end, 10) : 1;
+  unsigned long long last = 0;
+  if (first == 0 && end && *end == '-')
+    last = strtoull(end + 1, &end, 10);
+  if (!range || first != 0 || !end || *end != '\0') {
+    rc = fl_error_set(err, FL_EPROTOCOL,
+                      "%s: registry answered without a usable Range (%s)", what,
+                      resp.range ? resp.range : "none");
+    goto out;
+  }
+  *next = (last == 0 && acked == 0) ? 0 : (uint64_t)last + 1;
+  if (resp.location)
+    snprintf(location, locn, "%s", resp.location);
+out:
+  fl_http_response_clear(&resp);
+  return rc;
+}
+
+/* What a registry that takes no chunked uploads answers the first PATCH. */
+static int refuses_chunks(long status) {
+  return status == 400 || status == 405 || status == 411 || status == 415 ||
+         status == 416 || status == 501;
+}
+
+/* Upload size bytes of src in PATCH chunks (Content-Range) to the session at
+ * location (updated from each answer). With src->seek, a chunk that fails
+ * in transit (connection lost, timeout, 5xx) is followed by an upload status
+ * request, and the upload goes on from where the registry says it stopped;
+ * when the session cannot say (Distribution answers 404 once a cut request
+ * reached it), the chunk's error is returned. *refused is set when the
+ * registry turned the first chunk down as if it took no chunked uploads. */
+static fl_code upload_chunks(registry *r, const char *repo, const char *digest,
+                             char *location, size_t locn, uint64_t size,
+                             uint64_t chunk_size, fl_source *src,
+                             const char *what, int *refused, fl_error *err) {
+  uint64_t at = 0; /* the registry has bytes 0..at-1 */
+  int in_a_row = 0;
   while (at < size) {
-    uint64_t n = size - at < r->chunk_size ? size - at : r->chunk_size;
+    uint64_t n = size - at < chunk_size ? size - at : chunk_size;
     char crange[96], abs[URL_MAX];
     snprintf(crange, sizeof crange, "Content-Range: %llu-%llu",
              (unsigned long long)at, (unsigned long long)(at + n - 1));
     const char *headers[] = {crange, "Content-Type: application/octet-stream",
                              NULL};
-    chunk_source cs = {src, n};
-    fl_source chunk = {chunk_read, NULL, &cs};
+    chunk_source cs = {src, n, 0, 0};
+    fl_source chunk = {chunk_read, NULL, &cs, NULL};
     if (fl_http_resolve_url(fl_http_base(r->http), location, abs, sizeof abs) !=
         FL_OK)
       return fl_error_set(err, FL_EPROTOCOL, "%s: bad upload location", what);
@@ -568,19 +640,80 @@ static fl_code upload_chunks(registry *r, const char *repo, char *location,
                            .source_len = n};
     fl_http_response resp;
     fl_code rc = fl_http_do(r->http, &req, &resp, err);
-    if (rc != FL_OK)
-      return rc;
-    if (resp.status != 202) {
-      rc = fl_http_status_error(r->http, &resp, what, err);
+    if (rc == FL_OK && resp.status == 202) {
+      if (resp.location)
+        snprintf(location, locn, "%s", resp.location);
       fl_http_response_clear(&resp);
+      at += n;
+      in_a_row = 0;
+      continue;
+    }
+    int interrupted =
+        !cs.source_failed &&
+        (rc == FL_EUNREACHABLE || rc == FL_ETIMEOUT ||
+         (rc == FL_OK &&
+          (resp.status >= 500 || resp.status == 408 || resp.status == 429)));
+    if (rc == FL_OK) {
+      *refused = at == 0 && !cs.source_failed && refuses_chunks(resp.status);
+      rc = fl_http_status_error(r->http, &resp, what, err);
+    }
+    fl_http_response_clear(&resp);
+    if (*refused || !interrupted || !src->seek ||
+        in_a_row >= RESUME_MAX_IN_A_ROW)
+      return rc;
+
+    uint64_t stopped = at + cs.given, next = 0;
+    fl_error serr;
+    fl_code src_rc = upload_status(r, repo, location, locn, at, &next, &serr);
+    if (src_rc == FL_OK && next > stopped)
+      src_rc =
+          fl_error_set(&serr, FL_EPROTOCOL,
+                       "the registry reports %llu bytes, more than the "
+                       "%llu sent",
+                       (unsigned long long)next, (unsigned long long)stopped);
+    if (src_rc == FL_OK)
+      src_rc = src->seek(src->ud, next, &serr);
+    if (src_rc != FL_OK) {
+      fl_log(FL_LOG_INFO, NULL,
+             "blob %s: upload interrupted at %llu of %llu bytes and cannot "
+             "resume (%s); it starts over",
+             digest, (unsigned long long)stopped, (unsigned long long)size,
+             serr.msg);
       return rc;
     }
-    if (resp.location)
-      snprintf(location, locn, "%s", resp.location);
-    fl_http_response_clear(&resp);
-    at += n;
+    fl_log(FL_LOG_WARN, NULL,
+           "blob %s: upload interrupted at %llu of %llu bytes; resuming from "
+           "%llu (registry upload status): %s",
+           digest, (unsigned long long)stopped, (unsigned long long)size,
+           (unsigned long long)next, err ? err->msg : "?");
+    fl_http_count_retry();
+    in_a_row++;
+    at = next;
   }
   return FL_OK;
+}
+
+/* Whether blob `size` goes up resumably, and in which chunks (0: one
+ * streamed PUT). `chunk_size`, when set, applies to every blob. */
+static uint64_t upload_chunk_size(registry *r, uint64_t size,
+                                  const fl_source *src) {
+  if (r->chunk_size)
+    return r->chunk_size;
+  if (src->seek && r->resume_chunk_size && size >= FL_RESUME_THRESHOLD &&
+      size > r->resume_chunk_size && !atomic_load(&r->chunks_refused))
+    return r->resume_chunk_size;
+  return 0;
+}
+
+/* POST an upload session; location gets where to send the bytes. */
+static fl_code open_session(registry *r, const char *repo, char *location,
+                            size_t locn, const char *what, fl_error *err) {
+  fl_http_response resp;
+  fl_code rc = start_upload(r, repo, "", NULL, &resp, what, err);
+  if (rc == FL_OK)
+    snprintf(location, locn, "%s", resp.location ? resp.location : "");
+  fl_http_response_clear(&resp);
+  return rc;
 }
 
 static fl_code reg_blob_put(fl_endpoint *ep, const char *repo,
@@ -595,22 +728,35 @@ static fl_code reg_blob_put(fl_endpoint *ep, const char *repo,
   if (rc != FL_OK)
     return rc;
   snprintf(what, sizeof what, "uploading blob %s to %s", digest, repo);
-  rc = start_upload(r, repo, "", NULL, &resp, what, err);
-  if (rc != FL_OK) {
-    fl_http_response_clear(&resp);
+  rc = open_session(r, repo, location, sizeof location, what, err);
+  if (rc != FL_OK)
     return rc;
-  }
-  snprintf(location, sizeof location, "%s", resp.location);
-  fl_http_response_clear(&resp);
 
   fl_http_request req = {.method = "PUT", .repo = repo, .actions = "pull,push"};
   const char *octet[] = {"Content-Type: application/octet-stream", NULL};
-  if (r->chunk_size) {
-    rc =
-        upload_chunks(r, repo, location, sizeof location, size, src, what, err);
-    if (rc != FL_OK)
+  uint64_t chunk_size = upload_chunk_size(r, size, src);
+  if (chunk_size) {
+    int refused = 0;
+    rc = upload_chunks(r, repo, digest, location, sizeof location, size,
+                       chunk_size, src, what, &refused, err);
+    if (rc != FL_OK && refused && !r->chunk_size) {
+      /* no chunked uploads here: this blob and the next in one request */
+      fl_log(FL_LOG_INFO, NULL,
+             "%s refused a chunked upload (%s); large blobs go up in one "
+             "request, without resuming",
+             r->describe, err ? err->msg : "?");
+      atomic_store(&r->chunks_refused, 1);
+      cancel_upload(r, location, repo);
+      if ((rc = src->seek(src->ud, 0, err)) != FL_OK ||
+          (rc = open_session(r, repo, location, sizeof location, what, err)) !=
+              FL_OK)
+        return rc;
+      chunk_size = 0;
+    } else if (rc != FL_OK) {
       goto fail;
-  } else {
+    }
+  }
+  if (!chunk_size) {
     req.source = src;
     req.source_len = size;
     req.headers = octet;
@@ -623,7 +769,7 @@ static fl_code reg_blob_put(fl_endpoint *ep, const char *repo,
   rc = fl_http_do(r->http, &req, &resp, err);
   if (rc == FL_OK && resp.status != 201) {
     rc = fl_http_status_error(r->http, &resp, what, err);
-    if (strstr(err->msg, "DIGEST_INVALID"))
+    if (err && strstr(err->msg, "DIGEST_INVALID"))
       err->code = rc = FL_EDIGEST_MISMATCH;
   }
   fl_http_response_clear(&resp);
@@ -776,6 +922,7 @@ fl_code fl_registry_open(const fl_registry_config *cfg, fl_endpoint **out,
   }
   r->base.ops = &registry_ops;
   r->chunk_size = cfg->chunk_size;
+  r->resume_chunk_size = cfg->resume_chunk_size;
   r->page_size = cfg->page_size ? cfg->page_size : 1000;
   snprintf(r->describe, sizeof r->describe, "registry %s", cfg->http.host);
   *out = &r->base;

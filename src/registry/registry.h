@@ -6,6 +6,13 @@
  * listing with Link pagination, manifests verified against their digests,
  * streamed blob download and upload (POST then streamed PUT, or chunked
  * PATCH for registries that need it), cross-repository mounts, referrers.
+ *
+ * Large blobs (FL_RESUME_THRESHOLD bytes or more, from a source that can
+ * seek) go up in PATCH chunks of resume_chunk_size bytes: when a chunk fails
+ * in transit, the upload asks the registry where its session stands (GET
+ * Location: 204 with Range) and goes on from there instead of starting
+ * over. Where the session is gone (404), the upload fails as before and the
+ * caller tries the whole blob again.
  */
 #ifndef FL_REGISTRY_REGISTRY_H
 #define FL_REGISTRY_REGISTRY_H
@@ -13,10 +20,19 @@
 #include "registry/endpoint.h"
 #include "registry/http.h"
 
+/* Blobs this big or bigger are uploaded resumably (see above). */
+#define FL_RESUME_THRESHOLD (64ULL << 20)
+/* The resume_chunk_size the Lua binding uses when none is given. */
+#define FL_RESUME_CHUNK_DEFAULT (32ULL << 20)
+
 typedef struct fl_registry_config {
   fl_http_config http;
-  uint64_t chunk_size; /* 0: one streamed PUT; else PATCH chunks this big */
-  size_t page_size;    /* n= for catalog and tags; 0: 1000 */
+  uint64_t chunk_size; /* 0: one streamed PUT; else PATCH chunks this big,
+                          for every blob */
+  uint64_t resume_chunk_size; /* PATCH chunk size for blobs of at least
+                                 FL_RESUME_THRESHOLD bytes; 0: one streamed
+                                 PUT for them too (no resuming) */
+  size_t page_size;           /* n= for catalog and tags; 0: 1000 */
 } fl_registry_config;
 
 fl_code fl_registry_open(const fl_registry_config *cfg, fl_endpoint **out,

@@ -43,7 +43,7 @@ static void put_blob(fl_endpoint *ep, const char *content, char *out) {
   assert_int_equal(fl_digest_buffer(FL_SHA256, content, strlen(content), out),
                    FL_OK);
   const char *cursor = content;
-  fl_source src = {mem_read, NULL, &cursor};
+  fl_source src = {mem_read, NULL, &cursor, NULL};
   assert_int_equal(
       ep->ops->blob_put(ep, "image", out, strlen(content), &src, &err), FL_OK);
 }

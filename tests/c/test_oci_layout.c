@@ -112,7 +112,7 @@ static fl_source make_src(mem_src *s, const void *data, size_t len) {
   s->data = data;
   s->len = len;
   s->fail_at = -1;
-  fl_source src = {mem_read, NULL, s};
+  fl_source src = {mem_read, NULL, s, NULL};
   return src;
 }
 

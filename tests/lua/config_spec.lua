@@ -51,6 +51,7 @@ describe("config.load", function()
     local mirror = plan.registry_options["127.0.0.1:5001"]
     assert.is_true(mirror.insecure)
     assert.equal(8 * 1024 * 1024, mirror.chunk_size)
+    assert.equal(16 * 1024 * 1024, mirror.resume_chunk_size)
     assert.equal(2, mirror.max_concurrency) -- the registry's own limit wins
     assert.is_table(plan.registry_options["quay.example.org:8443"]) -- a host used directly gets defaults
     assert.equal(3, #plan.entries)

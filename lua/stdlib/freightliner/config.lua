@@ -25,6 +25,7 @@
 --              retry: {max_attempts, base_ms, max_ms},
 --              rate_limit: {requests_per_second, max_concurrency}}
 --   registries: {NAME: {host (required), insecure, chunk_size ("8MiB"),
+--                resume_chunk_size ("32MiB"; 0 = no resumable uploads),
 --                max_concurrency, requests_per_second,
 --                tls: {ca_file, client_cert, client_key, verify, pinned_pubkey},
 --                credentials: {username, password_env, password_file,
@@ -147,6 +148,7 @@ local SPEC = S.map({
     max_concurrency = S.integer{ min = 1 },
     requests_per_second = S.number{ above = 0 },
     chunk_size = S.size(),
+    resume_chunk_size = S.size(),
   })),
   sync = S.list(S.map({
     source = S.map({
@@ -240,6 +242,7 @@ local function registry_options(r, defaults, base)
   o.max_concurrency = r.max_concurrency or o.max_concurrency
   o.requests_per_second = r.requests_per_second or o.requests_per_second
   o.chunk_size = r.chunk_size
+  o.resume_chunk_size = r.resume_chunk_size
   return o
 end
 
