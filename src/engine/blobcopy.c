@@ -60,6 +60,7 @@ typedef struct verifier {
   producer prod;
   pthread_t thread;
   int running; /* thread is a producer not yet joined */
+  int started; /* a download was ever started (the first read starts it) */
   fl_hasher *hasher;
   uint64_t total;   /* bytes hashed: the position of the next byte served */
   uint64_t counted; /* bytes added to c->progress (never counted twice) */
@@ -75,7 +76,7 @@ static fl_code start_producer(verifier *v, uint64_t offset, fl_error *err) {
   memset(&v->prod.err, 0, sizeof v->prod.err);
   if (pthread_create(&v->thread, NULL, produce, &v->prod) != 0)
     return fl_error_set(err, FL_ENOMEM, "cannot start a download thread");
-  v->running = 1;
+  v->running = v->started = 1;
   return FL_OK;
 }
 
@@ -161,6 +162,8 @@ static long long pull(verifier *v, void *buf, size_t len, fl_error *err) {
 static long long verifier_read(void *ud, void *buf, size_t len, fl_error *err) {
   verifier *v = ud;
   uint64_t size = v->c->desc->size;
+  if (!v->started && start_producer(v, 0, err) != FL_OK)
+    return -1;
   if (v->total == size) {
     if (!v->verified && verify(v, err) != FL_OK)
       return -1;
@@ -225,6 +228,11 @@ static fl_code verifier_seek(void *ud, uint64_t offset, fl_error *err) {
            v->c->desc->digest, (unsigned long long)from,
            (unsigned long long)offset);
   }
+  if (!v->started) {
+    fl_code rc = start_producer(v, 0, err);
+    if (rc != FL_OK)
+      return rc;
+  }
   if (offset > v->total && !v->discard && !(v->discard = malloc(DISCARD_BUF)))
     return fl_error_set(err, FL_ENOMEM, "out of memory resuming blob %s",
                         v->c->desc->digest);
@@ -256,15 +264,11 @@ fl_code fl_blob_copy_run(const fl_blob_copy *c, fl_error *err) {
     rc = fl_error_set(err, FL_ENOMEM, "out of memory starting a blob copy");
     goto out;
   }
-  if ((rc = start_producer(&ver, 0, err)) != FL_OK)
-    goto out;
   fl_source src = {verifier_read, NULL, &ver, verifier_seek};
   rc = c->dst->ops->blob_put(c->dst, c->dst_repo, c->desc->digest,
                              c->desc->size, &src, err);
-  if (rc == FL_OK && !ver.verified) {
-    /* the destination already had it and read nothing */
-    ver.verified = 1;
-  }
+  if (c->present) /* the destination already had it and read nothing */
+    *c->present = rc == FL_OK && !ver.started;
   int producer_ran = ver.running;
   stop_producer(&ver, "blob copy finished");
   if (rc != FL_OK && producer_ran && ver.prod.rc != FL_OK &&

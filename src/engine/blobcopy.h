@@ -17,6 +17,10 @@
  * handing over, the bytes before the new position. Progress counts every
  * byte once; the last chunk is still held back until the digest matches.
  * Seek runs on the uploading thread, like read.
+ *
+ * The download starts with the first read, so a destination that finds it
+ * has the blob already (fl_endpoint_ops.upload_finds_present) costs no
+ * request to the source.
  */
 #ifndef FL_ENGINE_BLOBCOPY_H
 #define FL_ENGINE_BLOBCOPY_H
@@ -34,6 +38,9 @@ typedef struct fl_blob_copy {
   size_t pipe_capacity;
   /* bytes verified and handed to the destination, added as they go */
   _Atomic uint64_t *progress;
+  /* when not NULL: set to 1 if the destination found it had the blob and
+   * read nothing (the source was never asked for it), else 0 */
+  int *present;
 } fl_blob_copy;
 
 fl_code fl_blob_copy_run(const fl_blob_copy *c, fl_error *err);

@@ -152,23 +152,34 @@ static int retryable(fl_code rc) {
          rc == FL_EPROTOCOL || rc == FL_EDIGEST_MISMATCH;
 }
 
-/* Copy the bytes, retrying whole-blob failures that another try may fix. */
+typedef enum { BLOB_COPIED, BLOB_SKIPPED, BLOB_MOUNTED } blob_outcome;
+
+/* Copy the bytes, retrying whole-blob failures that another try may fix.
+ * *how: BLOB_COPIED, or BLOB_SKIPPED when the destination's upload found
+ * the blob there already (nothing sent). */
 static fl_code copy_bytes(fl_engine *e, image_job *j, const fl_descriptor *d,
-                          fl_error *err) {
+                          blob_outcome *how, fl_error *err) {
   fl_code rc = FL_OK;
   for (int attempt = 1; attempt <= e->cfg.blob_attempts; attempt++) {
     _Atomic uint64_t sent = 0;
+    int present = 0;
     fl_blob_copy c = {.src = j->src,
                       .src_repo = j->src_repo,
                       .dst = j->dst,
                       .dst_repo = j->dst_repo,
                       .desc = d,
                       .pipe_capacity = e->cfg.pipe_capacity,
-                      .progress = &sent};
+                      .progress = &sent,
+                      .present = &present};
     rc = fl_blob_copy_run(&c, err);
     uint64_t n = atomic_load(&sent);
     atomic_fetch_add(&j->bytes_done, n);
+    if (rc == FL_OK && present) {
+      *how = BLOB_SKIPPED;
+      return FL_OK;
+    }
     if (rc == FL_OK) {
+      *how = BLOB_COPIED;
       atomic_fetch_add(&j->bytes_sent, d->size);
       atomic_fetch_add(&e->bytes, d->size);
       return FL_OK;
@@ -188,8 +199,6 @@ static fl_code copy_bytes(fl_engine *e, image_job *j, const fl_descriptor *d,
   return rc;
 }
 
-typedef enum { BLOB_COPIED, BLOB_SKIPPED, BLOB_MOUNTED } blob_outcome;
-
 static fl_code try_mount(image_job *j, const fl_descriptor *d,
                          const char *from) {
   fl_error merr;
@@ -203,10 +212,12 @@ static fl_code try_mount(image_job *j, const fl_descriptor *d,
 
 /* Make the blob present at the destination repository, cheapest way first:
  * known to be there already (this run placed it: no request), mount from a
- * repository this run knows has it (one request, no HEAD first: a registry
- * that has the blob in the target repository answers the mount with 201
- * too), there already (HEAD), mount from the source repository when source
- * and destination are one registry, else copy the bytes. */
+ * repository this run knows has it, or from the source repository when
+ * source and destination are one store (one request, no HEAD first: a
+ * registry that has the blob in the target repository answers a mount with
+ * 201 too), else upload. On a registry the upload finds a blob that is
+ * there already by itself (upload_finds_present: its first request asks);
+ * other stores get a HEAD (blob_exists) first. */
 static fl_code place_blob(fl_engine *e, image_job *j, const fl_descriptor *d,
                           blob_outcome *how, fl_error *err) {
   char from[NAME_MAX_LEN];
@@ -216,21 +227,20 @@ static fl_code place_blob(fl_engine *e, image_job *j, const fl_descriptor *d,
   *how = BLOB_SKIPPED;
   if (here)
     return FL_OK;
+  if (!from[0] && j->src == j->dst && strcmp(j->src_repo, j->dst_repo) != 0)
+    snprintf(from, sizeof from, "%s", j->src_repo);
   *how = BLOB_MOUNTED;
   if (from[0] && try_mount(j, d, from) == FL_OK)
     return FL_OK;
-  uint64_t size = 0;
-  fl_code rc =
-      j->dst->ops->blob_exists(j->dst, j->dst_repo, d->digest, &size, err);
-  *how = BLOB_SKIPPED;
-  if (rc != FL_ENOT_FOUND)
-    return rc; /* FL_OK: there already */
-  *how = BLOB_MOUNTED;
-  if (!from[0] && j->src == j->dst && strcmp(j->src_repo, j->dst_repo) != 0 &&
-      try_mount(j, d, j->src_repo) == FL_OK)
-    return FL_OK;
-  *how = BLOB_COPIED;
-  return copy_bytes(e, j, d, err);
+  if (!j->dst->ops->upload_finds_present) {
+    uint64_t size = 0;
+    fl_code rc =
+        j->dst->ops->blob_exists(j->dst, j->dst_repo, d->digest, &size, err);
+    *how = BLOB_SKIPPED;
+    if (rc != FL_ENOT_FOUND)
+      return rc; /* FL_OK: there already */
+  }
+  return copy_bytes(e, j, d, how, err);
 }
 
 static void count_placed(fl_engine *e, image_job *j, const fl_descriptor *d,

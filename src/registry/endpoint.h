@@ -128,7 +128,9 @@ typedef struct fl_endpoint_ops {
   /* Upload exactly `size` bytes from src as blob `digest`. The blob is
    * committed only if the bytes match; on any failure nothing is committed
    * (upload session cancelled, temp file removed). An implementation may
-   * use src->seek, when set, to resume an interrupted upload. */
+   * use src->seek, when set, to resume an interrupted upload. When the store
+   * finds it has the blob already, it may return FL_OK without reading src
+   * at all (see upload_finds_present). */
   fl_code (*blob_put)(fl_endpoint *ep, const char *repo, const char *digest,
                       uint64_t size, fl_source *src, fl_error *err);
   /* Make a blob present in another repository of the same store without
@@ -150,6 +152,11 @@ typedef struct fl_endpoint_ops {
   /* A human description for logs ("registry 127.0.0.1:5000"). */
   const char *(*describe)(fl_endpoint *ep);
   void (*free)(fl_endpoint *ep);
+
+  /* 1 when blob_put learns by itself, in the request that opens the upload,
+   * whether the blob is already in the repository (and then reads nothing
+   * from src): a caller need not ask blob_exists first. */
+  int upload_finds_present;
 } fl_endpoint_ops;
 
 /* Implementations embed this as their first member. */

@@ -31,7 +31,8 @@ typedef struct registry {
   fl_http *http;
   uint64_t chunk_size;
   uint64_t resume_chunk_size;
-  atomic_int chunks_refused; /* the registry turned a chunked upload down */
+  atomic_int chunks_refused;     /* the registry turned a chunked upload down */
+  atomic_int self_mount_refused; /* ... or a mount query (open_session) */
   size_t page_size;
   char describe[300];
 } registry;
@@ -705,12 +706,41 @@ static uint64_t upload_chunk_size(registry *r, uint64_t size,
   return 0;
 }
 
-/* POST an upload session; location gets where to send the bytes. */
-static fl_code open_session(registry *r, const char *repo, char *location,
-                            size_t locn, const char *what, fl_error *err) {
+/* Answers to a mount query that mean "not like this" rather than "not
+ * allowed" or "busy": the registry gets plain POSTs from then on. */
+static int refuses_mount_query(long status) {
+  return status >= 400 && status < 500 && status != 401 && status != 403 &&
+         status != 408 && status != 429;
+}
+
+/* POST an upload session; location gets where to send the bytes. With
+ * `digest`, the POST asks to mount the blob from the repository itself
+ * (`?mount=DIGEST&from=REPO`): a registry that has the blob there answers
+ * 201 (*present = 1, no session), and one that has not opens the session it
+ * would open anyway (the OCI spec's 202 fallback). That saves the HEAD
+ * before every upload. A registry that rejects the query is asked plainly,
+ * now and for the rest of the run. */
+static fl_code open_session(registry *r, const char *repo, const char *digest,
+                            char *location, size_t locn, int *present,
+                            const char *what, fl_error *err) {
   fl_http_response resp;
-  fl_code rc = start_upload(r, repo, "", NULL, &resp, what, err);
-  if (rc == FL_OK)
+  char query[FL_DIGEST_STR_MAX + 300] = "";
+  *present = 0;
+  if (digest && !atomic_load(&r->self_mount_refused))
+    snprintf(query, sizeof query, "?mount=%s&from=%s", digest, repo);
+  fl_code rc = start_upload(r, repo, query, NULL, &resp, what, err);
+  if (rc != FL_OK && query[0] && refuses_mount_query(resp.status)) {
+    fl_log(FL_LOG_INFO, NULL,
+           "%s rejected a mount query (%s); it gets a HEAD before each upload "
+           "instead",
+           r->describe, err->msg);
+    atomic_store(&r->self_mount_refused, 1);
+    fl_http_response_clear(&resp);
+    rc = start_upload(r, repo, "", NULL, &resp, what, err);
+  }
+  if (rc == FL_OK && resp.status == 201)
+    *present = 1;
+  else if (rc == FL_OK)
     snprintf(location, locn, "%s", resp.location ? resp.location : "");
   fl_http_response_clear(&resp);
   return rc;
@@ -728,9 +758,11 @@ static fl_code reg_blob_put(fl_endpoint *ep, const char *repo,
   if (rc != FL_OK)
     return rc;
   snprintf(what, sizeof what, "uploading blob %s to %s", digest, repo);
-  rc = open_session(r, repo, location, sizeof location, what, err);
-  if (rc != FL_OK)
-    return rc;
+  int present = 0;
+  rc = open_session(r, repo, digest, location, sizeof location, &present, what,
+                    err);
+  if (rc != FL_OK || present)
+    return rc; /* present: the registry has it, nothing to send */
 
   fl_http_request req = {.method = "PUT", .repo = repo, .actions = "pull,push"};
   const char *octet[] = {"Content-Type: application/octet-stream", NULL};
@@ -748,8 +780,8 @@ static fl_code reg_blob_put(fl_endpoint *ep, const char *repo,
       atomic_store(&r->chunks_refused, 1);
       cancel_upload(r, location, repo);
       if ((rc = src->seek(src->ud, 0, err)) != FL_OK ||
-          (rc = open_session(r, repo, location, sizeof location, what, err)) !=
-              FL_OK)
+          (rc = open_session(r, repo, NULL, location, sizeof location, &present,
+                             what, err)) != FL_OK)
         return rc;
       chunk_size = 0;
     } else if (rc != FL_OK) {
@@ -907,6 +939,7 @@ static const fl_endpoint_ops registry_ops = {
     .referrers = reg_referrers,
     .describe = reg_describe,
     .free = reg_free,
+    .upload_finds_present = 1,
 };
 
 fl_code fl_registry_open(const fl_registry_config *cfg, fl_endpoint **out,

@@ -89,6 +89,26 @@ describe("fl.copy between registries", function()
     assert.equal(5, d) -- manifest HEAD, 3 mounts, manifest PUT
   end)
 
+  it("counts blobs the destination had (pushed by someone else) as skipped", function()
+    local sreg = assert(fl.registry(src.host))
+    local m = assert(sreg:manifest("project-b/dmulti:v1"))
+    local child = assert(sreg:manifest("project-b/dmulti@" .. m.parsed.manifests[1].digest))
+    local blobs = { child.parsed.config }
+    for _, l in ipairs(child.parsed.layers) do blobs[#blobs + 1] = l end
+    for _, b in ipairs(blobs) do -- behind the engine's back: it does not know
+      assert(dreg:put_blob("elsewhere/dmulti", assert(sreg:blob("project-b/dmulti", b.digest))))
+    end
+    sreg:close()
+    local r = assert(fl.copy(src.host .. "/project-b/dmulti@" .. child.digest,
+      dst.host .. "/elsewhere/dmulti:child"))
+    -- a blob the engine placed elsewhere earlier is mounted; the rest are
+    -- found by the upload's first request and skipped
+    assert.is_true(r.blobs_skipped >= 1)
+    assert.equal(#blobs, r.blobs_skipped + r.blobs_mounted)
+    assert.equal(0, r.blobs_copied)
+    assert.equal(0, r.bytes)
+  end)
+
   it("copies a whole multi-arch index, children first", function()
     local img = by_tag(seeded, "project-a/multi", "v1")
     local r = assert(fl.copy(src.host .. "/project-a/multi:v1", dst.host .. "/project-a/multi:v1"))

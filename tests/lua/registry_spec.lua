@@ -101,6 +101,17 @@ describe("registry over plain HTTP", function()
     assert.equal("NOT_FOUND", code)
   end)
 
+  it("uploads a blob with one POST and one PUT, and one POST when it is there", function()
+    local data = "present " .. os.time()
+    local before = reg:stats().requests
+    local digest = assert(reg:put_blob("scratch/present", data))
+    assert.equal(2, reg:stats().requests - before) -- POST ?mount=&from=self (202), PUT
+    before = reg:stats().requests
+    assert.equal(digest, reg:put_blob("scratch/present", data))
+    assert.equal(1, reg:stats().requests - before) -- the POST answers 201: nothing sent
+    assert.equal(#data, select(2, reg:blob_exists("scratch/present", digest)))
+  end)
+
   it("returns NOT_FOUND for a missing repository, naming it", function()
     local ok, msg, code = reg:manifest("no/such-repo:v1")
     assert.is_nil(ok)
