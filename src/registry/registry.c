@@ -714,30 +714,42 @@ static int refuses_mount_query(long status) {
 }
 
 /* POST an upload session; location gets where to send the bytes. With
- * `digest`, the POST asks to mount the blob from the repository itself
- * (`?mount=DIGEST&from=REPO`): a registry that has the blob there answers
- * 201 (*present = 1, no session), and one that has not opens the session it
- * would open anyway (the OCI spec's 202 fallback). That saves the HEAD
- * before every upload. A registry that rejects the query is asked plainly,
- * now and for the rest of the run. */
+ * `digest`, first find out whether the repository has the blob already
+ * (*present = 1: no session, nothing to send). The POST itself asks, as a
+ * mount from the repository itself (`?mount=DIGEST&from=REPO`): a registry
+ * that has the blob there answers 201, one that has not opens the session
+ * it would open anyway (the OCI spec's 202 fallback), which saves the HEAD
+ * before every upload. A registry that rejects the query gets a HEAD and a
+ * plain POST, now and for the rest of the run. */
 static fl_code open_session(registry *r, const char *repo, const char *digest,
                             char *location, size_t locn, int *present,
                             const char *what, fl_error *err) {
   fl_http_response resp;
-  char query[FL_DIGEST_STR_MAX + 300] = "";
+  fl_code rc;
   *present = 0;
-  if (digest && !atomic_load(&r->self_mount_refused))
+  if (digest && !atomic_load(&r->self_mount_refused)) {
+    char query[FL_DIGEST_STR_MAX + 300];
     snprintf(query, sizeof query, "?mount=%s&from=%s", digest, repo);
-  fl_code rc = start_upload(r, repo, query, NULL, &resp, what, err);
-  if (rc != FL_OK && query[0] && refuses_mount_query(resp.status)) {
+    rc = start_upload(r, repo, query, NULL, &resp, what, err);
+    if (rc == FL_OK || !refuses_mount_query(resp.status))
+      goto out;
     fl_log(FL_LOG_INFO, NULL,
-           "%s rejected a mount query (%s); it gets a HEAD before each upload "
+           "%s rejected a mount query (%s); uploads ask with a HEAD first "
            "instead",
            r->describe, err->msg);
     atomic_store(&r->self_mount_refused, 1);
     fl_http_response_clear(&resp);
-    rc = start_upload(r, repo, "", NULL, &resp, what, err);
   }
+  if (digest) {
+    uint64_t size;
+    fl_error herr;
+    if (reg_blob_exists(&r->base, repo, digest, &size, &herr) == FL_OK) {
+      *present = 1;
+      return FL_OK;
+    }
+  }
+  rc = start_upload(r, repo, "", NULL, &resp, what, err);
+out:
   if (rc == FL_OK && resp.status == 201)
     *present = 1;
   else if (rc == FL_OK)
