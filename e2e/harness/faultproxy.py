@@ -309,6 +309,14 @@ class FaultProxy:
                 received[0] += len(piece)
                 yield piece
 
+        def cut_done(length, forwarded):
+            """Record a cut_request and break the client's connection."""
+            self.record(rule, method, path, None, {"length": length, "received": received[0],
+                                                   "forwarded": forwarded})
+            access.update(status=None, fault="cut_request", request_bytes=received[0])
+            self._append(self.access_path, access)
+            self._abort(sock)
+
         # a request body cut short (buffering proxy: nothing goes upstream)
         cut_at = None
         if rule is not None and rule.action == "cut_request":
@@ -323,11 +331,7 @@ class FaultProxy:
                     if received[0] >= cut_at:
                         break
                 received[0] = min(received[0], cut_at)
-                self.record(rule, method, path, None, {"length": length, "received": received[0],
-                                                       "forwarded": 0})
-                access.update(status=None, fault="cut_request", request_bytes=received[0])
-                self._append(self.access_path, access)
-                self._abort(sock)
+                cut_done(length, 0)
                 return False, up
 
         # faults that answer (or not) instead of forwarding
@@ -392,11 +396,7 @@ class FaultProxy:
                         break
                 if cut_at is not None:  # forwarded a body cut short: break both sides
                     up.close()
-                    self.record(rule, method, path, None, {"length": headers.get("Content-Length"),
-                                                           "received": received[0], "forwarded": received[0]})
-                    access.update(status=None, fault="cut_request", request_bytes=received[0])
-                    self._append(self.access_path, access)
-                    self._abort(sock)
+                    cut_done(headers.get("Content-Length"), received[0])
                     return False, None
                 if chunked_up:
                     up.send(b"0\r\n\r\n")

@@ -243,8 +243,7 @@ static fl_code verifier_seek(void *ud, uint64_t offset, fl_error *err) {
         pull(v, v->discard, want < DISCARD_BUF ? want : DISCARD_BUF, &e);
     if (n >= 0 && hash_bytes(v, v->discard, (size_t)n, &e) == FL_OK)
       continue;
-    if (err)
-      *err = e;
+    *err = e;
     return e.code != FL_OK ? e.code : FL_EIO;
   }
   return FL_OK;

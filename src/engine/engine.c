@@ -224,21 +224,24 @@ static fl_code place_blob(fl_engine *e, image_job *j, const fl_descriptor *d,
   pthread_mutex_lock(&e->lock);
   int here = known_lookup(e, j->dst, d->digest, j->dst_repo, from, sizeof from);
   pthread_mutex_unlock(&e->lock);
-  *how = BLOB_SKIPPED;
-  if (here)
+  if (here) {
+    *how = BLOB_SKIPPED;
     return FL_OK;
+  }
   if (!from[0] && j->src == j->dst && strcmp(j->src_repo, j->dst_repo) != 0)
     snprintf(from, sizeof from, "%s", j->src_repo);
-  *how = BLOB_MOUNTED;
-  if (from[0] && try_mount(j, d, from) == FL_OK)
+  if (from[0] && try_mount(j, d, from) == FL_OK) {
+    *how = BLOB_MOUNTED;
     return FL_OK;
+  }
   if (!j->dst->ops->upload_finds_present) {
     uint64_t size = 0;
     fl_code rc =
         j->dst->ops->blob_exists(j->dst, j->dst_repo, d->digest, &size, err);
-    *how = BLOB_SKIPPED;
-    if (rc != FL_ENOT_FOUND)
-      return rc; /* FL_OK: there already */
+    if (rc != FL_ENOT_FOUND) {
+      *how = BLOB_SKIPPED; /* FL_OK: there already */
+      return rc;
+    }
   }
   return copy_bytes(e, j, d, how, err);
 }

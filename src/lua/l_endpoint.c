@@ -162,13 +162,17 @@ static void strlist_release(void *p) {
   free(p);
 }
 
-static int push_strlist(lua_State *L, fl_lua_owned *box) {
-  fl_strlist *l = box->ptr;
+/* Push the strings of l as a Lua list. */
+static void push_strings(lua_State *L, const fl_strlist *l) {
   lua_createtable(L, (int)l->count, 0);
   for (size_t i = 0; i < l->count; i++) {
     lua_pushstring(L, l->items[i]);
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
+}
+
+static int push_strlist(lua_State *L, fl_lua_owned *box) {
+  push_strings(L, box->ptr);
   fl_lua_owned_release(box);
   return 1;
 }
@@ -351,12 +355,7 @@ static int m_tags_many(lua_State *L) {
   lua_createtable(L, 0, 0);          /* 7: errors */
   for (size_t i = 0; i < count; i++) {
     if (w->codes[i] == FL_OK) {
-      fl_strlist *l = &w->lists[i];
-      lua_createtable(L, (int)l->count, 0);
-      for (size_t j = 0; j < l->count; j++) {
-        lua_pushstring(L, l->items[j]);
-        lua_rawseti(L, -2, (lua_Integer)j + 1);
-      }
+      push_strings(L, &w->lists[i]);
       lua_setfield(L, 6, w->repos[i]);
     } else {
       const fl_error *e = &w->errs[i];

@@ -554,6 +554,15 @@ static long long chunk_read(void *ud, void *buf, size_t len, fl_error *err) {
   return n;
 }
 
+/* The absolute URL of upload session `location` into abs (URL_MAX). */
+static fl_code upload_url(registry *r, const char *location, char *abs,
+                          const char *what, fl_error *err) {
+  if (fl_http_resolve_url(fl_http_base(r->http), location, abs, URL_MAX) !=
+      FL_OK)
+    return fl_error_set(err, FL_EPROTOCOL, "%s: bad upload location", what);
+  return FL_OK;
+}
+
 /* An upload resumes after this many failed chunks in a row at most. */
 #define RESUME_MAX_IN_A_ROW 3
 
@@ -567,9 +576,8 @@ static fl_code upload_status(registry *r, const char *repo, char *location,
   char abs[URL_MAX], what[400];
   fl_http_response resp;
   snprintf(what, sizeof what, "checking the upload session of %s", repo);
-  if (fl_http_resolve_url(fl_http_base(r->http), location, abs, sizeof abs) !=
-      FL_OK)
-    return fl_error_set(err, FL_EPROTOCOL, "%s: bad upload location", what);
+  if (upload_url(r, location, abs, what, err) != FL_OK)
+    return err->code;
   fl_http_request req = {
       .method = "GET", .url = abs, .repo = repo, .actions = "pull,push"};
   fl_code rc = fl_http_do(r->http, &req, &resp, err);
@@ -629,9 +637,8 @@ static fl_code upload_chunks(registry *r, const char *repo, const char *digest,
                              NULL};
     chunk_source cs = {src, n, 0, 0};
     fl_source chunk = {chunk_read, NULL, &cs, NULL};
-    if (fl_http_resolve_url(fl_http_base(r->http), location, abs, sizeof abs) !=
-        FL_OK)
-      return fl_error_set(err, FL_EPROTOCOL, "%s: bad upload location", what);
+    if (upload_url(r, location, abs, what, err) != FL_OK)
+      return err->code;
     fl_http_request req = {.method = "PATCH",
                            .url = abs,
                            .repo = repo,
@@ -686,7 +693,7 @@ static fl_code upload_chunks(registry *r, const char *repo, const char *digest,
            "blob %s: upload interrupted at %llu of %llu bytes; resuming from "
            "%llu (registry upload status): %s",
            digest, (unsigned long long)stopped, (unsigned long long)size,
-           (unsigned long long)next, err ? err->msg : "?");
+           (unsigned long long)next, err->msg);
     fl_http_count_retry();
     in_a_row++;
     at = next;
@@ -788,7 +795,7 @@ static fl_code reg_blob_put(fl_endpoint *ep, const char *repo,
       fl_log(FL_LOG_INFO, NULL,
              "%s refused a chunked upload (%s); large blobs go up in one "
              "request, without resuming",
-             r->describe, err ? err->msg : "?");
+             r->describe, err->msg);
       atomic_store(&r->chunks_refused, 1);
       cancel_upload(r, location, repo);
       if ((rc = src->seek(src->ud, 0, err)) != FL_OK ||
@@ -813,7 +820,7 @@ static fl_code reg_blob_put(fl_endpoint *ep, const char *repo,
   rc = fl_http_do(r->http, &req, &resp, err);
   if (rc == FL_OK && resp.status != 201) {
     rc = fl_http_status_error(r->http, &resp, what, err);
-    if (err && strstr(err->msg, "DIGEST_INVALID"))
+    if (strstr(err->msg, "DIGEST_INVALID"))
       err->code = rc = FL_EDIGEST_MISMATCH;
   }
   fl_http_response_clear(&resp);
