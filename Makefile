@@ -7,7 +7,7 @@ BUSTED     := lua5.4 /usr/bin/busted
 
 .PHONY: all build test test-c test-lua test-e2e-quick test-e2e-full check \
         format sanitize tsan coverage bench hooks validate-env setup clean \
-        demo fuzz help
+        demo fuzz fuzz-smoke help
 
 all: build
 
@@ -20,6 +20,7 @@ help:
 	@echo "make tsan           ThreadSanitizer build and test run"
 	@echo "make coverage       line coverage of src/ and lua/stdlib"
 	@echo "make fuzz           run each libFuzzer target for FUZZ_SECONDS (default 30)"
+	@echo "make fuzz-smoke     each libFuzzer target for 10 s (CI)"
 	@echo "make bench          benchmark against skopeo (docs/BENCHMARKS.md)"
 	@echo "make demo           the README's main job: a real replication on local registries"
 	@echo "make hooks          install the git pre-commit hook"
@@ -77,6 +78,9 @@ coverage:
 
 fuzz:
 	@scripts/fuzz.sh $(or $(FUZZ_SECONDS),30)
+
+fuzz-smoke:
+	@scripts/fuzz.sh 10
 
 bench: build
 	@scripts/bench.sh
