@@ -80,6 +80,15 @@ fi
 
 # record SUITE PASSED FAILED [SKIPPED]: a suite that ran no test counts as
 # one failure, so a suite that cannot start or finds nothing fails the run.
+# Lua line coverage (scripts/coverage.sh sets FL_LUA_COVERAGE_DIR): busted
+# loads the collector first, and every freightliner process the suites start
+# loads it through FREIGHTLINER_LUA_INIT.
+COV_INIT=()
+if [ -n "${FL_LUA_COVERAGE_DIR:-}" ]; then
+  COV_INIT=(-e "dofile('$ROOT/tests/coverage/flcov.lua')")
+  export FREIGHTLINER_LUA_INIT="@$ROOT/tests/coverage/flcov.lua"
+fi
+
 record() {
   local pass=$2 fail=$3 skip=${4:-0} note=""
   if [ "$pass" -eq 0 ] && [ "$fail" -eq 0 ]; then
@@ -117,7 +126,7 @@ run_lua() {
   # A run that hangs (a process stuck at exit) fails after LUA_TIMEOUT s.
   FREIGHTLINER_BIN="$ROOT/$BUILD/bin/freightliner" \
     FREIGHTLINER_BUILD="$ROOT/$BUILD" \
-    timeout --foreground -k 10 "${LUA_TIMEOUT:-1800}" "${LUA[@]}" -e 'io.stdout:setvbuf("line")' /usr/bin/busted --lpath="$ROOT/lua/stdlib/?.lua;$ROOT/lua/stdlib/?/init.lua;$ROOT/tests/lua/?.lua" \
+    timeout --foreground -k 10 "${LUA_TIMEOUT:-1800}" "${LUA[@]}" -e 'io.stdout:setvbuf("line")' "${COV_INIT[@]}" /usr/bin/busted --lpath="$ROOT/lua/stdlib/?.lua;$ROOT/lua/stdlib/?/init.lua;$ROOT/tests/lua/?.lua" \
       --cpath="$ROOT/$BUILD/lua/?.so" -o plainTerminal tests/lua 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   local line pass fail err skip
