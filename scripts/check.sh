@@ -8,6 +8,10 @@
 #   cppcheck cppcheck --enable=warning,performance,portability over src/ tools/
 #   luacheck luacheck (.luacheckrc) over lua/ tests/lua scripts/examples
 #   rockspec rockspec/*.rockspec parses and lists every lua/stdlib module
+#   secrets  no credential-looking string committed (scripts/check-secrets.sh,
+#            fixtures listed in .secrets-allow)
+#   deps     every library the binary links is a Debian package within
+#            scripts/versions.env (scripts/check-deps.sh; after werror)
 #
 # Each gate writes build-check/check-logs/GATE.log; at the end every gate is
 # reported ok or FAILED (with the tail of its log). Exits 1 if any failed.
@@ -141,7 +145,11 @@ gate_rockspec() {
   done
 }
 
-GATES=(format werror tidy cppcheck luacheck rockspec)
+gate_secrets() {
+  scripts/check-secrets.sh
+}
+
+GATES=(format werror tidy cppcheck luacheck rockspec secrets)
 declare -A PIDS
 for g in "${GATES[@]}"; do
   (
@@ -178,6 +186,18 @@ summarize() { # gate
     grep -v '^[0-9]* warnings\? generated\.$' "$log" | tail -n 40
   fi
 }
+
+# deps reads the binary the werror gate built, so it runs after it.
+GATES+=(deps)
+t0=$(date +%s)
+if [[ " ${FAILED[*]} " != *" werror "* ]] &&
+  scripts/check-deps.sh "$BUILD/bin/freightliner" >"$LOGS/deps.log" 2>&1; then
+  printf 'ok      %-9s %3ss\n' deps "$(($(date +%s) - t0))"
+else
+  [[ " ${FAILED[*]} " == *" werror "* ]] && echo "deps: not checked, the build failed" >"$LOGS/deps.log"
+  FAILED+=(deps)
+  printf 'FAILED  %-9s %3ss  (log: %s)\n' deps "$(($(date +%s) - t0))" "$LOGS/deps.log"
+fi
 
 for g in "${FAILED[@]}"; do
   echo
