@@ -7,7 +7,7 @@ BUSTED     := lua5.4 /usr/bin/busted
 
 .PHONY: all build test test-c test-lua test-e2e-quick test-e2e-full check \
         format sanitize tsan coverage bench hooks validate-env setup clean \
-        demo fuzz fuzz-smoke help
+        demo fuzz fuzz-smoke bench-compare help
 
 all: build
 
@@ -21,7 +21,8 @@ help:
 	@echo "make coverage       line coverage of src/ and lua/stdlib"
 	@echo "make fuzz           run each libFuzzer target for FUZZ_SECONDS (default 30)"
 	@echo "make fuzz-smoke     each libFuzzer target for 10 s (CI)"
-	@echo "make bench          benchmark against skopeo (docs/BENCHMARKS.md)"
+	@echo "make bench          benchmark against skopeo (docs/BENCHMARKS.md), appends bench/history.jsonl"
+	@echo "make bench-compare  fail if a ratio regressed > 10% against the last run on this machine kind"
 	@echo "make demo           the README's main job: a real replication on local registries"
 	@echo "make hooks          install the git pre-commit hook"
 	@echo "make validate-env   check that every tool and library is present"
@@ -84,6 +85,9 @@ fuzz-smoke:
 
 bench: build
 	@scripts/bench.sh
+
+bench-compare:
+	@python3 scripts/bench/history.py compare
 
 demo: build
 	@scripts/demo.sh
