@@ -7,14 +7,15 @@ BUSTED     := lua5.4 /usr/bin/busted
 
 .PHONY: all build test test-c test-lua test-e2e-quick test-e2e-full check \
         format sanitize tsan coverage bench hooks validate-env setup clean \
-        demo fuzz fuzz-smoke bench-compare help
+        demo fuzz fuzz-smoke bench-compare check-changed help
 
 all: build
 
 help:
 	@echo "make build          build bin/freightliner, the static library and the Lua module"
 	@echo "make test           build, then run the C, Lua and quick e2e suites"
-	@echo "make check          clang-format, clang-tidy, cppcheck, luacheck, -Werror build"
+	@echo "make check          clang-format, clang-tidy, cppcheck, luacheck, -Werror build, secrets, deps"
+	@echo "make check-changed  the same over files changed since BASE (default main)"
 	@echo "make format         reformat C sources in place"
 	@echo "make sanitize       ASan+UBSan build and test run"
 	@echo "make tsan           ThreadSanitizer build and test run"
@@ -62,6 +63,10 @@ test-e2e-full: build
 
 check:
 	@scripts/check.sh
+
+# the gates over what changed since the merge base with BASE (default main)
+check-changed:
+	@CHECK_BASE=$(or $(BASE),main) scripts/check.sh
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
