@@ -69,6 +69,27 @@ def scenario(suites=("quick", "full"), timeout=180, weight=1, known_bug=None):
     return deco
 
 
+def sanitized_binary(binary=None):
+    """True when the binary links a sanitizer runtime (ASan, TSan, UBSan)."""
+    try:
+        out = subprocess.run(["ldd", binary or BIN], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return any(lib in out for lib in ("libasan", "libtsan", "libubsan", "libmsan"))
+
+
+_SCALE = []
+
+
+def time_scale():
+    """How much longer than a release build a time bound must allow: 4 under
+    a sanitizer, else E2E_TIME_SCALE (default 1). Bounds in scenarios are
+    written for the release build and multiplied by this."""
+    if not _SCALE:
+        _SCALE.append(4.0 if sanitized_binary() else float(os.environ.get("E2E_TIME_SCALE", "1")))
+    return _SCALE[0]
+
+
 class Skip(Exception):
     """The scenario cannot run yet (a CLI command is missing)."""
 
