@@ -15,6 +15,7 @@ import json
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -304,6 +305,51 @@ def claim_constant_memory_for_a_big_layer(ctx):
     check(peak_kib < 48 * 1024, "peak RSS %.1f MiB copying a %d MiB layer (bound 48 MiB)",
           peak_kib / 1024, size >> 20)
     verify.same_image(ctx, src, "big/layer", "v1", dst, "big/layer", "v1")
+
+
+@scenario(weight=4)
+def claim_connect_timeout_and_low_speed_time(ctx):
+    """connect_timeout_ms: a listener whose accept queue is full answers no
+    SYN (a black hole on loopback). low_speed_time: a registry that stops
+    sending mid-answer. Each request gives up after the configured time."""
+    src, _ = ctx.shared("small")
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)
+    filler = socket.create_connection(hole.getsockname(), timeout=2)  # fills the queue
+    stall = ctx.faultproxy(src, [{"name": "stall", "method": "GET", "path": "/v2/project-a/app/manifests/",
+                                  "action": "stall", "seconds": 60}])
+    try:
+        r = ctx.lua("""
+local host, slow = ...
+local now = require("freightliner.core").now -- monotonic seconds
+local function timed(label, f)
+  local t = now()
+  local ok, msg, code = f()
+  print(string.format("%s %s %s %.2f %s", label, tostring(ok and true), tostring(code), now() - t, msg))
+end
+local reg = assert(fl.registry(host, { connect_timeout_ms = 1000, max_attempts = 1 }))
+timed("connect", function() return reg:ping() end)
+local s = assert(fl.registry(slow, { low_speed_time = 2, max_attempts = 1 }))
+timed("lowspeed", function() return s:manifest("project-a/app:v1.0") end)
+""", "127.0.0.1:%d" % hole.getsockname()[1], stall.host, timeout=120)
+    finally:
+        filler.close()
+        hole.close()
+    check(r.status == 0, "the timeout script failed: %r", r)
+    ctx.log("script output: %s", r.out)
+    conn = [l for l in r.out.splitlines() if l.startswith("connect ")]
+    slow = [l for l in r.out.splitlines() if l.startswith("lowspeed ")]
+    scale = e2e.time_scale()
+    for lines, what, want in ((conn, "connect to a black hole (connect_timeout_ms 1000)", 1.0),
+                              (slow, "manifest from a stalled registry (low_speed_time 2)", 2.0)):
+        check(lines, "no result for the %s: %s", what, r.out)
+        _, ok, code, secs = lines[0].split()[:4]
+        secs = float(secs)
+        check(ok == "nil", "the %s succeeded: %s", what, lines[0])
+        check(want * 0.9 <= secs < (want + 3) * scale, "the %s gave up after %.2f s, want about %.0f s: %s",
+              what, secs, want, lines[0])
+    ctx.note("%s | %s", conn[0][:90], slow[0][:90])
 
 
 if __name__ == "__main__":
