@@ -37,19 +37,19 @@ allowed() {
   return 1
 }
 
+# One grep over every file for all patterns at once; the allow-list is
+# applied to its findings.
+ARGS=()
+for p in "${PATTERNS[@]}"; do ARGS+=(-e "$p"); done
 found=0
-while IFS= read -r -d '' f; do
-  [ -f "$f" ] || continue
+while IFS= read -r hit; do
+  f=${hit%%:*}
   allowed "$f" && continue
-  for p in "${PATTERNS[@]}"; do
-    if hits=$(grep -EnI -e "$p" -- "$f" 2>/dev/null); then
-      while IFS= read -r h; do
-        echo "$f:${h%%:*}: looks like a credential (pattern $p)"
-        found=$((found + 1))
-      done <<<"$hits"
-    fi
-  done
-done < <(git ls-files -z --cached --others --exclude-standard)
+  rest=${hit#*:}
+  echo "$f:${rest%%:*}: looks like a credential"
+  found=$((found + 1))
+done < <(git ls-files -z --cached --others --exclude-standard |
+  xargs -0 -r grep -EnIH "${ARGS[@]}" -- 2>/dev/null)
 
 if [ "$found" -ne 0 ]; then
   echo "check-secrets: $found credential-looking string(s). Remove them, or, for a"

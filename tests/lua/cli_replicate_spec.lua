@@ -62,7 +62,8 @@ describe("freightliner replicate", function()
     -- Distribution keeps manifests in the blob store too, so those (the
     -- repositories' manifest revisions) are left out
     local store = dst.dir .. "/data/docker/registry/v2"
-    local _, revs = regtest.sh("find " .. store .. "/repositories -path '*/_manifests/revisions/sha256/*' -type d -printf '%f\\n'")
+    local _, revs = regtest.sh("find " .. store .. "/repositories"
+      .. " -path '*/_manifests/revisions/sha256/*' -type d -printf '%f\\n'")
     local manifests = {}
     for hex in revs:gmatch("%x+") do manifests[hex] = true end
     local _, sizes = regtest.sh("find " .. store .. "/blobs -path '*/sha256/*/data' -printf '%s %h\\n'")

@@ -46,7 +46,8 @@ describe("Lua line coverage runner", function()
 
   local function run_fixture(exit_how)
     helpers.write_file(dir .. "/lua/stdlib/freightliner/fixture.lua", FIXTURE .. exit_how)
-    local status, out = sh(string.format("cd %s && FL_LUA_COVERAGE_DIR=%s lua5.4 -e %s lua/stdlib/freightliner/fixture.lua",
+    local status, out = sh(string.format(
+      "cd %s && FL_LUA_COVERAGE_DIR=%s lua5.4 -e %s lua/stdlib/freightliner/fixture.lua",
       q(dir), q(dir .. "/cov"), q("dofile('" .. root .. "/tests/coverage/flcov.lua')")))
     assert.are.equal(0, status, out)
   end
