@@ -7,20 +7,23 @@ BUSTED     := lua5.4 /usr/bin/busted
 
 .PHONY: all build test test-c test-lua test-e2e-quick test-e2e-full check \
         format sanitize tsan coverage bench hooks validate-env setup clean \
-        demo fuzz help
+        demo fuzz fuzz-smoke bench-compare check-changed help
 
 all: build
 
 help:
 	@echo "make build          build bin/freightliner, the static library and the Lua module"
 	@echo "make test           build, then run the C, Lua and quick e2e suites"
-	@echo "make check          clang-format, clang-tidy, cppcheck, luacheck, -Werror build"
+	@echo "make check          clang-format, clang-tidy, cppcheck, luacheck, -Werror build, secrets, deps"
+	@echo "make check-changed  the same over files changed since BASE (default main)"
 	@echo "make format         reformat C sources in place"
 	@echo "make sanitize       ASan+UBSan build and test run"
 	@echo "make tsan           ThreadSanitizer build and test run"
 	@echo "make coverage       line coverage of src/ and lua/stdlib"
 	@echo "make fuzz           run each libFuzzer target for FUZZ_SECONDS (default 30)"
-	@echo "make bench          benchmark against skopeo (docs/BENCHMARKS.md)"
+	@echo "make fuzz-smoke     each libFuzzer target for 10 s (CI)"
+	@echo "make bench          benchmark against skopeo (docs/BENCHMARKS.md), appends bench/history.jsonl"
+	@echo "make bench-compare  fail if a ratio regressed > 10% against the last run on this machine kind"
 	@echo "make demo           the README's main job: a real replication on local registries"
 	@echo "make hooks          install the git pre-commit hook"
 	@echo "make validate-env   check that every tool and library is present"
@@ -61,6 +64,10 @@ test-e2e-full: build
 check:
 	@scripts/check.sh
 
+# the gates over what changed since the merge base with BASE (default main)
+check-changed:
+	@CHECK_BASE=$(or $(BASE),main) scripts/check.sh
+
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
@@ -78,8 +85,14 @@ coverage:
 fuzz:
 	@scripts/fuzz.sh $(or $(FUZZ_SECONDS),30)
 
+fuzz-smoke:
+	@scripts/fuzz.sh 10
+
 bench: build
 	@scripts/bench.sh
+
+bench-compare:
+	@python3 scripts/bench/history.py compare
 
 demo: build
 	@scripts/demo.sh

@@ -295,3 +295,12 @@ with open(sys.argv[1], "w") as f:
     f.write("\n")
 PY
 fi
+
+# ---- 5. history --------------------------------------------------------------
+# One line per run in bench/history.jsonl (commit, date, machine kind, medians,
+# ratios); `make bench-compare` flags a ratio more than 10% worse than the
+# last run of the same machine kind and size. BENCH_HISTORY=0 skips it.
+if [ "${BENCH_HISTORY:-1}" = 1 ]; then
+  python3 "$ROOT/scripts/bench/history.py" append "$OUT" \
+    --history "${BENCH_HISTORY_FILE:-$ROOT/bench/history.jsonl}"
+fi

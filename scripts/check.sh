@@ -8,11 +8,20 @@
 #   cppcheck cppcheck --enable=warning,performance,portability over src/ tools/
 #   luacheck luacheck (.luacheckrc) over lua/ tests/lua scripts/examples
 #   rockspec rockspec/*.rockspec parses and lists every lua/stdlib module
+#   secrets  no credential-looking string committed (scripts/check-secrets.sh,
+#            fixtures listed in .secrets-allow)
+#   deps     every library the binary links is a Debian package within
+#            scripts/versions.env (scripts/check-deps.sh; after werror)
 #
 # Each gate writes build-check/check-logs/GATE.log; at the end every gate is
 # reported ok or FAILED (with the tail of its log). Exits 1 if any failed.
 # "Every C file" is every *.c/*.h that git tracks or would add (untracked,
 # not ignored), so new files are checked before their first commit.
+#
+# CHECK_BASE=REF (CI sets it for pull requests; `make check-changed`) checks
+# only what changed since the merge base with REF, as the pre-commit hook
+# does for staged files: format, tidy, cppcheck and luacheck see the changed
+# files only; the -Werror build, rockspec, secrets and deps gates stay whole.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -42,6 +51,20 @@ LUA_DIRS=()
 for d in lua tests/lua scripts/examples; do
   [ -d "$d" ] && LUA_DIRS+=("$d")
 done
+TIDY_ONLY="" # newline-separated absolute paths, or empty for all
+if [ -n "${CHECK_BASE:-}" ]; then
+  if ! BASE=$(git merge-base HEAD "$CHECK_BASE" 2>/dev/null); then
+    echo "check.sh: CHECK_BASE=$CHECK_BASE: no merge base with HEAD (fetch it first)" >&2
+    exit 1
+  fi
+  mapfile -t CHANGED < <({ git diff --name-only --diff-filter=ACMR "$BASE"; \
+    git ls-files --others --exclude-standard; } | sort -u)
+  mapfile -t C_FILES < <(printf '%s\n' "${CHANGED[@]}" | grep -E '\.[ch]$' || true)
+  mapfile -t LUA_DIRS < <(printf '%s\n' "${CHANGED[@]}" | grep -E '\.lua$' || true)
+  TIDY_ONLY=$(printf "$PWD/%s\n" "${C_FILES[@]}")
+  echo "check: changed since $(git rev-parse --short "$BASE") ($CHECK_BASE):" \
+    "${#C_FILES[@]} C file(s), ${#LUA_DIRS[@]} Lua file(s)"
+fi
 
 START=$(date +%s)
 
@@ -81,11 +104,13 @@ gate_werror() {
 gate_tidy() {
   # Only the project's own translation units under src/ and tools/; their
   # headers are covered through HeaderFilterRegex in .clang-tidy.
-  python3 - "$BUILD/compile_commands.json" "$PWD" <<'EOF' |
+  TIDY_ONLY=$TIDY_ONLY python3 - "$BUILD/compile_commands.json" "$PWD" <<'EOF' |
 import json, os, sys
 root = sys.argv[2].rstrip("/") + "/"
+only = set(filter(None, os.environ.get("TIDY_ONLY", "").split("\n")))
 files = {e["file"] for e in json.load(open(sys.argv[1]))
-         if e["file"].startswith((root + "src/", root + "tools/"))}
+         if e["file"].startswith((root + "src/", root + "tools/"))
+         and (not only or e["file"] in only)}
 # Largest first, so the two workers finish close together.
 for f in sorted(files, key=lambda f: -os.path.getsize(f)):
     print(f)
@@ -93,12 +118,18 @@ EOF
     xargs -r -P "$JOBS" -n 1 "$CLANG_TIDY" -p "$BUILD" --quiet
 }
 
+CPPCHECK_FILES=(src tools)
+if [ -n "${CHECK_BASE:-}" ]; then
+  mapfile -t CPPCHECK_FILES < <(printf '%s\n' "${C_FILES[@]}" | grep -E '^(src|tools)/.*\.c$' || true)
+fi
+
 gate_cppcheck() {
+  [ ${#CPPCHECK_FILES[@]} -gt 0 ] || { echo "no changed C sources"; return 0; }
   cppcheck --enable=warning,performance,portability --error-exitcode=1 \
     --inline-suppr --suppress=missingIncludeSystem --std=c11 \
     --library=posix --library=scripts/cppcheck/jansson.cfg -q -j "$JOBS" \
     -I include -I src \
-    -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE src tools
+    -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE "${CPPCHECK_FILES[@]}"
 }
 
 gate_luacheck() {
@@ -141,7 +172,11 @@ gate_rockspec() {
   done
 }
 
-GATES=(format werror tidy cppcheck luacheck rockspec)
+gate_secrets() {
+  scripts/check-secrets.sh
+}
+
+GATES=(format werror tidy cppcheck luacheck rockspec secrets)
 declare -A PIDS
 for g in "${GATES[@]}"; do
   (
@@ -178,6 +213,18 @@ summarize() { # gate
     grep -v '^[0-9]* warnings\? generated\.$' "$log" | tail -n 40
   fi
 }
+
+# deps reads the binary the werror gate built, so it runs after it.
+GATES+=(deps)
+t0=$(date +%s)
+if [[ " ${FAILED[*]} " != *" werror "* ]] &&
+  scripts/check-deps.sh "$BUILD/bin/freightliner" >"$LOGS/deps.log" 2>&1; then
+  printf 'ok      %-9s %3ss\n' deps "$(($(date +%s) - t0))"
+else
+  [[ " ${FAILED[*]} " == *" werror "* ]] && echo "deps: not checked, the build failed" >"$LOGS/deps.log"
+  FAILED+=(deps)
+  printf 'FAILED  %-9s %3ss  (log: %s)\n' deps "$(($(date +%s) - t0))" "$LOGS/deps.log"
+fi
 
 for g in "${FAILED[@]}"; do
   echo

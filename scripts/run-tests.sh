@@ -2,9 +2,10 @@
 # run-tests.sh BUILD_DIR [c|lua|e2e-quick|e2e-full]...
 #
 # Runs the test suites against an existing build and prints one count line
-# per suite, then the closing line "N passed, N failed". Exits non-zero if
-# any suite failed or ran no test. Called by `make test` (all quick suites)
-# and the make test-* targets.
+# per suite, then the closing line "N passed, N failed, N skipped". Exits
+# non-zero if any suite failed, did not start, or ran no test: each suite's
+# counts come from this run's own output, never from an earlier run's files.
+# Called by `make test` (all quick suites) and the make test-* targets.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
@@ -15,6 +16,7 @@ SUITES=("$@")
 
 TOTAL_PASS=0
 TOTAL_FAIL=0
+TOTAL_SKIP=0
 SUMMARY=()
 LOGDIR="$BUILD/test-logs"
 mkdir -p "$LOGDIR"
@@ -76,23 +78,44 @@ if [ -n "$PRELOAD" ]; then
   fi
 fi
 
-record() { # suite passed failed
-  SUMMARY+=("$(printf '%-10s %4d passed, %d failed' "$1" "$2" "$3")")
-  TOTAL_PASS=$((TOTAL_PASS + $2))
-  TOTAL_FAIL=$((TOTAL_FAIL + $3))
+# record SUITE PASSED FAILED [SKIPPED]: a suite that ran no test counts as
+# one failure, so a suite that cannot start or finds nothing fails the run.
+# Lua line coverage (scripts/coverage.sh sets FL_LUA_COVERAGE_DIR): busted
+# loads the collector first, and every freightliner process the suites start
+# loads it through FREIGHTLINER_LUA_INIT.
+COV_INIT=()
+if [ -n "${FL_LUA_COVERAGE_DIR:-}" ]; then
+  COV_INIT=(-e "dofile('$ROOT/tests/coverage/flcov.lua')")
+  export FREIGHTLINER_LUA_INIT="@$ROOT/tests/coverage/flcov.lua"
+fi
+
+record() {
+  local pass=$2 fail=$3 skip=${4:-0} note=""
+  if [ "$pass" -eq 0 ] && [ "$fail" -eq 0 ]; then
+    fail=1
+    note="  (ran no test: counted as a failure)"
+  fi
+  SUMMARY+=("$(printf '%-10s %4d passed, %d failed, %d skipped%s' "$1" "$pass" "$fail" "$skip" "$note")")
+  TOTAL_PASS=$((TOTAL_PASS + pass))
+  TOTAL_FAIL=$((TOTAL_FAIL + fail))
+  TOTAL_SKIP=$((TOTAL_SKIP + skip))
 }
 
 run_c() {
   echo "== C unit tests (cmocka via ctest)"
   local log="$LOGDIR/ctest.log"
+  # ctest writes every test's output to LastTest.log; it is removed first
+  # so that the counts below can only come from this run.
+  local raw="$BUILD/Testing/Temporary/LastTest.log"
+  rm -f "$raw"
   (cd "$BUILD" && ctest -j "$(nproc)" --output-on-failure) 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
-  local raw="$BUILD/Testing/Temporary/LastTest.log"
-  local pass fail
+  local pass fail skip
   pass=$(grep -ao '\[  PASSED  \] [0-9]*' "$raw" 2>/dev/null | awk '{s+=$4} END {print s+0}')
   fail=$(grep -ao '\[  FAILED  \] [0-9]*' "$raw" 2>/dev/null | awk '{s+=$4} END {print s+0}')
+  skip=$(grep -ao '\[  SKIPPED \] [0-9]*' "$raw" 2>/dev/null | awk '{s+=$4} END {print s+0}')
   if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; fi
-  record "c" "$pass" "$fail"
+  record "c" "$pass" "$fail" "$skip"
 }
 
 run_lua() {
@@ -103,34 +126,38 @@ run_lua() {
   # A run that hangs (a process stuck at exit) fails after LUA_TIMEOUT s.
   FREIGHTLINER_BIN="$ROOT/$BUILD/bin/freightliner" \
     FREIGHTLINER_BUILD="$ROOT/$BUILD" \
-    timeout --foreground -k 10 "${LUA_TIMEOUT:-1800}" "${LUA[@]}" -e 'io.stdout:setvbuf("line")' /usr/bin/busted --lpath="$ROOT/lua/stdlib/?.lua;$ROOT/lua/stdlib/?/init.lua;$ROOT/tests/lua/?.lua" \
+    timeout --foreground -k 10 "${LUA_TIMEOUT:-1800}" "${LUA[@]}" -e 'io.stdout:setvbuf("line")' "${COV_INIT[@]}" /usr/bin/busted --lpath="$ROOT/lua/stdlib/?.lua;$ROOT/lua/stdlib/?/init.lua;$ROOT/tests/lua/?.lua" \
       --cpath="$ROOT/$BUILD/lua/?.so" -o plainTerminal tests/lua 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
-  local line pass fail err
-  line=$(grep -E '^[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' "$log" | tail -1)
+  local line pass fail err skip
+  # busted: "N success(es) / N failure(s) / N error(s) / N pending : T seconds"
+  line=$(grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$log" | tail -1)
   pass=$(echo "$line" | awk '{print $1+0}')
   fail=$(echo "$line" | awk '{print $4+0}')
   err=$(echo "$line" | awk '{print $7+0}')
+  skip=$(echo "$line" | awk '{print $10+0}')
   fail=$((fail + err))
   if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; fi
-  record "lua" "$pass" "$fail"
+  record "lua" "$pass" "$fail" "$skip"
 }
 
 run_e2e() { # quick|full
   echo "== end-to-end ($1)"
   if [ ! -x e2e/run.sh ]; then
-    echo "e2e/run.sh not present yet"
+    echo "e2e/run.sh is missing or not executable"
+    record "e2e-$1" 0 1
     return
   fi
   local log="$LOGDIR/e2e-$1.log"
   FREIGHTLINER_BIN="$ROOT/$BUILD/bin/freightliner" e2e/run.sh "$1" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
-  local line pass fail
+  local line pass fail skip
   line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
   pass=$(echo "$line" | awk '{print $2+0}')
   fail=$(echo "$line" | awk '{print $4+0}')
+  skip=$(echo "$line" | sed -n 's/.*, \([0-9]*\) skipped.*/\1/p')
   if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; fi
-  record "e2e-$1" "$pass" "$fail"
+  record "e2e-$1" "$pass" "$fail" "${skip:-0}"
 }
 
 for s in "${SUITES[@]}"; do
@@ -146,7 +173,7 @@ done
 echo
 echo "== summary"
 for line in "${SUMMARY[@]}"; do echo "$line"; done
-echo "$TOTAL_PASS passed, $TOTAL_FAIL failed"
+echo "$TOTAL_PASS passed, $TOTAL_FAIL failed, $TOTAL_SKIP skipped"
 if [ "$TOTAL_FAIL" -ne 0 ] || [ "$TOTAL_PASS" -eq 0 ]; then
   exit 1
 fi

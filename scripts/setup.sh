@@ -22,6 +22,8 @@ PACKAGES=(
   # registries, clients and benchmarks for the tests and e2e (e2e/run.sh
   # uses pgrep, from procps, which a minimal Debian image lacks)
   docker-registry skopeo apache2-utils openssl python3 curl hyperfine procps
+  # memory checking in the e2e suite (e2e/scenarios/memcheck.py)
+  valgrind
 )
 
 SUDO=()

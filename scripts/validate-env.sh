@@ -3,8 +3,11 @@
 # present at the version pinned in scripts/versions.env.
 #
 # Prints one line per item: ok, missing, too old (or wrong major), with the
-# version found and the pinned one. If anything is wrong, prints the command
-# that fixes it and exits 1. `make validate-env` calls it.
+# version found and the pinned one; then the project's own set-up: the
+# config files the gates read (fail tier: a gate cannot run without them)
+# and the git pre-commit hook (warn tier: commits still work, unchecked).
+# Every finding says FAIL or WARN and the command that fixes it. Exits 1 on
+# any FAIL, 0 otherwise (warnings included). `make validate-env` calls it.
 # shellcheck source-path=SCRIPTDIR
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -58,7 +61,9 @@ report() {
     major) rule="major $limit" ;;
     range) rule=">= ${limit% *}, < ${limit#* }" ;;
   esac
-  printf '%-12s %-22s %-12s %s%s\n' "$state" "$label" "${found:--}" "$rule" "$note"
+  local shown=$state
+  [ "$state" = ok ] || shown="FAIL $state"
+  printf '%-16s %-22s %-12s %s%s\n' "$shown" "$label" "${found:--}" "$rule" "$note"
   if [ "$state" != ok ]; then
     BAD=$((BAD + 1))
     FIX_PKGS+=("$pkg")
@@ -124,6 +129,7 @@ report docker-registry docker-registry "$(tool_version docker-registry --version
 report skopeo skopeo "$(tool_version skopeo --version)" "$SKOPEO_VERSION" min "$SKOPEO_MIN"
 report "htpasswd" apache2-utils "$(command -v htpasswd >/dev/null && pkg_version apache2-utils)" "$APACHE2_UTILS_VERSION" min "$APACHE2_UTILS_MIN"
 report hyperfine hyperfine "$(tool_version hyperfine --version)" "$HYPERFINE_VERSION" min "$HYPERFINE_MIN"
+report valgrind valgrind "$(tool_version valgrind --version)" "$VALGRIND_VERSION" min "$VALGRIND_MIN"
 
 # ---- general tools (the Debian python3, not one earlier on PATH)
 report python3 python3 "$(tool_version /usr/bin/python3 --version)" "$PYTHON3_VERSION" min "$PYTHON3_MIN"
@@ -133,13 +139,40 @@ report git git "$(tool_version git --version)" "$GIT_VERSION" min "$GIT_MIN"
 report "pgrep (procps)" procps "$(tool_version pgrep --version)" "$PROCPS_VERSION" min "$PROCPS_MIN"
 report ca-certificates ca-certificates "$([ -s /etc/ssl/certs/ca-certificates.crt ] && pkg_version ca-certificates)" "$CA_CERTIFICATES_VERSION" min "$CA_CERTIFICATES_MIN"
 
+# ---- the project's own set-up
+WARN=0
+CONFIG_BAD=0
 echo
-if [ "$BAD" -eq 0 ]; then
-  echo "validate-env: everything is present"
+echo "Checking the project's set-up"
+for f in .clang-format .clang-tidy .luacheckrc scripts/versions.env .secrets-allow; do
+  if [ -s "$f" ]; then
+    printf '%-16s %s\n' ok "$f"
+  else
+    printf '%-16s %s: missing or empty; the gates read it (fix: git checkout -- %s)\n' FAIL "$f" "$f"
+    CONFIG_BAD=$((CONFIG_BAD + 1))
+  fi
+done
+if command -v git >/dev/null 2>&1 && git rev-parse --git-dir >/dev/null 2>&1; then
+  HOOK=$(git rev-parse --git-path hooks)/pre-commit
+  if [ -L "$HOOK" ] && [ "$(readlink "$HOOK")" = "$PWD/scripts/pre-commit" ]; then
+    printf '%-16s %s\n' ok "pre-commit hook"
+  else
+    printf '%-16s %s\n' WARN "pre-commit hook not installed: commits are not checked (fix: make hooks)"
+    WARN=$((WARN + 1))
+  fi
+fi
+
+echo
+if [ "$CONFIG_BAD" -ne 0 ]; then
+  echo "validate-env: FAIL: $CONFIG_BAD config file(s) missing (see above)"
+fi
+if [ "$BAD" -eq 0 ] && [ "$CONFIG_BAD" -eq 0 ]; then
+  echo "validate-env: everything is present ($WARN warning(s))"
   exit 0
 fi
+[ "$BAD" -eq 0 ] && exit 1
 mapfile -t FIX_PKGS < <(printf '%s\n' "${FIX_PKGS[@]}" | sort -u)
-echo "validate-env: $BAD item(s) missing or at the wrong version. To fix:"
+echo "validate-env: FAIL: $BAD item(s) missing or at the wrong version. To fix:"
 echo "  scripts/setup.sh"
 echo "or:"
 echo "  apt-get update && apt-get install -y ${FIX_PKGS[*]}"

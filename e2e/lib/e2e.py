@@ -6,7 +6,9 @@ registered with the @scenario decorator. It runs in its own process
 fault proxies and Freightliner and remembers all of them, so that they are
 stopped whatever happens (the runner also stops them if the process dies).
 A scenario fails by raising (check() raises Failure), skips by raising
-Skip (ctx.require_command does so while a CLI command does not exist).
+Skip only when the machine cannot run it at all (valgrind against a
+sanitizer build); a missing documented command or option is a failure.
+The runner counts and prints every skip.
 
 Shared, read-only fixtures: ctx.shared("small" | "fleet" | "big") is a
 registry seeded once per suite run and used by every scenario that only
@@ -65,6 +67,27 @@ def scenario(suites=("quick", "full"), timeout=180, weight=1, known_bug=None):
                   "known_bug": known_bug}
         return fn
     return deco
+
+
+def sanitized_binary(binary=None):
+    """True when the binary links a sanitizer runtime (ASan, TSan, UBSan)."""
+    try:
+        out = subprocess.run(["ldd", binary or BIN], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return any(lib in out for lib in ("libasan", "libtsan", "libubsan", "libmsan"))
+
+
+_SCALE = []
+
+
+def time_scale():
+    """How much longer than a release build a time bound must allow: 4 under
+    a sanitizer, else E2E_TIME_SCALE (default 1). Bounds in scenarios are
+    written for the release build and multiplied by this."""
+    if not _SCALE:
+        _SCALE.append(4.0 if sanitized_binary() else float(os.environ.get("E2E_TIME_SCALE", "1")))
+    return _SCALE[0]
 
 
 class Skip(Exception):
@@ -550,15 +573,20 @@ class Context:
         r = self.fl("help", name, timeout=30)
         return r.status == 0
 
+    # Every command and option a scenario requires is documented in the
+    # README, so its absence (or a broken `help`) is a failure, never a skip.
     def require_command(self, *names):
         for name in names:
             if not self.command_available(name):
-                raise Skip("skipped: command %s not available" % name)
+                raise Failure("documented command %s is missing: `freightliner help %s` failed"
+                              % (name, name))
 
     def require_option(self, command, option):
         r = self.fl("help", command, timeout=30)
+        check(r.status == 0, "`freightliner help %s` failed: %r", command, r)
         if option not in r.out:
-            raise Skip("skipped: %s %s not available" % (command, option))
+            raise Failure("documented option %s %s is missing from `freightliner help %s`"
+                          % (command, option, command))
 
 
 def standalone(path):

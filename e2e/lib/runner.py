@@ -349,7 +349,7 @@ def main():
         print("known bug: %s: %s" % (r["name"], r["message"][:600]))
     print("e2e: %s suite in %.0fs; %d skipped, %d known bugs; report e2e/reports/results.json, "
           "logs e2e/reports/logs/" % (a.suite, time.time() - started, len(skipped), len(known)))
-    print("e2e: %d passed, %d failed" % (passed, failed), flush=True)
+    print("e2e: %d passed, %d failed, %d skipped" % (passed, failed, len(skipped)), flush=True)
     return 1 if failed or interrupted or passed == 0 else 0
 
 

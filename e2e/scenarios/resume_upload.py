@@ -123,6 +123,9 @@ def resume_upload_falls_back_when_registry_saw_the_cut(ctx):
     posts = [q for q in reqs if q["method"] == "POST"]
     check(len(posts) == 3, "want 3 upload sessions (config, layer, layer again), got %d", len(posts))
     sent = sum(q.get("request_bytes") or 0 for q in reqs)
+    # the cut part, then the whole layer again: more than one layer, under two
+    check(size < sent < 2 * size, "%d bytes uploaded for a %d byte layer: want the whole layer again "
+          "after the cut, and no more", sent, size)
     check((counters or {}).get("retries", 0) >= 1, "the retry was not counted: %s", counters)
     ctx.note("layer %d bytes; whole-blob retry after the cut; %d bytes uploaded in all (%.2fx)",
              size, sent, sent / size)

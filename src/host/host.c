@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lauxlib.h>
 #include <lualib.h>
 
 #include "host/stdlib_embedded.h"
@@ -112,8 +113,33 @@ static int call_cli_main(lua_State *L) {
   return 1;
 }
 
+/*
+ * FREIGHTLINER_LUA_INIT, like lua(1)'s LUA_INIT: "@FILE" runs that file,
+ * anything else runs as a chunk, before the command line is handled. The
+ * test suites load their line-coverage collector this way
+ * (tests/coverage/flcov.lua); a failure is reported and stops the run.
+ */
+static int run_lua_init(lua_State *L) {
+  const char *init = getenv("FREIGHTLINER_LUA_INIT");
+  if (!init || !*init)
+    return LUA_OK;
+  int rc = init[0] == '@' ? luaL_loadfile(L, init + 1)
+                          : luaL_loadbuffer(L, init, strlen(init),
+                                            "=FREIGHTLINER_LUA_INIT");
+  if (rc == LUA_OK)
+    rc = fl_lua_pcall(L, 0, 0);
+  if (rc != LUA_OK) {
+    fprintf(stderr, "freightliner: FREIGHTLINER_LUA_INIT: %s\n",
+            lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  return rc;
+}
+
 int fl_host_main(fl_host *host, int argc, char **argv) {
   lua_State *L = host->L;
+  if (run_lua_init(L) != LUA_OK)
+    return 1;
   lua_pushcfunction(L, call_cli_main);
   lua_pushinteger(L, argc);
   lua_pushlightuserdata(L, argv);

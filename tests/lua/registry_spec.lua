@@ -310,10 +310,21 @@ describe("registry with token auth (Bearer)", function()
     env_password("FL_TEST_TOKEN_PW", info.password)
     local reg = assert(fl.registry(info.host, { username = info.username, password_env = "FL_TEST_TOKEN_PW" }))
     assert.truthy(reg:manifest("project-a/app:v1.0"))
-    local before = reg:stats().requests
+    -- the token service's own log is the judge: a grant is a 200 to /token
+    local function grants()
+      local n = 0
+      for line in io.lines(info.dir .. "/token.log") do
+        if line:match('"[A-Z]+ /token[^"]*" 200') then n = n + 1 end
+      end
+      return n
+    end
+    local before = grants()
+    assert.is_true(before >= 1, "the first manifest request got no token")
+    assert.truthy(reg:manifest("project-a/app:v1.0"))
+    assert.equal(before, grants()) -- a live token is reused, not fetched again
     require("freightliner.core").sleep(4.5) -- the token (ttl 3 s) expires
     assert.truthy(reg:manifest("project-a/app:v1.1"))
-    assert.is_true(reg:stats().requests > before)
+    assert.equal(before + 1, grants()) -- exactly one new grant after the expiry
   end)
 
   it("refuses anonymous pulls with UNAUTHORIZED or DENIED", function()
