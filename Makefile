@@ -4,10 +4,16 @@ BUILD      ?= build
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 BUSTED     := lua5.4 /usr/bin/busted
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+# The version exists once, in include/freightliner.h.
+VERSION    := $(shell sed -n 's/^\#define FL_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$$/\2/p' include/freightliner.h | paste -sd.)
 
 .PHONY: all build test test-c test-lua test-e2e-quick test-e2e-full check \
         format sanitize tsan coverage bench hooks validate-env setup clean \
-        demo fuzz help
+        demo fuzz help install uninstall dist dist-test test-install \
+        test-embed test-luarocks test-shard test-kubernetes image image-test \
+        test-deploy
 
 all: build
 
@@ -23,6 +29,12 @@ help:
 	@echo "make bench          benchmark against skopeo (docs/BENCHMARKS.md)"
 	@echo "make demo           the README's main job: a real replication on local registries"
 	@echo "make hooks          install the git pre-commit hook"
+	@echo "make install        install under PREFIX (/usr/local), staged in DESTDIR"
+	@echo "make dist           dist/freightliner-VERSION.tar.gz, the source tarball"
+	@echo "make dist-test      build the tarball in a temp dir with the README's commands"
+	@echo "make test-deploy    install, man page, embedding, LuaRocks, shard, Kubernetes tests"
+	@echo "make image          OCI image with buildah (no daemon), IMAGE_ARCHIVE=path"
+	@echo "make image-test     build, push with Freightliner, inspect and run the image"
 	@echo "make validate-env   check that every tool and library is present"
 	@echo "make setup          install what is missing (Debian 12, apt-get)"
 
@@ -87,5 +99,43 @@ demo: build
 hooks:
 	@scripts/install-hooks.sh
 
+# ---- install and release (issue #14; docs in README "Deploy")
+install: build
+	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+uninstall:
+	@test -f $(BUILD)/install_manifest.txt || { echo "nothing installed from $(BUILD)"; exit 1; }
+	@sed 's|^|$(DESTDIR)|' $(BUILD)/install_manifest.txt | xargs rm -f
+
+dist:
+	@scripts/dist.sh dist dist $(VERSION)
+
+dist-test: dist
+	@scripts/dist.sh test dist/freightliner-$(VERSION).tar.gz
+
+# The deploy tests (each also runs alone): `make test-deploy` runs them all.
+test-install: build
+	@scripts/test-install.sh $(BUILD)
+
+test-embed: build
+	@scripts/test-embed.sh $(BUILD)
+
+test-luarocks: build
+	@scripts/test-luarocks.sh $(BUILD)
+
+test-shard: build
+	@scripts/test-shard.sh $(BUILD)
+
+test-kubernetes:
+	@deploy/kubernetes/validate.sh
+
+test-deploy: test-install test-embed test-luarocks test-shard test-kubernetes
+
+image: build
+	@scripts/image.sh build $(BUILD)
+
+image-test: build
+	@scripts/image.sh test $(BUILD)
+
 clean:
-	rm -rf build build-asan build-tsan build-cov build-check bin
+	rm -rf build build-asan build-tsan build-cov build-check bin dist

@@ -22,7 +22,13 @@ PACKAGES=(
   # registries, clients and benchmarks for the tests and e2e (e2e/run.sh
   # uses pgrep, from procps, which a minimal Debian image lacks)
   docker-registry skopeo apache2-utils openssl python3 curl hyperfine procps
+  # deploy (issue #14): the man page, its check, the LuaRocks test, and the
+  # daemonless image build (make image / image-test)
+  help2man man-db luarocks buildah umoci
 )
+# The Kubernetes manifest check (deploy/kubernetes/validate.sh) runs an npm
+# package under Node.js; a Node.js from elsewhere (with its own npm) is kept.
+command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
