@@ -91,6 +91,7 @@ build = {
       ["freightliner.schema"]                  = "lua/stdlib/freightliner/schema.lua",
       ["freightliner.script"]                  = "lua/stdlib/freightliner/script.lua",
       ["freightliner.semver"]                  = "lua/stdlib/freightliner/semver.lua",
+      ["freightliner.shard"]                   = "lua/stdlib/freightliner/shard.lua",
     },
     bin = {
       freightliner = "build.luarocks/bin/freightliner",
