@@ -126,7 +126,7 @@ test-luarocks: build
 test-shard: build
 	@scripts/test-shard.sh $(BUILD)
 
-test-kubernetes:
+test-kubernetes: build
 	@deploy/kubernetes/validate.sh
 
 test-deploy: test-install test-embed test-luarocks test-shard test-kubernetes
