@@ -33,7 +33,7 @@ help:
 	@echo "make dist           dist/freightliner-VERSION.tar.gz, the source tarball"
 	@echo "make dist-test      build the tarball in a temp dir with the README's commands"
 	@echo "make test-deploy    install, man page, embedding, LuaRocks, shard, Kubernetes tests"
-	@echo "make image          OCI image with buildah (no daemon), IMAGE_ARCHIVE=path"
+	@echo "make image          OCI image with buildah, no daemon (build/image/oci)"
 	@echo "make image-test     build, push with Freightliner, inspect and run the image"
 	@echo "make validate-env   check that every tool and library is present"
 	@echo "make setup          install what is missing (Debian 12, apt-get)"
