@@ -103,9 +103,14 @@ hooks:
 install: build
 	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
-uninstall:
-	@test -f $(BUILD)/install_manifest.txt || { echo "nothing installed from $(BUILD)"; exit 1; }
-	@sed 's|^|$(DESTDIR)|' $(BUILD)/install_manifest.txt | xargs rm -f
+# Removes exactly what `make install` with the same PREFIX and DESTDIR
+# puts there (listed by a scratch install, not by the last install's
+# manifest, which a test's DESTDIR install may have overwritten).
+uninstall: build
+	@t=$$(mktemp -d) && DESTDIR=$$t cmake --install $(BUILD) --prefix "$(PREFIX)" >/dev/null && \
+	  (cd $$t && find . ! -type d | sed 's|^\.||') | while read -r f; do rm -f "$(DESTDIR)$$f"; done; \
+	  (cd $$t && find . -depth -type d -name '*freightliner*' | sed 's|^\.||') | \
+	  while read -r d; do rm -rf "$(DESTDIR)$$d"; done; rm -rf "$$t"; echo "uninstalled from $(DESTDIR)$(PREFIX)"
 
 dist:
 	@scripts/dist.sh dist dist $(VERSION)

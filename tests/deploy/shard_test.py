@@ -160,6 +160,9 @@ def main():
                       if fnv1a64(k[0] + ":" + k[1] if k[0] in split else k[0]) % COUNT == i}
             check(set(cp) == expect, "shard %d checkpoint: extra %s, missing %s", i,
                   sorted(set(cp) - expect), sorted(expect - set(cp)))
+            plan = json.load(open(os.path.join(work, "ckpt.%d" % i)))["plan"]
+            check((plan.get("shard") or {}).get("index") == i and plan["shard"].get("count") == COUNT,
+                  "shard %d checkpoint records shard %r (resume would not keep to it)", i, plan.get("shard"))
             m = json.load(open(os.path.join(work, "metrics.%d.json" % i)))
             check(m["images_replicated"] == len(expect), "shard %d metrics: %d replicated, %d planned",
                   i, m["images_replicated"], len(expect))
@@ -172,6 +175,13 @@ def main():
         for r in split:
             shards = {owner.get(k) for k in want if k[0] == r}
             check(len(shards) > 1, "split repository %s stayed in one shard", r)
+
+        # resume of one shard's checkpoint: its part only, all done already
+        r = subprocess.run([BIN, "resume", "--checkpoint-file", os.path.join(work, "ckpt.1"), "--no-progress"],
+                           env=env, capture_output=True, text=True)
+        n1 = len(checkpoint_images(os.path.join(work, "ckpt.1")))
+        check(r.returncode == 0 and ("%d done, 0 to do" % n1) in r.stderr and "shard 1/3" in r.stderr,
+              "resume of shard 1: exit %d, %r", r.returncode, r.stderr)
 
         # usage errors
         for args, env_extra, text in [
