@@ -16,7 +16,12 @@ trap 'stop_registries; rm -rf "$WORK"' EXIT
 SPEC=$(ls rockspec/*.rockspec)
 [ "$(echo "$SPEC" | wc -l)" = 1 ] || { echo "FAIL: more than one rockspec: $SPEC" >&2; exit 1; }
 mkdir "$WORK/src"
-git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$WORK/src"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$WORK/src"
+else # an unpacked dist tarball
+  tar --exclude='./build*' --exclude=./bin --exclude=./dist --exclude='./deploy/kubernetes/test/node_modules' \
+    -cf - . | tar -xf - -C "$WORK/src"
+fi
 echo "== luarocks make $SPEC --tree $WORK/tree"
 (cd "$WORK/src" && luarocks --lua-version=5.4 --tree "$WORK/tree" make --deps-mode=none "$SPEC") \
   >"$WORK/luarocks.log" 2>&1 || { tail -40 "$WORK/luarocks.log"; echo "FAIL: luarocks make" >&2; exit 1; }
