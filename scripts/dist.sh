@@ -20,6 +20,11 @@ case "${1:-}" in
       echo "dist.sh: no rockspec/freightliner-$VERSION-*.rockspec for version $VERSION" >&2
       exit 2
     fi
+    LUA_VERSION=$(sed -n 's/^  VERSION = "\(.*\)",$/\1/p' lua/stdlib/freightliner/init.lua)
+    if [ "$LUA_VERSION" != "$VERSION" ]; then
+      echo "dist.sh: lua/stdlib/freightliner/init.lua says VERSION = \"$LUA_VERSION\", the header $VERSION" >&2
+      exit 2
+    fi
     NAME=freightliner-$VERSION
     mkdir -p "$OUT"
     MTIME=$(git log -1 --format=%cI 2>/dev/null || date -u +%FT%TZ)
