@@ -4,10 +4,16 @@ BUILD      ?= build
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 BUSTED     := lua5.4 /usr/bin/busted
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+# The version exists once, in include/freightliner.h.
+VERSION    := $(shell sed -n 's/^\#define FL_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$$/\2/p' include/freightliner.h | paste -sd.)
 
 .PHONY: all build test test-c test-lua test-e2e-quick test-e2e-full check \
         format sanitize tsan coverage bench hooks validate-env setup clean \
-        demo fuzz fuzz-smoke bench-compare check-changed help
+        demo fuzz fuzz-smoke bench-compare check-changed help install uninstall \
+        dist dist-test test-install test-embed test-luarocks test-shard \
+        test-kubernetes image image-test test-deploy
 
 all: build
 
@@ -26,6 +32,12 @@ help:
 	@echo "make bench-compare  fail if a ratio regressed > 10% against the last run on this machine kind"
 	@echo "make demo           the README's main job: a real replication on local registries"
 	@echo "make hooks          install the git pre-commit hook"
+	@echo "make install        install under PREFIX (/usr/local), staged in DESTDIR"
+	@echo "make dist           dist/freightliner-VERSION.tar.gz, the source tarball"
+	@echo "make dist-test      build the tarball in a temp dir with the README's commands"
+	@echo "make test-deploy    install, man page, embedding, LuaRocks, shard, Kubernetes tests"
+	@echo "make image          OCI image with buildah, no daemon (build/image/oci)"
+	@echo "make image-test     build, push with Freightliner, inspect and run the image"
 	@echo "make validate-env   check that every tool and library is present"
 	@echo "make setup          install what is missing (Debian 12, apt-get)"
 
@@ -100,5 +112,48 @@ demo: build
 hooks:
 	@scripts/install-hooks.sh
 
+# ---- install and release (issue #14; docs in README "Deploy")
+install: build
+	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+# Removes exactly what `make install` with the same PREFIX and DESTDIR
+# puts there (listed by a scratch install, not by the last install's
+# manifest, which a test's DESTDIR install may have overwritten).
+uninstall: build
+	@t=$$(mktemp -d) && DESTDIR=$$t cmake --install $(BUILD) --prefix "$(PREFIX)" >/dev/null && \
+	  (cd $$t && find . ! -type d | sed 's|^\.||') | while read -r f; do rm -f "$(DESTDIR)$$f"; done; \
+	  (cd $$t && find . -depth -type d -name '*freightliner*' | sed 's|^\.||') | \
+	  while read -r d; do rm -rf "$(DESTDIR)$$d"; done; rm -rf "$$t"; echo "uninstalled from $(DESTDIR)$(PREFIX)"
+
+dist:
+	@scripts/dist.sh dist dist $(VERSION)
+
+dist-test: dist
+	@scripts/dist.sh test dist/freightliner-$(VERSION).tar.gz
+
+# The deploy tests (each also runs alone): `make test-deploy` runs them all.
+test-install: build
+	@scripts/test-install.sh $(BUILD)
+
+test-embed: build
+	@scripts/test-embed.sh $(BUILD)
+
+test-luarocks: build
+	@scripts/test-luarocks.sh $(BUILD)
+
+test-shard: build
+	@scripts/test-shard.sh $(BUILD)
+
+test-kubernetes: build
+	@deploy/kubernetes/validate.sh
+
+test-deploy: test-install test-embed test-luarocks test-shard test-kubernetes
+
+image: build
+	@scripts/image.sh build $(BUILD)
+
+image-test: build
+	@scripts/image.sh test $(BUILD)
+
 clean:
-	rm -rf build build-asan build-tsan build-cov build-check bin
+	rm -rf build build-asan build-tsan build-cov build-check bin dist

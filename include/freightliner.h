@@ -20,7 +20,32 @@
 extern "C" {
 #endif
 
-#define FL_VERSION "0.1.0"
+/* ---- version and API stability (deploy, issue #14) --------------------
+ *
+ * This header is the stable embedding API: within one major version,
+ * declarations here keep their meaning and signatures, enum values keep
+ * their numbers, and new ones are only added. Anything not declared here
+ * (src/, the Lua stdlib's internals) may change in any release. Build
+ * against it with `pkg-config --cflags --libs freightliner` (the library
+ * is static; the pkg-config file lists what it links), see
+ * scripts/examples/embed.c. The version below is the one source of the
+ * project's version: CMake, the man page and `make dist` read it. */
+#define FL_VERSION_MAJOR 0
+#define FL_VERSION_MINOR 1
+#define FL_VERSION_PATCH 0
+#define FL_VERSION_STR_(x) #x
+#define FL_VERSION_STR(x) FL_VERSION_STR_(x)
+/* "MAJOR.MINOR.PATCH" */
+#define FL_VERSION                                                             \
+  FL_VERSION_STR(FL_VERSION_MAJOR)                                             \
+  "." FL_VERSION_STR(FL_VERSION_MINOR) "." FL_VERSION_STR(FL_VERSION_PATCH)
+/* One comparable number: 0xMMmmpp. */
+#define FL_VERSION_NUM                                                         \
+  ((FL_VERSION_MAJOR << 16) | (FL_VERSION_MINOR << 8) | FL_VERSION_PATCH)
+/* True when this header is at least version maj.min.patch. */
+#define FL_VERSION_AT_LEAST(maj, min, patch)                                   \
+  (FL_VERSION_NUM >= (((maj) << 16) | ((min) << 8) | (patch)))
+/* ---- end of version block ---------------------------------------------- */
 
 /* ---- errors ------------------------------------------------------------ */
 

@@ -46,7 +46,8 @@ build = {
     CMAKE_BUILD_TYPE = "Release",
     FL_TESTS = "OFF",
   },
-  -- CMakeLists.txt has no install rules: the files are listed here.
+  -- LuaRocks copies the files itself (the list below); `make install` puts
+  -- the same files in the same layout under PREFIX.
   install_pass = false,
   install = {
     lib = {
@@ -90,6 +91,7 @@ build = {
       ["freightliner.schema"]                  = "lua/stdlib/freightliner/schema.lua",
       ["freightliner.script"]                  = "lua/stdlib/freightliner/script.lua",
       ["freightliner.semver"]                  = "lua/stdlib/freightliner/semver.lua",
+      ["freightliner.shard"]                   = "lua/stdlib/freightliner/shard.lua",
     },
     bin = {
       freightliner = "build.luarocks/bin/freightliner",

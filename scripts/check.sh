@@ -6,7 +6,7 @@
 #   tidy     clang-tidy (.clang-tidy) over src/ and tools/, using
 #            build-check/compile_commands.json, two files at a time
 #   cppcheck cppcheck --enable=warning,performance,portability over src/ tools/
-#   luacheck luacheck (.luacheckrc) over lua/ tests/lua scripts/examples
+#   luacheck luacheck (.luacheckrc) over lua/ tests/lua scripts/examples tests/deploy
 #   rockspec rockspec/*.rockspec parses and lists every lua/stdlib module
 #   secrets  no credential-looking string committed (scripts/check-secrets.sh,
 #            fixtures listed in .secrets-allow)
@@ -48,7 +48,7 @@ rm -f "$LOGS"/*.log
 mapfile -t C_FILES < <(git ls-files --cached --others --exclude-standard \
   -- '*.c' '*.h' | sort -u)
 LUA_DIRS=()
-for d in lua tests/lua scripts/examples; do
+for d in lua tests/lua scripts/examples tests/deploy; do
   [ -d "$d" ] && LUA_DIRS+=("$d")
 done
 TIDY_ONLY="" # newline-separated absolute paths, or empty for all

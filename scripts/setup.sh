@@ -24,7 +24,13 @@ PACKAGES=(
   docker-registry skopeo apache2-utils openssl python3 curl hyperfine procps
   # memory checking in the e2e suite (e2e/scenarios/memcheck.py)
   valgrind
+  # deploy (issue #14): the man page, its check, the LuaRocks test, and the
+  # daemonless image build (make image / image-test)
+  help2man man-db luarocks buildah umoci
 )
+# The Kubernetes manifest check (deploy/kubernetes/validate.sh) runs an npm
+# package under Node.js; a Node.js from elsewhere (with its own npm) is kept.
+command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then

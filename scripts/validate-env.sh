@@ -139,6 +139,14 @@ report git git "$(tool_version git --version)" "$GIT_VERSION" min "$GIT_MIN"
 report "pgrep (procps)" procps "$(tool_version pgrep --version)" "$PROCPS_VERSION" min "$PROCPS_MIN"
 report ca-certificates ca-certificates "$([ -s /etc/ssl/certs/ca-certificates.crt ] && pkg_version ca-certificates)" "$CA_CERTIFICATES_VERSION" min "$CA_CERTIFICATES_MIN"
 
+# ---- deploy (issue #14)
+report help2man help2man "$(tool_version help2man --version)" "$HELP2MAN_VERSION" min "$HELP2MAN_MIN"
+report "man (man-db)" man-db "$(tool_version man --version)" "$MAN_DB_VERSION" min "$MAN_DB_MIN"
+report luarocks luarocks "$(tool_version luarocks --version)" "$LUAROCKS_VERSION" min "$LUAROCKS_MIN"
+report buildah buildah "$(tool_version buildah --version)" "$BUILDAH_VERSION" min "$BUILDAH_MIN"
+report umoci umoci "$(tool_version umoci --version)" "$UMOCI_VERSION" min "$UMOCI_MIN"
+report "node (npm)" nodejs "$(tool_version node --version)" "$NODEJS_MIN" min "$NODEJS_MIN"
+
 # ---- the project's own set-up
 WARN=0
 CONFIG_BAD=0

@@ -114,6 +114,8 @@ function M.plan(p)
     end
   end
   if own then src:close() end
+  -- sharding (--shard INDEX/COUNT): keep only this shard's part (freightliner.shard)
+  if p.shard then require("freightliner.shard").apply(plan, p.shard) end
   return plan
 end
 

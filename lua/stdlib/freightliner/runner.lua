@@ -96,6 +96,7 @@ function M.plan(job)
       select_tags = select, dest_prefix = entry.dest_prefix, dest_template = entry.dest_template,
       rename_prefix = entry.rename_prefix,
       hooks = hooks, parallel = job.parallel,
+      shard = job.shard,
     }
     if not plan then return nil, msg, code end
     for _, it in ipairs(plan.items) do
@@ -207,6 +208,7 @@ function M.job_from_options(o)
     parallel = o["parallel-workers"] or 8, dry_run = o["dry-run"] or false, force = o.force or nil,
     format = o.format, checkpoint_file = o["checkpoint-file"], metrics_file = o["metrics-file"],
     progress = not o["no-progress"],
+    shard = o.shard, -- resolved by freightliner.shard in the command
   }
 end
 

@@ -26,6 +26,10 @@ options:
   --config FILE              registry settings (TLS, credentials) from a sync file
   --src-insecure, --dest-insecure   plain HTTP to the source / destination
   --dry-run                  print the plan, write nothing (--format json)
+  --shard INDEX/COUNT        copy only shard INDEX (0-based) of COUNT (also
+                             FREIGHTLINER_SHARD; --shard-count COUNT takes
+                             INDEX from JOB_COMPLETION_INDEX); repositories
+                             over --shard-split-tags N (500) split by tag
   --no-progress              no progress line on a terminal
 
 exit status: 0 all done, 1 some images failed, 2 usage or configuration
@@ -48,6 +52,7 @@ local spec = {
   { name = "dry-run" }, { name = "format", value = true },
   { name = "no-progress" },
 }
+for _, f in ipairs(require("freightliner.shard").flags) do spec[#spec + 1] = f end -- --shard ...
 
 return {
   summary = "copy an image, or repositories, from one registry to another",
@@ -56,6 +61,8 @@ return {
   run = function(argv)
     local opts, err = args.parse(argv, spec)
     if not opts then return runner.usage_error(err, "replicate") end
+    opts.shard, err = require("freightliner.shard").resolve(opts)
+    if err then return runner.usage_error(err, "replicate") end
     return runner.replicate(opts)
   end,
 }

@@ -23,6 +23,8 @@ return {
   run = function(argv)
     local o, err = args.parse(argv, replicate_cmd.spec)
     if not o then return runner.usage_error(err, "replicate-tree") end
+    o.shard, err = require("freightliner.shard").resolve(o)
+    if err then return runner.usage_error(err, "replicate-tree") end
     if not o[1] or not o[2] or o[3] then
       return runner.usage_error("replicate-tree takes SRC_PREFIX DST_PREFIX", "replicate-tree")
     end

@@ -4,6 +4,7 @@ local runner = require("freightliner.runner")
 
 local usage = [[usage: freightliner sync --config FILE [--dry-run] [--parallel N]
                          [--checkpoint-file FILE] [--metrics-file FILE]
+                         [--shard INDEX/COUNT | --shard-count COUNT]
 
 Runs every entry of a YAML sync file: registries (host, TLS, credentials by
 reference), and sync entries (source repository, pattern or regex;
@@ -19,6 +20,7 @@ local spec = {
   { name = "checkpoint-file", value = true }, { name = "metrics-file", value = true },
   { name = "no-progress" }, { name = "force" },
 }
+for _, f in ipairs(require("freightliner.shard").flags) do spec[#spec + 1] = f end -- --shard ...
 
 return {
   summary = "run a YAML sync file (registries, repositories, tag rules, policies)",
@@ -26,6 +28,9 @@ return {
   run = function(argv)
     local o, err = args.parse(argv, spec)
     if not o then return runner.usage_error(err, "sync") end
+    local shard
+    shard, err = require("freightliner.shard").resolve(o)
+    if err then return runner.usage_error(err, "sync") end
     if not o.config or o[1] then return runner.usage_error("sync needs --config FILE", "sync") end
     local config = require("freightliner.config")
     local plan, problems = config.load(o.config)
@@ -38,6 +43,7 @@ return {
       parallel = o.parallel or plan.parallel, checkpoint_file = o["checkpoint-file"],
       metrics_file = o["metrics-file"], progress = not o["no-progress"],
     })
+    job.shard = shard
     return runner.execute(job)
   end,
 }
