@@ -3,8 +3,9 @@
 -- A spec lists options by long name: `{ name = "tag-filter", value = true,
 -- multi = true }`. Parsing accepts `--name VALUE`, `--name=VALUE`, flags
 -- (`--dry-run`), `--` to end options, and collects positional arguments.
--- Errors are returned, not raised, as `nil, message` so the CLI can print
--- usage and exit 2.
+-- `aliases = { "old-name" }` accepts other names for an option (stored under
+-- its name). Errors are returned, not raised, as `nil, message` so the CLI
+-- can print usage and exit 2; an unknown option names the closest valid one.
 
 local M = {}
 
@@ -19,6 +20,7 @@ function M.parse(argv, spec, how)
   for _, o in ipairs(spec) do
     byname[o.name] = o
     if o.short then byname[o.short] = o end
+    for _, a in ipairs(o.aliases or {}) do byname[a] = o end
   end
   local opts, positional = {}, {}
   local i = 1
@@ -35,7 +37,7 @@ function M.parse(argv, spec, how)
     if name then
       local o = byname[name]
       if not o then
-        return nil, string.format("unknown option '%s'", a)
+        return nil, M.unknown(a, spec)
       end
       local value = true
       if o.value then
@@ -72,6 +74,15 @@ function M.parse(argv, spec, how)
   end
   for k, v in ipairs(positional) do opts[k] = v end
   return opts
+end
+
+--- "unknown option '--x' (did you mean '--y'?)" for option `a` and `spec`.
+function M.unknown(a, spec)
+  local names = {}
+  for _, o in ipairs(spec) do names[#names + 1] = o.name end
+  local name = a:match("^%-%-([^=]+)") or a:match("^%-(.)") or a
+  local hint = require("freightliner.schema").closest(name, names)
+  return string.format("unknown option '%s'%s", a, hint and string.format(" (did you mean '--%s'?)", hint) or "")
 end
 
 return M

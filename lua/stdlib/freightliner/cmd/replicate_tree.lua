@@ -10,11 +10,18 @@ path under DST_PREFIX, e.g.
   freightliner replicate-tree src.example:5000/team mirror.example/backup/team
 copies src.example:5000/team/app:* to mirror.example/backup/team/app:*.
 Takes the options of 'freightliner replicate' (tag filters, platforms,
---parallel-workers, --checkpoint-file, --metrics-file, --dry-run, ...).]]
+--parallel, --checkpoint-file, --metrics-file, --dry-run, --strict, ...).
+A prefix with no repository under it is a warning (an error, exit 1,
+under --strict).
 
+]] .. require("freightliner.exitcode").help()
+
+-- "host[:port]/path" (or http://..., https://...) -> registry spec, path
 local function split(prefix)
-  local host, path = prefix:match("^([^/]+)/?(.*)$")
-  return host, (path ~= "" and path or nil)
+  local scheme, rest = prefix:match("^(https?://)(.*)$")
+  local host, path = (rest or prefix):match("^([^/]+)/?(.*)$")
+  if not host then return prefix, nil end
+  return (scheme or "") .. host, (path ~= "" and path:gsub("/+$", "") or nil)
 end
 
 return {
@@ -26,12 +33,24 @@ return {
     if not o[1] or not o[2] or o[3] then
       return runner.usage_error("replicate-tree takes SRC_PREFIX DST_PREFIX", "replicate-tree")
     end
+    for _, f in ipairs({ "source", "destination", "repository", "repository-pattern" }) do
+      if o[f] ~= nil then
+        return runner.usage_error(string.format("--%s does not apply to replicate-tree (SRC_PREFIX and "
+          .. "DST_PREFIX say what to copy)", f), "replicate-tree")
+      end
+    end
+    runner.check_options(o, "replicate-tree")
     local src_host, src_path = split(o[1])
     local dst_host, dst_path = split(o[2])
     o.source, o.destination = src_host, dst_host
     o["repository-pattern"] = src_path and (src_path .. "/*") or "*"
+    for _, spec in ipairs({ src_host, dst_host }) do
+      local ok, msg = require("freightliner.registry").parse_spec(spec)
+      if not ok then return runner.usage_error(msg, "replicate-tree") end
+    end
     local job = runner.job_from_options(o)
     local entry = job.entries[1]
+    entry.tree_prefix = src_path
     -- destination: DST_PATH + the part of the repository below SRC_PATH
     if src_path then
       entry.dest_template = nil
