@@ -21,8 +21,16 @@ M.EXIT = { OK = exitcode.OK, FAILED = exitcode.FAILED, USAGE = exitcode.USAGE, S
 M.commands = { "replicate", "replicate-tree", "sync", "resume", "validate-config", "inspect", "list-tags", "catalog",
                "run", "repl", "version", "help" }
 
+-- A message for the user: "freightliner: ..." with control characters
+-- escaped, or one JSON log line under --log-format json.
 local function stderr(fmt, ...)
-  io.stderr:write("freightliner: ", string.format(fmt, ...), "\n")
+  local msg = string.format(fmt, ...)
+  local log = require("freightliner.log")
+  if log.json() then
+    log.log("error", msg)
+  else
+    io.stderr:write("freightliner: ", (msg:gsub("[^\n]+", require("freightliner.printable").escape)), "\n")
+  end
 end
 M.stderr = stderr
 

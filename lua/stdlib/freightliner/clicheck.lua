@@ -94,9 +94,18 @@ end
 --- The policy's hooks, each checked at the boundary: a hook that raises or
 -- returns a value of the wrong type is a configuration error (exit 2)
 -- naming the policy file and the hook.
+M.HOOKS = { "filter", "rename", "retry", "on_done", "on_error" }
+
 function M.wrap_policy(hooks, path)
   local out = {}
   for name, fn in pairs(hooks) do
+    local known = false
+    for _, h in ipairs(M.HOOKS) do known = known or h == name end
+    if not known then
+      local hint = type(name) == "string" and require("freightliner.schema").closest(name, M.HOOKS)
+      exitcode.raise(exitcode.USAGE, string.format("policy %s: unknown hook '%s'%s (hooks: %s)", path, tostring(name),
+        hint and string.format(" (did you mean '%s'?)", hint) or "", table.concat(M.HOOKS, ", ")))
+    end
     if type(fn) ~= "function" then
       exitcode.raise(exitcode.USAGE, string.format("policy %s: '%s' must be a function, not a %s", path, name, type(fn)))
     end

@@ -53,13 +53,25 @@ function M.format(o)
   return f
 end
 
+-- A message on stderr: "freightliner: ..." (control characters escaped),
+-- or one JSON log line under --log-format json.
+local function say(msg, code)
+  local log = require("freightliner.log")
+  if log.json() then
+    log.log("error", msg, nil, code and { code = code } or nil)
+  else
+    io.stderr:write("freightliner: ", require("freightliner.printable").escape(msg),
+      code and (" (" .. code .. ")") or "", "\n")
+  end
+end
+
 function M.fail(msg, code)
-  io.stderr:write("freightliner: ", tostring(msg), code and (" (" .. code .. ")") or "", "\n")
+  say(tostring(msg), code)
   return 1
 end
 
 function M.usage(msg, cmd)
-  io.stderr:write(string.format("freightliner: %s; see 'freightliner help %s'\n", msg, cmd))
+  say(string.format("%s; see 'freightliner help %s'", msg, cmd))
   return 2
 end
 

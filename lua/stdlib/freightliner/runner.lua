@@ -23,7 +23,11 @@ local M = {}
 -- A message for the user on stderr: "freightliner: ..." or a JSON log line.
 local function stderr(fmt, ...)
   local msg = string.format(fmt, ...)
-  if log.json() then log.log("error", msg) else io.stderr:write("freightliner: ", msg, "\n") end
+  if log.json() then
+    log.log("error", msg)
+  else
+    io.stderr:write("freightliner: ", require("freightliner.printable").escape(msg), "\n")
+  end
 end
 M.stderr = stderr
 
@@ -77,6 +81,7 @@ local function load_policy(path)
   end
   return clicheck.wrap_policy(hooks, path)
 end
+M.load_policy = load_policy
 
 --- Build the plan of every entry of the job.
 function M.plan(job)
@@ -198,7 +203,7 @@ function M.execute(job, checkpoint)
   local cp = checkpoint
   if not cp and job.checkpoint_file and not job.dry_run then
     local checkpoints = lib("checkpoint")
-    cp, msg = checkpoints.create(job.checkpoint_file, job)
+    cp, msg = checkpoints.create(job.checkpoint_file, job, { run_id = job.run_id })
     if not cp then
       stderr("%s", msg)
       return exitcode.USAGE

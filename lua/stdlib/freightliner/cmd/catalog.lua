@@ -39,7 +39,8 @@ local function run(argv)
   if format == "json" then
     io.stdout:write(assert(canonical.encode({ registry = o[1], repositories = canonical.array(repos) })), "\n")
   else
-    for _, r in ipairs(repos) do io.stdout:write(r, "\n") end
+    local escape = require("freightliner.printable").escape
+    for _, r in ipairs(repos) do io.stdout:write(escape(r), "\n") end
   end
   return 0
 end

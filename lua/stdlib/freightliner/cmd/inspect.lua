@@ -37,10 +37,12 @@ local function open(ref, o)
     if not store then return nil, msg, code end
     return store, "image:" .. tag, ref
   end
-  local r, msg = fl.ref.parse((ref:gsub("^docker://", "")))
-  if not r then return nil, msg, "USAGE" end
+  local image, msg = require("freightliner.clicheck").image(ref)
+  if not image then return nil, msg, "USAGE" end
+  local r = image.ref
   local store, code
-  store, msg, code = fl.registry(r.api_host, regflags.options(o))
+  store, msg, code = fl.registry(image.scheme and (image.scheme .. "://" .. r.api_host) or r.api_host,
+    regflags.options(o))
   if not store then return nil, msg, code end
   local inner = r.digest and (r.repository .. "@" .. r.digest) or (r.repository .. ":" .. r.tag)
   return store, inner, r.familiar, r.repository
@@ -70,6 +72,10 @@ local function run(argv)
   local format
   format, err = regflags.format(o)
   if not format then return regflags.usage(err, "inspect") end
+  if o.platform then
+    local ok, perr = require("freightliner.clicheck").platform(o.platform)
+    if not ok then return regflags.usage(perr, "inspect") end
+  end
 
   local store, inner, name, repo = open(o[1], o)
   if not store then
@@ -128,7 +134,8 @@ local function run(argv)
   if format == "json" then
     io.stdout:write(assert(canonical.encode(describe.to_json(info))), "\n")
   else
-    io.stdout:write(describe.text(info))
+    local escape = require("freightliner.printable").escape
+    io.stdout:write((describe.text(info):gsub("[^\n]+", escape)))
   end
   return 0
 end

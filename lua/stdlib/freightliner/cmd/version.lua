@@ -6,7 +6,11 @@ return {
   usage = "usage: freightliner version\n\n"
     .. "Prints Freightliner's version and those of the Lua, libcurl and\n"
     .. "OpenSSL it runs on.",
-  run = function()
+  run = function(argv)
+    if argv[1] then
+      io.stderr:write("freightliner: version takes no arguments; see 'freightliner help version'\n")
+      return 2
+    end
     local v = fl.versions()
     io.stdout:write(string.format(
       "freightliner %s\n%s\nlibcurl %s\n%s\n", v.freightliner, v.lua, v.curl, v.ssl))
