@@ -123,8 +123,10 @@ def cli_metrics_file(ctx):
     check(m["images_replicated"] == n and m["images_failed"] == 0 and m["images_up_to_date"] == 0,
           "metrics images: %s (want %d replicated)", m, n)
     check(m["bytes_transferred"] > 0 and m["blobs_copied"] > 0, "metrics bytes/blobs: %s", m)
-    check(set(m.get("repositories", {})) == {"project-a/app", "project-b/tool"},
-          "metrics repositories: %s", list(m.get("repositories", {})))
+    check(set(m.get("destinations", {})) == {dst.host + "/project-a/app", dst.host + "/project-b/tool"},
+          "metrics destinations: %s", list(m.get("destinations", {})))
+    check(m.get("run_id") and m.get("started_at") and m.get("finished_at") and m.get("failed_images") == []
+          and m.get("images_skipped_by_filter") == 0, "metrics lack run_id/times/failed_images: %s", m)
     check("retries" in m and "duration_seconds" in m, "metrics lack retries/duration_seconds: %s", m)
     r = replicate(ctx, *args, "--metrics-file", m2)
     with open(m2) as f:
