@@ -60,24 +60,49 @@ static size_t json_escape(char *buf, size_t n, size_t at, const char *s) {
   return at;
 }
 
+/* The letter of a named escape (\\ \n \r \t \e), or 0. */
+static char escape_letter(unsigned char c) {
+  switch (c) {
+  case '\\':
+    return '\\';
+  case '\n':
+    return 'n';
+  case '\r':
+    return 'r';
+  case '\t':
+    return 't';
+  case 0x1b:
+    return 'e';
+  default:
+    return 0;
+  }
+}
+
 /* Append s to buf for a text line: control characters (C0, DEL, the C1
- * range), backslashes and bytes that are not UTF-8 as \\, \n, \xNN..., so a
+ * range), backslashes and bytes that are not UTF-8 as \\, \n, \r, \t, \e or
+ * \xNN (as freightliner.printable does in Lua), so a
  * name from a remote registry cannot drive the terminal or forge a line. */
 static size_t text_escape(char *buf, size_t n, size_t at, const char *str) {
   const unsigned char *s = (const unsigned char *)str;
   while (*s && at + 9 < n) {
     unsigned char c = *s;
-    size_t len = c < 0x80 ? 1 : c >= 0xc2 && c < 0xe0 ? 2 : c >= 0xe0 && c < 0xf0 ? 3 : c >= 0xf0 && c < 0xf5 ? 4 : 0;
+    size_t len = c < 0x80                ? 1
+                 : c >= 0xc2 && c < 0xe0 ? 2
+                 : c >= 0xe0 && c < 0xf0 ? 3
+                 : c >= 0xf0 && c < 0xf5 ? 4
+                                         : 0;
     for (size_t k = 1; k < len; k++)
       if ((s[k] & 0xc0) != 0x80)
         len = 0;
-    int control = c < 0x20 || c == 0x7f || c == '\\' || (c == 0xc2 && len == 2 && s[1] < 0xa0);
+    int control = c < 0x20 || c == 0x7f || c == '\\' ||
+                  (c == 0xc2 && len == 2 && s[1] < 0xa0);
     if (len == 0 || control) {
       size_t count = len == 0 ? 1 : len;
       for (size_t k = 0; k < count && at + 5 < n; k++) {
-        if (s[k] == '\\' || s[k] == '\n') {
+        char letter = escape_letter(s[k]);
+        if (letter) {
           buf[at++] = '\\';
-          buf[at++] = s[k] == '\n' ? 'n' : '\\';
+          buf[at++] = letter;
         } else {
           at += (size_t)snprintf(buf + at, n - at, "\\x%02x", s[k]);
         }

@@ -93,8 +93,7 @@ local function global_options(argv)
         if seen_command and (argv[1] == "run" or argv[1] == "-e" or argv[1] == "eval") then break end
         seen_command = true
       elseif a == "-e" and not seen_command then
-        seen_command = true
-        i = i + 1 -- the code string
+        break -- -e CODE ARGS...: the rest belongs to the code
       end
       i = i + 1
     elseif setter == false then

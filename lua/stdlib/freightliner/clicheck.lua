@@ -76,8 +76,12 @@ local RESULTS = {
     if keep ~= nil and type(keep) ~= "boolean" then return "must return true or false (or nothing)", keep end
   end,
   rename = function(repo, tag)
-    if repo ~= nil and type(repo) ~= "string" then return "must return a repository name (a string) or nil", repo end
-    if tag ~= nil and type(tag) ~= "string" then return "must return a tag (a string) as its second value, or nil", tag end
+    if repo ~= nil and type(repo) ~= "string" then
+      return "must return a repository name (a string) or nil", repo
+    end
+    if tag ~= nil and type(tag) ~= "string" then
+      return "must return a tag (a string) as its second value, or nil", tag
+    end
   end,
   retry = function(delay)
     if delay ~= nil and delay ~= false and (type(delay) ~= "number" or delay < 0 or delay ~= delay) then
@@ -107,7 +111,8 @@ function M.wrap_policy(hooks, path)
         hint and string.format(" (did you mean '%s'?)", hint) or "", table.concat(M.HOOKS, ", ")))
     end
     if type(fn) ~= "function" then
-      exitcode.raise(exitcode.USAGE, string.format("policy %s: '%s' must be a function, not a %s", path, name, type(fn)))
+      exitcode.raise(exitcode.USAGE, string.format("policy %s: '%s' must be a function, not a %s", path, name,
+        type(fn)))
     end
     local check = RESULTS[name]
     out[name] = function(...)

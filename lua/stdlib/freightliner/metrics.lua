@@ -53,7 +53,9 @@ function M.normalise(c)
   doc.duration_seconds = math.floor(d * 1000 + 0.5) / 1000
   doc.destinations = {}
   for key, dc in pairs(c.destinations or {}) do
-    if type(key) == "string" and type(dc) == "table" then doc.destinations[key] = counters_of(dc, M.DESTINATION_COUNTERS) end
+    if type(key) == "string" and type(dc) == "table" then
+      doc.destinations[key] = counters_of(dc, M.DESTINATION_COUNTERS)
+    end
   end
   doc.failed_images = canonical.array({})
   for _, f in ipairs(c.failed_images or {}) do doc.failed_images[#doc.failed_images + 1] = failure(f) end

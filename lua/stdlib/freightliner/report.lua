@@ -135,7 +135,8 @@ local function summary_output(summary, rec, status)
   if summary.interrupted then
     tail = job.checkpoint_file
       and string.format("; interrupted: finish with 'freightliner resume --checkpoint-file %s'", job.checkpoint_file)
-      or "; interrupted: no --checkpoint-file, so run the same command again (images already copied are then up to date)"
+      or "; interrupted: no --checkpoint-file, so run the same command again "
+        .. "(images already copied are then up to date)"
   end
   local line = string.format("%s replicated, %d up to date, %d failed; %s in %s (%d skipped, %d mounted) in %.1f s%s",
     M.plural(summary.images_replicated, "image"), summary.images_up_to_date, summary.images_failed,
