@@ -137,11 +137,16 @@ end
 
 --- A failure message with a hint at the fix, where one is known.
 -- `store` is a registry object of the host the failure came from (or nil).
+local not_registry = {} -- spec -> true when GET /v2/ answered 404 (asked once per run)
+
 function M.explain(store, msg, code)
   msg = tostring(msg)
   if code == "NOT_FOUND" and store and store.kind == "registry" and not msg:find("_UNKNOWN", 1, true) then
-    local ok, _, pcode = store:ping()
-    if not ok and pcode == "NOT_FOUND" then
+    if not_registry[store.spec] == nil then
+      local ok, _, pcode = store:ping()
+      not_registry[store.spec] = not ok and pcode == "NOT_FOUND"
+    end
+    if not_registry[store.spec] then
       return msg .. string.format("; %s does not look like a container registry (GET /v2/ answered 404): "
         .. "check the host and port", store.spec)
     end

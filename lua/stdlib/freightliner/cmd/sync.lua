@@ -44,7 +44,14 @@ return {
     local config = require("freightliner.config")
     local plan, problems = config.load(o.config)
     if not plan then
-      for _, p in ipairs(problems) do io.stderr:write(config.format_problem(o.config, p), "\n") end
+      local log = require("freightliner.log")
+      for _, p in ipairs(problems) do
+        if log.json() then
+          log.log("error", p.message, nil, { file = o.config, line = p.line or 0, column = p.column or 0 })
+        else
+          io.stderr:write(config.format_problem(o.config, p), "\n")
+        end
+      end
       return 2
     end
     if #plan.entries == 0 then
