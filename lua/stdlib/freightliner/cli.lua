@@ -89,7 +89,7 @@ local function global_options(argv)
     end
     local setter = name and GLOBAL[name]
     if setter == nil then
-      if not a:match("^%-") then
+      if not a:match("^%-.") then -- a positional ("-" is stdin for run)
         if seen_command and (argv[1] == "run" or argv[1] == "-e" or argv[1] == "eval") then break end
         seen_command = true
       elseif a == "-e" and not seen_command then

@@ -27,6 +27,7 @@ end
 return {
   summary = "copy every repository under a prefix to another registry",
   usage = usage,
+  spec = replicate_cmd.spec,
   run = function(argv)
     local o, err = args.parse(argv, replicate_cmd.spec)
     if not o then return runner.usage_error(err, "replicate-tree") end
