@@ -132,6 +132,15 @@ def cli_table(ctx):
                     ("typo", "return { renam = function(repo, tag) return repo, tag end }")]:
         pol = write(ctx, n + ".lua", body)
         pols[n] = write(ctx, n + ".yaml", SYNC.format(src=S, dst=D, policy=pol))
+    http_sync = write(ctx, "http.yaml", """version: 1
+registries:
+  src: {{ host: "http://{src}" }}
+  dst: {{ host: "http://{dst}" }}
+sync:
+  - source: {{ registry: src, repository: project-b/tool }}
+    destination: {{ registry: dst, prefix: viahttp }}
+    tags: {{ include: ["v1.0"] }}
+""".format(src=S, dst=D))
     no_version = write(ctx, "noversion.ckpt", json.dumps({"format": "freightliner-checkpoint", "images": {}}))
 
     def dry_json_errors(r):
@@ -168,6 +177,10 @@ def cli_table(ctx):
         ("http:// image, one image copied", ["replicate", "http://%s/project-a/app:v1.0" % S,
                                              "http://%s/http/app:v1.0" % D], 0, "1 image replicated",
          {"check": copied("http/app", "v1.0")}),
+        ("http:// replicate-tree, dry run", ["replicate-tree", "http://%s/project-b" % S,
+                                             "http://%s/tree/project-b" % D, "--dry-run"], 0, "5 to copy"),
+        ("http:// hosts in a sync file", ["sync", "--config", http_sync], 0, "1 image replicated",
+         {"check": copied("viahttp/project-b/tool", "v1.0")}),
         # selections that select nothing
         ("pattern matching nothing", ["replicate", "--source", S, "--destination", D,
                                       "--repository-pattern", "nomatch/*"], 0, "matched no repository"),
@@ -250,7 +263,8 @@ def cli_table(ctx):
     www_srv.shutdown()
     # nothing of the refused runs reached the destination
     got = sorted(r for r in dst.catalog())
-    check(got == ["http/app", "x/app"], "the destination has %s, want only http/app and x/app "
+    check(got == ["http/app", "viahttp/project-b/tool", "x/app"], "the destination has %s, want only http/app, "
+          "viahttp/project-b/tool and x/app "
           "(the refused runs must write nothing)", got)
     check(dst.tags("x/app") == ["v1.1", "v2.0"], "x/app tags: %s", dst.tags("x/app"))
     check(not failures, "%d of %d cases failed:\n  %s", len(failures), len(cases), "\n  ".join(failures))
