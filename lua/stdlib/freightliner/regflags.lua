@@ -8,6 +8,7 @@
 --   regflags.options(opts)   -> options for fl.registry
 --   regflags.fail(msg, code) -> prints "freightliner: msg (CODE)", returns 1
 --   regflags.usage(msg, cmd) -> prints the usage hint, returns 2
+local exitcode = require("freightliner.exitcode")
 
 local M = {}
 
@@ -67,12 +68,12 @@ end
 
 function M.fail(msg, code)
   say(tostring(msg), code)
-  return 1
+  return exitcode.FAILED
 end
 
 function M.usage(msg, cmd)
   say(string.format("%s; see 'freightliner help %s'", msg, cmd))
-  return 2
+  return exitcode.USAGE
 end
 
 return M

@@ -1,4 +1,5 @@
 --- freightliner catalog REGISTRY: the repositories of a registry.
+local exitcode = require("freightliner.exitcode")
 local args = require("freightliner.args")
 local regflags = require("freightliner.regflags")
 local canonical = require("freightliner.canonical")
@@ -42,7 +43,7 @@ local function run(argv)
     local escape = require("freightliner.printable").escape
     for _, r in ipairs(repos) do io.stdout:write(escape(r), "\n") end
   end
-  return 0
+  return exitcode.OK
 end
 
 return {

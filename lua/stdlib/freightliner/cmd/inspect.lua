@@ -1,4 +1,5 @@
 --- freightliner inspect REF: what an image is (manifest, platforms, layers, config).
+local exitcode = require("freightliner.exitcode")
 local args = require("freightliner.args")
 local regflags = require("freightliner.regflags")
 local describe = require("freightliner.describe")
@@ -101,7 +102,7 @@ local function run(argv)
   if o.raw then
     io.stdout:write(m.data)
     store:close()
-    return 0
+    return exitcode.OK
   end
   local info = describe.manifest(m, name)
   if describe.is_index(m.parsed) then
@@ -122,7 +123,7 @@ local function run(argv)
       if o.config then
         io.stdout:write(blob)
         store:close()
-        return 0
+        return exitcode.OK
       end
       describe.add_config(info, blob)
     elseif o.config then
@@ -137,7 +138,7 @@ local function run(argv)
     local escape = require("freightliner.printable").escape
     io.stdout:write((describe.text(info):gsub("[^\n]+", escape)))
   end
-  return 0
+  return exitcode.OK
 end
 
 return {

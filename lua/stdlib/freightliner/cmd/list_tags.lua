@@ -1,4 +1,5 @@
 --- freightliner list-tags REPO: the tags of a repository.
+local exitcode = require("freightliner.exitcode")
 local args = require("freightliner.args")
 local regflags = require("freightliner.regflags")
 local canonical = require("freightliner.canonical")
@@ -49,7 +50,7 @@ local function run(argv)
     local escape = require("freightliner.printable").escape
     for _, t in ipairs(tags) do io.stdout:write(escape(t), "\n") end
   end
-  return 0
+  return exitcode.OK
 end
 
 return {

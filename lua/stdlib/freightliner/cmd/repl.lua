@@ -1,4 +1,5 @@
 --- freightliner repl: an interactive Lua prompt with the API loaded.
+local exitcode = require("freightliner.exitcode")
 local repl = require("freightliner.repl")
 
 return {
@@ -16,7 +17,7 @@ statements from stdin without prompts and stops at the first error
   run = function(argv)
     if argv[1] then
       io.stderr:write("freightliner: repl takes no arguments; see 'freightliner help repl'\n")
-      return 2
+      return exitcode.USAGE
     end
     return repl.run()
   end,

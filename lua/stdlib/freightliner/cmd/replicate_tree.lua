@@ -1,4 +1,5 @@
 --- freightliner replicate-tree SRC_PREFIX DST_PREFIX: every repository under a prefix.
+local exitcode = require("freightliner.exitcode")
 local args = require("freightliner.args")
 local runner = require("freightliner.runner")
 local replicate_cmd = require("freightliner.cmd.replicate")
@@ -59,7 +60,7 @@ return {
     elseif dst_path then
       entry.dest_prefix = dst_path
     end
-    if o.config and not runner.apply_config(job, o.config) then return 2 end
+    if o.config and not runner.apply_config(job, o.config) then return exitcode.USAGE end
     return runner.execute(job)
   end,
 }

@@ -1,4 +1,5 @@
 --- freightliner resume --checkpoint-file FILE: finish an interrupted run.
+local exitcode = require("freightliner.exitcode")
 local args = require("freightliner.args")
 local runner = require("freightliner.runner")
 
@@ -37,14 +38,14 @@ return {
     local cp, msg = checkpoint.load(path)
     if not cp then
       runner.stderr("%s", msg)
-      return 2
+      return exitcode.USAGE
     end
     local job = cp.plan
     if type(job) ~= "table" or type(job.entries) ~= "table" then
       runner.stderr("checkpoint %s has no plan to resume", path)
-      return 2
+      return exitcode.USAGE
     end
-    if o.config and not runner.apply_config(job, o.config) then return 2 end
+    if o.config and not runner.apply_config(job, o.config) then return exitcode.USAGE end
     job.parallel = o.parallel or job.parallel
     job.metrics_file = o["metrics-file"] or job.metrics_file
     job.progress = not o["no-progress"]

@@ -1,4 +1,5 @@
 --- freightliner run SCRIPT.lua [ARGS...]: run a Lua script with the API loaded.
+local exitcode = require("freightliner.exitcode")
 local script = require("freightliner.script")
 
 return {
@@ -13,7 +14,7 @@ returns an integer exits with it. Use '-' to read the script from stdin.]],
     local path = argv[1]
     if not path then
       io.stderr:write("freightliner: run needs a script path; see 'freightliner help run'\n")
-      return 2
+      return exitcode.USAGE
     end
     local rest = table.move(argv, 2, #argv, 1, {})
     return script.run_file(path ~= "-" and path or nil, rest, program)

@@ -1,4 +1,5 @@
 --- freightliner sync --config FILE: run a YAML sync file.
+local exitcode = require("freightliner.exitcode")
 local args = require("freightliner.args")
 local runner = require("freightliner.runner")
 
@@ -52,7 +53,7 @@ return {
           io.stderr:write(config.format_problem(o.config, p), "\n")
         end
       end
-      return 2
+      return exitcode.USAGE
     end
     if #plan.entries == 0 then
       return runner.usage_error(string.format("%s has no sync entries, so it would copy nothing", o.config), "sync")

@@ -1,4 +1,5 @@
 --- freightliner validate-config FILE...: check sync files without running them.
+local exitcode = require("freightliner.exitcode")
 local config = require("freightliner.config")
 
 local usage = [[usage: freightliner validate-config FILE...
@@ -43,31 +44,31 @@ return {
   run = function(argv)
     if not argv[1] then
       io.stderr:write("freightliner: validate-config needs a FILE; see 'freightliner help validate-config'\n")
-      return 2
+      return exitcode.USAGE
     end
     for _, a in ipairs(argv) do
       if a:match("^%-") then
         io.stderr:write(string.format(
           "freightliner: unknown option '%s'; see 'freightliner help validate-config'\n", a))
-        return 2
+        return exitcode.USAGE
       end
     end
-    local status = 0
+    local status = exitcode.OK
     for _, path in ipairs(argv) do
       local plan, problems = config.load(path)
       if plan and #plan.entries == 0 then
-        status = 2
+        status = exitcode.USAGE
         io.stdout:write(string.format("%s:1:1: no sync entries: the file would copy nothing "
           .. "(an empty file, or one without a 'sync' list)\n", path))
       elseif plan and policy_problems(path, plan) then
-        status = 2
+        status = exitcode.USAGE
       elseif plan then
         local n = count(plan.registries)
         local m = #plan.entries
         io.stdout:write(string.format("%s: valid (%d %s, %d sync %s)\n", path, n,
           n == 1 and "registry" or "registries", m, m == 1 and "entry" or "entries"))
       else
-        status = 2
+        status = exitcode.USAGE
         for _, p in ipairs(problems) do
           io.stdout:write(config.format_problem(path, p), "\n")
         end

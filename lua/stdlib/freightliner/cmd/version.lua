@@ -1,4 +1,5 @@
 --- freightliner version: versions of Freightliner and the libraries it uses.
+local exitcode = require("freightliner.exitcode")
 local fl = require("freightliner")
 
 return {
@@ -9,11 +10,11 @@ return {
   run = function(argv)
     if argv[1] then
       io.stderr:write("freightliner: version takes no arguments; see 'freightliner help version'\n")
-      return 2
+      return exitcode.USAGE
     end
     local v = fl.versions()
     io.stdout:write(string.format(
       "freightliner %s\n%s\nlibcurl %s\n%s\n", v.freightliner, v.lua, v.curl, v.ssl))
-    return 0
+    return exitcode.OK
   end,
 }
