@@ -44,14 +44,6 @@ function M.is_user_error(e)
   return getmetatable(e) == UserError and e or nil
 end
 
---- The status of a finished run from its counts: signal (a number or nil),
--- failed (images that failed or would fail, and planning errors).
-function M.of_run(signal, failed)
-  if signal then return 128 + signal end
-  if failed > 0 then return M.FAILED end
-  return M.OK
-end
-
 --- The exit-status paragraph of a command's help.
 function M.help()
   local lines = { "exit status:" }
