@@ -5,9 +5,18 @@
 -- "job" table: { source, destination, registries (host -> options),
 -- entries = { { repositories | pattern | regex, tags (filter rules),
 -- dest_prefix | dest_template, platforms, referrers, policy } },
--- parallel, dry_run, format, checkpoint_file, metrics_file, progress }.
+-- parallel, dry_run, format, checkpoint_file, metrics_file, progress,
+-- strict (a selection that selects nothing is exit 1), run_id (the CLI
+-- run's, kept by resume), resumed (merge the metrics file), copy (fl.copy
+-- options of the single-image form) }.
 -- The job is also what a checkpoint records as its plan, so `resume` can
 -- rebuild the same run from the checkpoint alone.
+--
+-- Before any transfer: policy hooks are wrapped so their results are
+-- type-checked (clicheck.wrap_policy), every planned destination must be a
+-- valid reference, and selections that select nothing are reported; a
+-- problem there is a user error (exit 2). What the run says is
+-- freightliner.report's job.
 
 local core = require("freightliner.core")
 local copy = require("freightliner.copy")
