@@ -201,6 +201,11 @@ sync:
         ("list-tags of a registry", ["list-tags", S], 2, "is a registry, not a repository"),
         ("--parallel 0", ["replicate", "--source", S, "--destination", D, "--repository", "x",
                           "--parallel", "0"], 2, "needs a whole number >= 1"),
+        ("--parallel beyond the engine's limit", ["replicate", S + "/project-a/app:v1.0", D + "/x/app:v1",
+                                                  "--parallel", "100000"], 2, "from 1 to 256"),
+        ("--metrics-file in a missing directory", ["replicate", S + "/project-a/app:v1.0", D + "/x/app:v1",
+                                                   "--metrics-file", missing + "/m.json"], 2,
+         "does not exist"),
         # no flag accepted and ignored
         ("single image + --checkpoint-file", ["replicate", S + "/project-a/app:v1.0", D + "/x/app:v1",
                                               "--checkpoint-file", os.path.join(ctx.tmp("x"), "c")], 2,

@@ -52,9 +52,10 @@ function M.parse(argv, spec, how)
         end
         if o.number then
           local n = math.tointeger(tonumber(value))
-          if not n or n < (o.min or -math.huge) then
-            return nil, string.format("option '--%s' needs a whole number%s, got '%s'",
-              o.name, o.min and (" >= " .. o.min) or "", value)
+          if not n or n < (o.min or -math.huge) or n > (o.max or math.huge) then
+            local range = o.min and o.max and string.format(" from %d to %d", o.min, o.max)
+              or o.min and (" >= " .. o.min) or o.max and (" <= " .. o.max) or ""
+            return nil, string.format("option '--%s' needs a whole number%s, got '%s'", o.name, range, value)
           end
           value = n
         end

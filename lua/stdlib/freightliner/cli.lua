@@ -131,7 +131,7 @@ function M.call(fn, ...)
     stderr("%s", status.message)
     return status.status
   end
-  stderr("internal error: %s", status.bug)
+  io.stderr:write("freightliner: internal error: ", status.bug, "\n")
   stderr("this is a bug in Freightliner, not in what you asked for; please report it with the "
     .. "command line and the lines above (freightliner version: %s)", M.version())
   return exitcode.FAILED

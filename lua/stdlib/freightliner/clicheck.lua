@@ -4,6 +4,7 @@
 --   clicheck.image(s)        -> { spec, kind = "registry"|"oci", ref } | nil, message
 --   clicheck.repository(s)   -> { spec, repository, name } | nil, message
 --   clicheck.platform(p)     -> true | nil, message
+--   clicheck.writable(path)  -> true | nil, message (its directory exists; nil path: true)
 --   clicheck.wrap_policy(hooks, path) -> hooks whose results are type-checked
 --   clicheck.explain(store_spec, message, code [, image]) -> a better message
 --
@@ -68,6 +69,22 @@ function M.platform(p)
   end
   return nil, string.format("'%s' is not a platform (expected OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8)",
     tostring(p))
+end
+
+--- A file the run will write (metrics, checkpoint): its directory must
+-- exist, and the path must not be a directory, so the run does not fail
+-- at its end for a typo.
+function M.writable(path)
+  if path == nil then return true end
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  if dir == "" then dir = "/" end
+  local exists, kind = core.fs.exists(dir)
+  if not exists or kind ~= "directory" then
+    return nil, string.format("the directory %s of %s does not exist", dir, path)
+  end
+  exists, kind = core.fs.exists(path)
+  if exists and kind == "directory" then return nil, string.format("%s is a directory", path) end
+  return true
 end
 
 -- What each policy hook may return: a checker of its results, or nil.

@@ -276,6 +276,10 @@ function M.check_options(o, command)
     local ok, msg = clicheck.platform(p)
     if not ok then exitcode.usage(msg, command) end
   end
+  for _, name in ipairs({ "metrics-file", "checkpoint-file" }) do
+    local ok, msg = clicheck.writable(o[name])
+    if not ok then exitcode.usage(string.format("--%s: %s", name, msg), command) end
+  end
 end
 
 -- Registry settings from a sync file (--config) merged into the job.
@@ -311,7 +315,6 @@ local REPOSITORY_FORM = {
 
 --- `replicate` with parsed options.
 function M.replicate(o)
-  M.check_options(o, "replicate")
   if o[1] or o[2] then
     if not (o[1] and o[2]) or o[3] then
       return M.usage_error("replicate takes SRC_IMAGE DST_IMAGE, or --source/--destination", "replicate")
@@ -322,8 +325,10 @@ function M.replicate(o)
           "replicate")
       end
     end
+    M.check_options(o, "replicate")
     return M.single(o)
   end
+  M.check_options(o, "replicate")
   if not o.source or not o.destination then
     return M.usage_error("replicate needs --source and --destination (or SRC_IMAGE DST_IMAGE)", "replicate")
   end

@@ -19,7 +19,8 @@ the interrupted one, and its metrics file (the run's --metrics-file, or
 
 local spec = {
   { name = "checkpoint-file", value = true }, { name = "config", value = true },
-  { name = "parallel", value = true, number = true, min = 1, aliases = { "parallel-workers" } },
+  { name = "parallel", value = true, number = true, min = 1, max = 256,
+    aliases = { "parallel-workers" } },
   { name = "metrics-file", value = true }, { name = "no-progress" },
 }
 
@@ -34,6 +35,8 @@ return {
     if not path or o[2] or (o[1] and o["checkpoint-file"]) then
       return runner.usage_error("resume takes one checkpoint: resume FILE (or --checkpoint-file FILE)", "resume")
     end
+    local wok, werr = require("freightliner.clicheck").writable(o["metrics-file"])
+    if not wok then return runner.usage_error("--metrics-file: " .. werr, "resume") end
     local checkpoint = require("freightliner.checkpoint")
     local cp, msg = checkpoint.load(path)
     if not cp then

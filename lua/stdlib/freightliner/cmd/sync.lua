@@ -28,7 +28,8 @@ options:
 
 local spec = {
   { name = "config", value = true }, { name = "dry-run" }, { name = "format", value = true },
-  { name = "parallel", value = true, number = true, min = 1, aliases = { "parallel-workers" } },
+  { name = "parallel", value = true, number = true, min = 1, max = 256,
+    aliases = { "parallel-workers" } },
   { name = "checkpoint-file", value = true }, { name = "metrics-file", value = true },
   { name = "no-progress" }, { name = "force" }, { name = "strict" },
 }
