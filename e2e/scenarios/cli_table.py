@@ -200,7 +200,7 @@ sync:
         ("registries without repositories", ["replicate", S, D], 2, "is a registry, not an image"),
         ("list-tags of a registry", ["list-tags", S], 2, "is a registry, not a repository"),
         ("--parallel 0", ["replicate", "--source", S, "--destination", D, "--repository", "x",
-                          "--parallel", "0"], 2, "needs a whole number >= 1"),
+                          "--parallel", "0"], 2, "needs a whole number from 1 to 256"),
         ("--parallel beyond the engine's limit", ["replicate", S + "/project-a/app:v1.0", D + "/x/app:v1",
                                                   "--parallel", "100000"], 2, "from 1 to 256"),
         ("--metrics-file in a missing directory", ["replicate", S + "/project-a/app:v1.0", D + "/x/app:v1",
