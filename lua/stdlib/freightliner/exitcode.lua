@@ -47,7 +47,18 @@ end
 --- The exit-status paragraph of a command's help.
 function M.help()
   local lines = { "exit status:" }
-  for _, row in ipairs(M.TABLE) do lines[#lines + 1] = string.format("  %-4d %s", row[1], row[2]) end
+  for _, row in ipairs(M.TABLE) do
+    local line = string.format("  %-4d", row[1])
+    for word in row[2]:gmatch("%S+") do
+      if #line + 1 + #word > 76 then
+        lines[#lines + 1] = line
+        line = "       " .. word
+      else
+        line = line .. " " .. word
+      end
+    end
+    lines[#lines + 1] = line
+  end
   return table.concat(lines, "\n")
 end
 
