@@ -98,6 +98,10 @@ local function run(argv)
       store:close()
       return regflags.fail(msg, code)
     end
+  elseif o.platform then
+    store:close()
+    return regflags.usage(string.format("%s is one image, not an index: --platform chooses an image of an index",
+      name), "inspect")
   end
   if o.raw then
     io.stdout:write(m.data)

@@ -35,10 +35,10 @@ return {
     if not o[1] or not o[2] or o[3] then
       return runner.usage_error("replicate-tree takes SRC_PREFIX DST_PREFIX", "replicate-tree")
     end
-    for _, f in ipairs({ "source", "destination", "repository", "repository-pattern" }) do
+    for _, f in ipairs({ "source", "destination", "repository", "repository-pattern", "dest-prefix" }) do
       if o[f] ~= nil then
         return runner.usage_error(string.format("--%s does not apply to replicate-tree (SRC_PREFIX and "
-          .. "DST_PREFIX say what to copy)", f), "replicate-tree")
+          .. "DST_PREFIX say what to copy and where)", f), "replicate-tree")
       end
     end
     runner.check_options(o, "replicate-tree")
