@@ -272,6 +272,10 @@ function M.check_options(o, command)
         .. "option --log-format json", command)
     end
   end
+  if o["dry-run"] and o["checkpoint-file"] then
+    exitcode.usage("--checkpoint-file does not apply to --dry-run (a dry run writes nothing, so there is "
+      .. "nothing to resume)", command)
+  end
   for _, p in ipairs(o.platform or {}) do
     local ok, msg = clicheck.platform(p)
     if not ok then exitcode.usage(msg, command) end
