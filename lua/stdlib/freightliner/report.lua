@@ -48,8 +48,7 @@ end
 -- every image done or failed is logged (info / error) and counted per
 -- destination; `explain(item, message, code)` may improve a failure message.
 function M.recorder(plan, job, explain)
-  local rec = { plan = plan, job = job, failed = {}, destinations = {}, started = os.time(),
-                clock = require("freightliner.core").now() }
+  local rec = { plan = plan, job = job, failed = {}, destinations = {}, started = os.time() }
   for _, item in ipairs(plan.items) do
     local hooks = item.hooks or {}
     local key = destination_key(item)
