@@ -141,6 +141,17 @@ sync:
     destination: {{ registry: dst, prefix: viahttp }}
     tags: {{ include: ["v1.0"] }}
 """.format(src=S, dst=D))
+    two = write(ctx, "two.yaml", """version: 1
+registries:
+  src: {{ host: "{src}" }}
+  dst: {{ host: "{dst}" }}
+sync:
+  - source: {{ registry: src, repository: project-b/tool }}
+    destination: {{ registry: dst, prefix: two }}
+    tags: {{ include: ["v1.0"] }}
+  - source: {{ registry: src, repository_pattern: "nothing/*" }}
+    destination: {{ registry: dst, prefix: two }}
+""".format(src=S, dst=D))
     no_version = write(ctx, "noversion.ckpt", json.dumps({"format": "freightliner-checkpoint", "images": {}}))
 
     def dry_json_errors(r):
@@ -191,6 +202,9 @@ sync:
          "under the prefix 'nothing'"),
         ("tree prefix, --strict", ["replicate-tree", S + "/nothing", D + "/x", "--strict"], 1,
          "an error under --strict"),
+        ("sync entry selecting nothing, --strict", ["sync", "--config", two, "--strict"], 1,
+         ["sync entry 2: the repository pattern 'nothing/*' matched no repository", "1 image replicated"],
+         {"check": copied("two/project-b/tool", "v1.0")}),
         # malformed references, platforms and flag values: exit 2 before any transfer
         ("platform without an architecture", ["replicate", "--platform", "linux", S + "/project-a/app:v1.0",
                                               D + "/x/app:v1"], 2, "'linux' is not a platform"),
@@ -275,8 +289,8 @@ sync:
     www_srv.shutdown()
     # nothing of the refused runs reached the destination
     got = sorted(r for r in dst.catalog())
-    check(got == ["http/app", "viahttp/project-b/tool", "x/app"], "the destination has %s, want only http/app, "
-          "viahttp/project-b/tool and x/app "
+    check(got == ["http/app", "two/project-b/tool", "viahttp/project-b/tool", "x/app"],
+          "the destination has %s, want only http/app, two/project-b/tool, viahttp/project-b/tool and x/app "
           "(the refused runs must write nothing)", got)
     check(dst.tags("x/app") == ["v1.1", "v2.0"], "x/app tags: %s", dst.tags("x/app"))
     check(not failures, "%d of %d cases failed:\n  %s", len(failures), len(cases), "\n  ".join(failures))

@@ -96,7 +96,7 @@ M.load_policy = load_policy
 function M.plan(job)
   configure_registries(job)
   local all = { items = {}, skipped = {}, errors = {}, hooks = {}, selections = {} }
-  for _, entry in ipairs(job.entries) do
+  for index, entry in ipairs(job.entries) do
     local hooks, err = load_policy(entry.policy)
     if not hooks then return nil, err, "INVALID" end
     local select, serr = M.tag_selector(entry.tags)
@@ -118,7 +118,7 @@ function M.plan(job)
       hooks = hooks, parallel = job.parallel,
     }
     if not plan then return nil, msg, code end
-    all.selections[#all.selections + 1] = { entry = entry, source = source,
+    all.selections[#all.selections + 1] = { entry = entry, source = source, index = index,
       selected = #plan.items + #plan.skipped + #plan.errors }
     for _, it in ipairs(plan.items) do
       it.copy = { platforms = entry.platforms, referrers = entry.referrers, force = job.force }
@@ -170,8 +170,9 @@ local function check_selections(job, plan)
       else
         msg = string.format("the repository regex '%s' matched no repository of %s", e.regex, s.source)
       end
+      if #job.entries > 1 then msg = string.format("sync entry %d: %s", s.index, msg) end
       log.log(job.strict and "error" or "warn", msg .. (job.strict and " (an error under --strict)" or ""), nil,
-        { selection = "empty", source = s.source })
+        { selection = "empty", source = s.source, entry = s.index })
     end
   end
   return n
