@@ -124,8 +124,10 @@ def cli_metrics_file(ctx):
     check(m["images_replicated"] == n and m["images_failed"] == 0 and m["images_up_to_date"] == 0,
           "metrics images: %s (want %d replicated)", m, n)
     check(m["bytes_transferred"] > 0 and m["blobs_copied"] > 0, "metrics bytes/blobs: %s", m)
-    check(set(m.get("repositories", {})) == {"project-a/app", "project-b/tool"},
-          "metrics repositories: %s", list(m.get("repositories", {})))
+    check(set(m.get("destinations", {})) == {dst.host + "/project-a/app", dst.host + "/project-b/tool"},
+          "metrics destinations: %s", list(m.get("destinations", {})))
+    check(m.get("run_id") and m.get("started_at") and m.get("finished_at") and m.get("failed_images") == []
+          and m.get("images_skipped_by_filter") == 0, "metrics lack run_id/times/failed_images: %s", m)
     check("retries" in m and "duration_seconds" in m, "metrics lack retries/duration_seconds: %s", m)
     r = replicate(ctx, *args, "--metrics-file", m2)
     with open(m2) as f:
@@ -270,9 +272,11 @@ def cli_resume_after_sigterm(ctx):
                                   "nth": 1, "action": "stall", "after_bytes": 16 << 20, "seconds": 8}])
     d = ctx.tmp("resume")
     cp = os.path.join(d, "checkpoint.json")
+    metrics = os.path.join(d, "metrics.json")
     out = open(os.path.join(d, "replicate.log"), "w")
     p = ctx.spawn([e2e.BIN, "replicate", "--source", proxy.host, "--destination", dst.host,
-                   "--repository", "big/layer", "--checkpoint-file", cp, "--no-progress"],
+                   "--repository", "big/layer", "--checkpoint-file", cp, "--no-progress",
+                   "--metrics-file", metrics],
                   stdout=out, stderr=out)
     wait_for(lambda: proxy.faults() or p.poll() is not None, 60, "the big layer download")
     check(p.poll() is None, "replicate ended (exit %s) before the big layer was in flight: %s",
@@ -294,11 +298,57 @@ def cli_resume_after_sigterm(ctx):
     states = [v.get("state") for v in state.get("images", {}).values()]
     check(states and "done" not in states, "checkpoint states after SIGTERM: %s", states)
     check(dst.head_manifest("big/layer", "v1") == 404, "the tag exists after an interrupted copy")
-    r = ctx.fl("resume", "--checkpoint-file", cp, timeout=240)
+    log = open(os.path.join(d, "replicate.log")).read()
+    check("freightliner resume --checkpoint-file %s" % cp in log, "the interrupted run does not say how to "
+          "resume: %s", log[-500:])
+    with open(metrics) as f:
+        m1 = json.load(f)
+    check(m1["interrupted"] and m1["run_id"] == state["run_id"], "metrics of the interrupted part: %s", m1)
+    r = ctx.fl("resume", cp, timeout=240)
     check(r.status == 0, "resume failed: %r", r)
+    with open(metrics) as f:
+        m2 = json.load(f)
+    check(m2["run_id"] == m1["run_id"] and m2["resumes"] == 1 and m2["images_replicated"] == 1
+          and not m2["interrupted"] and m2["started_at"] == m1["started_at"]
+          and m2["bytes_transferred"] >= m1["bytes_transferred"],
+          "metrics after resume do not add up both parts: %s then %s", m1, m2)
     verify.same_image(ctx, src, "big/layer", "v1", dst, "big/layer", "v1")
     check(big["digest"] == verify.skopeo_digest(ctx, dst, "big/layer", "v1")[0], "digest differs from the seed")
     check(not dst.bad_blobs(), "corrupt blobs at the destination")
+    # a second resume has nothing to do and leaves the totals as they are
+    r = ctx.fl("resume", cp)
+    with open(metrics) as f:
+        m3 = json.load(f)
+    check(r.status == 0 and m3["images_replicated"] == 1 and m3["resumes"] == 2, "no-op resume: %r %s", r, m3)
+
+
+@scenario(weight=12, timeout=200)
+def cli_interrupt_without_checkpoint(ctx):
+    ctx.require_command("replicate")
+    src, images = ctx.shared("big")
+    dst = ctx.registry()
+    _, data, _, _ = src.manifest("big/layer", "v1")
+    layer = max(json.loads(data)["layers"], key=lambda l: l["size"])
+    proxy = ctx.faultproxy(src, [{"name": "hold", "method": "GET", "path": "/blobs/" + layer["digest"],
+                                  "nth": 1, "action": "stall", "after_bytes": 16 << 20, "seconds": 8}])
+    d = ctx.tmp("sigint")
+    log = os.path.join(d, "replicate.log")
+    out = open(log, "w")
+    p = ctx.spawn([e2e.BIN, "replicate", "%s/big/layer:v1" % proxy.host, "%s/big/layer:v1" % dst.host,
+                   "--no-progress"], stdout=out, stderr=out)
+    wait_for(lambda: proxy.faults() or p.poll() is not None, 60, "the big layer download")
+    check(p.poll() is None, "replicate ended (exit %s) early: %s", p.returncode, open(log).read()[-2000:])
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    try:
+        status = p.wait(30)
+    except Exception:  # noqa: BLE001
+        raise e2e.Failure("replicate did not exit within 30 s of SIGINT")
+    text = open(log).read()
+    ctx.log("replicate exited %s: %s", status, text[-2000:])
+    check(status == 130, "exit status after SIGINT: %s, want 130", status)
+    check("resumable" not in text and "no --checkpoint-file" in text and "run the same command again" in text,
+          "the interrupted single-image run says: %s", text[-600:])
 
 
 if __name__ == "__main__":

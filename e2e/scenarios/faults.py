@@ -166,7 +166,7 @@ def cli_runner(ctx, sp, dp):
                 if i["repository"] in CLI_REPOS and i["tag"].startswith("v1")}
     # every failed image is named: "failed: SRC -> DST: message (CODE)"
     results = {}
-    failed_lines = [l for l in r.out.splitlines() if l.startswith("failed: ")]
+    failed_lines = [l for l in (r.out + r.err).splitlines() if l.startswith("failed: ")]
     for key in expected:
         line = next((l for l in failed_lines if l.startswith("failed: " + key + ":")), None)
         if line:

@@ -60,14 +60,67 @@ static size_t json_escape(char *buf, size_t n, size_t at, const char *s) {
   return at;
 }
 
-void fl_log(fl_log_level level, const char *image, const char *fmt, ...) {
-  if (!fl_log_enabled(level))
-    return;
+/* The letter of a named escape (\\ \n \r \t \e), or 0. */
+static char escape_letter(unsigned char c) {
+  switch (c) {
+  case '\\':
+    return '\\';
+  case '\n':
+    return 'n';
+  case '\r':
+    return 'r';
+  case '\t':
+    return 't';
+  case 0x1b:
+    return 'e';
+  default:
+    return 0;
+  }
+}
+
+/* Append s to buf for a text line: control characters (C0, DEL, the C1
+ * range), backslashes and bytes that are not UTF-8 as \\, \n, \r, \t, \e or
+ * \xNN (as freightliner.printable does in Lua), so a
+ * name from a remote registry cannot drive the terminal or forge a line. */
+static size_t text_escape(char *buf, size_t n, size_t at, const char *str) {
+  const unsigned char *s = (const unsigned char *)str;
+  while (*s && at + 9 < n) {
+    unsigned char c = *s;
+    size_t len = c < 0x80                ? 1
+                 : c >= 0xc2 && c < 0xe0 ? 2
+                 : c >= 0xe0 && c < 0xf0 ? 3
+                 : c >= 0xf0 && c < 0xf5 ? 4
+                                         : 0;
+    for (size_t k = 1; k < len; k++)
+      if ((s[k] & 0xc0) != 0x80)
+        len = 0;
+    int control = c < 0x20 || c == 0x7f || c == '\\' ||
+                  (c == 0xc2 && len == 2 && s[1] < 0xa0);
+    if (len == 0 || control) {
+      size_t count = len == 0 ? 1 : len;
+      for (size_t k = 0; k < count && at + 5 < n; k++) {
+        char letter = escape_letter(s[k]);
+        if (letter) {
+          buf[at++] = '\\';
+          buf[at++] = letter;
+        } else {
+          at += (size_t)snprintf(buf + at, n - at, "\\x%02x", s[k]);
+        }
+      }
+      s += count;
+    } else {
+      memcpy(buf + at, s, len);
+      at += len;
+      s += len;
+    }
+  }
+  return at;
+}
+
+static void vlog(fl_log_level level, const char *image, const char *fields,
+                 const char *fmt, va_list ap) {
   char msg[2048];
-  va_list ap;
-  va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
 
   struct timeval tv;
   gettimeofday(&tv, NULL);
@@ -77,7 +130,7 @@ void fl_log(fl_log_level level, const char *image, const char *fmt, ...) {
   size_t wl = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
   snprintf(when + wl, sizeof when - wl, ".%03ldZ", (long)tv.tv_usec / 1000);
 
-  char line[4096];
+  char line[8192];
   size_t at;
   if (atomic_load(&log_json)) {
     at = (size_t)snprintf(line, sizeof line,
@@ -90,20 +143,52 @@ void fl_log(fl_log_level level, const char *image, const char *fmt, ...) {
     }
     at += (size_t)snprintf(line + at, sizeof line - at, "\",\"message\":\"");
     at = json_escape(line, sizeof line, at, msg);
-    if (at + 3 > sizeof line)
-      at = sizeof line - 3;
-    memcpy(line + at, "\"}\n", 3);
-    at += 3;
-  } else {
-    int n = snprintf(line, sizeof line, "%s %-5s %s%s%s\n", when,
-                     level_names[level], image ? image : "", image ? ": " : "",
-                     msg);
-    at = n < 0 ? 0 : (size_t)n;
-    if (at >= sizeof line) {
-      at = sizeof line;
-      line[at - 1] = '\n';
+    size_t flen = fields ? strlen(fields) : 0;
+    if (flen > 0 && at + flen + 8 < sizeof line) {
+      memcpy(line + at, "\",", 2);
+      memcpy(line + at + 2, fields, flen);
+      at += 2 + flen;
+      memcpy(line + at, "}\n", 2);
+      at += 2;
+    } else {
+      if (at + 3 > sizeof line)
+        at = sizeof line - 3;
+      memcpy(line + at, "\"}\n", 3);
+      at += 3;
     }
+  } else {
+    int n = snprintf(line, sizeof line, "%s %-5s ", when, level_names[level]);
+    at = n < 0 ? 0 : (size_t)n;
+    if (image) {
+      at = text_escape(line, sizeof line, at, image);
+      if (at + 2 < sizeof line) {
+        memcpy(line + at, ": ", 2);
+        at += 2;
+      }
+    }
+    at = text_escape(line, sizeof line, at, msg);
+    line[at < sizeof line ? at : sizeof line - 1] = '\n';
+    at = at < sizeof line ? at + 1 : sizeof line;
   }
   ssize_t ignored = write(STDERR_FILENO, line, at);
   (void)ignored;
+}
+
+void fl_log(fl_log_level level, const char *image, const char *fmt, ...) {
+  if (!fl_log_enabled(level))
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vlog(level, image, NULL, fmt, ap);
+  va_end(ap);
+}
+
+void fl_log_fields(fl_log_level level, const char *image, const char *fields,
+                   const char *fmt, ...) {
+  if (!fl_log_enabled(level))
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vlog(level, image, fields, fmt, ap);
+  va_end(ap);
 }

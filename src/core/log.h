@@ -33,6 +33,12 @@ int fl_log_enabled(fl_log_level level);
 void fl_log(fl_log_level level, const char *image, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* As fl_log, with `fields`: more members of the JSON line, already encoded
+ * as JSON object members without braces ("\"n\":1,\"k\":\"v\""), or NULL.
+ * Text lines carry only the message. */
+void fl_log_fields(fl_log_level level, const char *image, const char *fields,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 #define FL_DEBUG(...) fl_log(FL_LOG_DEBUG, NULL, __VA_ARGS__)
 #define FL_INFO(...) fl_log(FL_LOG_INFO, NULL, __VA_ARGS__)
 #define FL_WARN(...) fl_log(FL_LOG_WARN, NULL, __VA_ARGS__)

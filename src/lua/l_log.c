@@ -7,7 +7,9 @@
  *   log.set_json(bool)         one JSON object per line
  *   log.set_run_id(id)         correlates every line of a run
  *   log.enabled(name)          -> boolean
- *   log.log(level, message [, image])
+ *   log.log(level, message [, image [, fields]])
+ *       fields: more members of a JSON line, encoded by the caller as
+ *       JSON object members without braces ('"images_failed":1')
  *
  * An unknown level name is an argument error.
  */
@@ -57,7 +59,8 @@ static int l_log(lua_State *L) {
   luaL_argcheck(L, level != FL_LOG_OFF, 1, "'off' is not a level to log at");
   const char *msg = luaL_checkstring(L, 2);
   const char *image = luaL_optstring(L, 3, NULL);
-  fl_log(level, image, "%s", msg);
+  const char *fields = luaL_optstring(L, 4, NULL);
+  fl_log_fields(level, image, fields, "%s", msg);
   return 0;
 }
 

@@ -76,8 +76,10 @@ describe("freightliner replicate", function()
     assert.is_true(blobs > 0, sizes)
     assert.equal(bytes, m.bytes_transferred)
     assert.equal(blobs, m.blobs_copied)
-    assert.truthy(m.repositories["project-a/web"])
-    assert.equal(2, m.repositories["project-a/web"].images_replicated)
+    assert.truthy(m.destinations[dst.host .. "/project-a/web"])
+    assert.equal(2, m.destinations[dst.host .. "/project-a/web"].images_replicated)
+    assert.matches("^%d+T%d+Z%-%x+$", m.run_id)
+    assert.equal(0, #m.failed_images)
     -- the same run again: everything up to date, nothing copied
     status = h.run({ "replicate", "--source", src.host, "--destination", dst.host,
       "--repository-pattern", "project-*/*", "--tag-filter", "v*", "--exclude-tag", "v2*",

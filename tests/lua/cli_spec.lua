@@ -116,4 +116,87 @@ describe("freightliner binary", function()
     assert.matches("stdlib is version 9.9.9 but the C core is", err, 1, true)
     os.execute("rm -rf " .. dir)
   end)
+
+  it("prints a bug with its traceback and a request to report it; a user error without one", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir .. "/freightliner/cmd && cp -r lua/stdlib/freightliner/. "
+      .. dir .. "/freightliner/"))
+    h.write_file(dir .. "/freightliner/cmd/bug.lua",
+      "return { summary = 'x', run = function() local t = nil; return t.field end }")
+    h.write_file(dir .. "/freightliner/cmd/usererr.lua", "return { summary = 'x', run = function() "
+      .. "require('freightliner.exitcode').usage('that will not do', 'usererr') end }")
+    local status, out, err = h.run({ "--lua-dir", dir, "bug" })
+    local _
+    assert.equal(1, status)
+    assert.equal("", out)
+    assert.matches("internal error: .*bug%.lua:1: attempt to index a nil value", err)
+    assert.matches("stack traceback:", err, 1, true)
+    assert.matches("this is a bug in Freightliner", err, 1, true)
+    status, _, err = h.run({ "--lua-dir", dir, "usererr" })
+    assert.equal(2, status)
+    assert.equal("freightliner: that will not do; see 'freightliner help usererr'\n", err)
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("takes global options before or after the command, and names the closest flag", function()
+    local status, out, err = h.run({ "version", "--log-level", "warn" })
+    local _
+    assert.equal(0, status, err)
+    assert.matches("^freightliner ", out)
+    status, _, err = h.run({ "--log-level", "loud", "version" })
+    assert.equal(2, status)
+    assert.matches("unknown log level 'loud'", err, 1, true)
+    status, _, err = h.run({ "--log-levle", "warn", "version" })
+    assert.equal(2, status)
+    assert.matches("did you mean '--log-level'?", err, 1, true)
+    status, _, err = h.run({ "replicate", "--dry-rn" })
+    assert.equal(2, status)
+    assert.matches("unknown option '--dry-rn' (did you mean '--dry-run'?)", err, 1, true)
+    -- a script's own arguments are left alone
+    status, out = h.run({ "-e", "print(...)", "--log-level", "x" })
+    assert.equal(0, status)
+    assert.equal("--log-level\tx\n", out)
+  end)
+
+  it("lists the exit statuses in --help and in each replication command's help", function()
+    for _, argv in ipairs({ { "--help" }, { "help", "replicate" }, { "help", "sync" }, { "help", "resume" },
+                            { "help", "replicate-tree" } }) do
+      local status, out = h.run(argv)
+      assert.equal(0, status)
+      for _, code in ipairs({ "0", "1", "2", "130", "143" }) do
+        assert.matches("\n  " .. code .. " +%a", out)
+      end
+    end
+  end)
+
+  it("escapes control characters in text log lines and keeps them as JSON escapes in JSON lines", function()
+    local code = "require('freightliner.log').log('warn', 'tag \\27]0;x\\7 and\\nline', 'img\\27[2J', "
+      .. "{ n = 1, code = 'X' })"
+    local status, _, err = h.run({ "-e", code })
+    assert.equal(0, status)
+    assert.matches(" warn  img\\e[2J: tag \\e]0;x\\x07 and\\nline\n", err, 1, true)
+    assert.not_matches("\27", err, 1, true)
+    status, _, err = h.run({ "--log-format", "json", "-e", code })
+    assert.equal(0, status)
+    local doc = require("cjson").decode(err)
+    assert.equal("tag \27]0;x\7 and\nline", doc.message)
+    assert.equal("img\27[2J", doc.image)
+    assert.equal(1, doc.n)
+    assert.equal("X", doc.code)
+    assert.matches("^%d+T%d+Z%-%x+$", doc.run_id)
+  end)
+end)
+
+describe("freightliner.printable", function()
+  local printable = require("freightliner.printable")
+  it("escapes C0, DEL, C1, backslashes and bytes that are not UTF-8, and nothing else", function()
+    assert.equal("plain v1.0-rc_1", printable.escape("plain v1.0-rc_1"))
+    assert.equal("\\e]0;t\\x07", printable.escape("\27]0;t\7"))
+    assert.equal("a\\nb\\rc\\td", printable.escape("a\nb\rc\td"))
+    assert.equal("\\x7f\\\\", printable.escape("\127\\"))
+    assert.equal("\\xc2\\x9b2J", printable.escape("\194\155" .. "2J"))
+    assert.equal("\\xff\\xfe", printable.escape("\255\254"))
+    assert.equal("日本 é", printable.escape("日本 é"))
+  end)
 end)

@@ -1,27 +1,48 @@
--- freightliner repl and its parts: evaluation through stdin, errors that
--- do not end it, multi-line input, pretty-printing, tab completion (on a
+-- freightliner repl and its parts: evaluation through stdin (which stops
+-- at the first error), errors that do not end an interactive one,
+-- multi-line input, pretty-printing, tab completion (on a
 -- real pseudo-terminal) and history.
 local h = require("helpers")
 local repl = require("freightliner.repl")
 local pretty = require("freightliner.pretty")
 
 describe("freightliner repl (stdin from a pipe)", function()
-  it("evaluates expressions and statements, and survives errors", function()
+  it("evaluates expressions and statements, and stops at the first error (status 1)", function()
     local status, out, err = h.run({ "repl" }, { stdin = table.concat({
       "1 + 1",
       "x = 40",
       "x + 2",
-      "error('boom')",
       "fl.digest.sha256('abc')",
-      "local t = nil; return t.field",
-      "'still here'",
+      "error('boom')",
+      "'never printed'",
       "", }, "\n") })
-    assert.equal(0, status)
-    assert.equal('2\n42\n"sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"\n'
-      .. '"still here"\n', out)
+    assert.equal(1, status)
+    assert.equal('2\n42\n"sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"\n', out)
     assert.matches("stdin:1: boom\nstack traceback:", err, 1, true)
-    assert.matches("stdin:1: attempt to index a nil value (local 't')", err, 1, true)
     assert.not_matches("repl.lua", err) -- its own frames are cut from tracebacks
+  end)
+
+  it("stops at a syntax error too", function()
+    local status, out, err = h.run({ "repl" }, { stdin = "1 + 1\nx = = 1\n'never printed'\n" })
+    assert.equal(1, status)
+    assert.equal("2\n", out)
+    assert.matches("stdin:1: unexpected symbol near '='", err, 1, true)
+  end)
+
+  it("survives errors when interactive", function()
+    local lines = { "error('boom')", "local t = nil; return t.field", "'still here'" }
+    local i = 0
+    local out, errs = io.tmpfile(), io.tmpfile()
+    local status = repl.run({ interactive = true, history = false, output = out, errors = errs,
+      env = setmetatable({}, { __index = _G }),
+      input = function() i = i + 1 return lines[i] end })
+    assert.equal(0, status)
+    out:seek("set")
+    errs:seek("set")
+    local o, e = out:read("a"), errs:read("a")
+    assert.matches('"still here"', o, 1, true)
+    assert.matches("stdin:1: boom", e, 1, true)
+    assert.matches("stdin:1: attempt to index a nil value (local 't')", e, 1, true)
   end)
 
   it("continues incomplete statements and reports syntax errors", function()
@@ -33,19 +54,18 @@ describe("freightliner repl (stdin from a pipe)", function()
       "for i = 1, 2 do",
       "print('i', i)",
       "end",
-      "x = = 1",
       "{ b = 2, a = { 1, 2 }, 'first' }",
       "1, nil, 'three'",
       ".exit",
       "'never printed'", }, "\n") })
     assert.equal(0, status)
     assert.equal('49\ni\t1\ni\t2\n{ "first", a = { 1, 2 }, b = 2 }\n1\tnil\t"three"\n', out)
-    assert.matches("stdin:1: unexpected symbol near '='", err, 1, true)
+    assert.equal("", err)
   end)
 
   it("says so when the input ends inside a statement", function()
     local status, _, err = h.run({ "repl" }, { stdin = "if true then\n" })
-    assert.equal(0, status)
+    assert.equal(1, status)
     assert.matches("incomplete statement at end of input", err, 1, true)
   end)
 

@@ -3,8 +3,9 @@
 -- A spec lists options by long name: `{ name = "tag-filter", value = true,
 -- multi = true }`. Parsing accepts `--name VALUE`, `--name=VALUE`, flags
 -- (`--dry-run`), `--` to end options, and collects positional arguments.
--- Errors are returned, not raised, as `nil, message` so the CLI can print
--- usage and exit 2.
+-- `aliases = { "old-name" }` accepts other names for an option (stored under
+-- its name). Errors are returned, not raised, as `nil, message` so the CLI
+-- can print usage and exit 2; an unknown option names the closest valid one.
 
 local M = {}
 
@@ -19,6 +20,7 @@ function M.parse(argv, spec, how)
   for _, o in ipairs(spec) do
     byname[o.name] = o
     if o.short then byname[o.short] = o end
+    for _, a in ipairs(o.aliases or {}) do byname[a] = o end
   end
   local opts, positional = {}, {}
   local i = 1
@@ -35,7 +37,7 @@ function M.parse(argv, spec, how)
     if name then
       local o = byname[name]
       if not o then
-        return nil, string.format("unknown option '%s'", a)
+        return nil, M.unknown(a, spec)
       end
       local value = true
       if o.value then
@@ -50,9 +52,10 @@ function M.parse(argv, spec, how)
         end
         if o.number then
           local n = math.tointeger(tonumber(value))
-          if not n or n < (o.min or -math.huge) then
-            return nil, string.format("option '--%s' needs a whole number%s, got '%s'",
-              o.name, o.min and (" >= " .. o.min) or "", value)
+          if not n or n < (o.min or -math.huge) or n > (o.max or math.huge) then
+            local range = o.min and o.max and string.format(" from %d to %d", o.min, o.max)
+              or o.min and (" >= " .. o.min) or o.max and (" <= " .. o.max) or ""
+            return nil, string.format("option '--%s' needs a whole number%s, got '%s'", o.name, range, value)
           end
           value = n
         end
@@ -72,6 +75,15 @@ function M.parse(argv, spec, how)
   end
   for k, v in ipairs(positional) do opts[k] = v end
   return opts
+end
+
+--- "unknown option '--x' (did you mean '--y'?)" for option `a` and `spec`.
+function M.unknown(a, spec)
+  local names = {}
+  for _, o in ipairs(spec) do names[#names + 1] = o.name end
+  local name = a:match("^%-%-([^=]+)") or a:match("^%-(.)") or a
+  local hint = require("freightliner.schema").closest(name, names)
+  return string.format("unknown option '%s'%s", a, hint and string.format(" (did you mean '--%s'?)", hint) or "")
 end
 
 return M

@@ -123,6 +123,10 @@ local function read(path)
   if type(doc) ~= "table" or doc.format ~= M.FORMAT then
     return nil, foreign .. string.format(' (no "format": "%s")', M.FORMAT), "INVALID"
   end
+  if doc.version == nil then
+    return nil, string.format("checkpoint %s has no format version (it was not written by freightliner, or was "
+      .. "edited); delete it to start over", path), "INVALID"
+  end
   if doc.version ~= M.VERSION then
     return nil, string.format("checkpoint %s has version %s; this freightliner reads version %d",
       path, tostring(doc.version), M.VERSION), "UNSUPPORTED"

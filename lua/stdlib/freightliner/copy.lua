@@ -67,11 +67,13 @@ function M.engine()
 end
 
 -- One registry object per store, so the engine recognises shared blobs.
-local function open_store(spec, host)
+local function open_store(spec, host, source)
   local reg = state.endpoints[spec]
   if reg then return reg end
   local msg, code
-  reg, msg, code = registry.open(spec, state.registry_opts[host or spec])
+  local opts = state.registry_opts[spec] or state.registry_opts[host or spec]
+  if source and spec:match("^oci:") then opts = { create = false } end -- reading never creates a layout
+  reg, msg, code = registry.open(spec, opts)
   if not reg then return nil, msg, code end
   state.endpoints[spec] = reg
   return reg
@@ -88,8 +90,9 @@ function M.store(spec, opts)
   return open_store(spec)
 end
 
---- Resolve src/dst into { registry, repository, reference, name }.
-function M.resolve(x)
+--- Resolve src/dst into { registry, repository, reference, name }; with
+-- `source`, an OCI layout that does not exist is an error, not created.
+function M.resolve(x, source)
   if type(x) == "table" then
     if not x.registry then return nil, "image table needs a registry", "INVALID" end
     local reg = x.registry
@@ -113,15 +116,17 @@ function M.resolve(x)
     -- oci:PATH[:TAG]; a tag never contains '/', so the last ':' splits
     local dir, tag = path:match("^(.*[^/]):([%w_][%w_.%-]*)$")
     dir = dir or path
-    local reg, msg, code = open_store("oci:" .. dir)
+    local reg, msg, code = open_store("oci:" .. dir, nil, source)
     if not reg then return nil, msg, code end
     return { registry = reg, repository = "image", reference = tag or "latest", tag = tag or "latest",
              name = x }
   end
-  local r, msg, code = core.ref.parse((x:gsub("^docker://", "")))
+  -- http://host/... and https://host/... ask for that scheme (as registry specs do)
+  local scheme, rest = x:gsub("^docker://", ""):match("^(https?)://(.+)$")
+  local r, msg, code = core.ref.parse(rest or (x:gsub("^docker://", "")))
   if not r then return nil, msg, code end
   local reg
-  reg, msg, code = open_store(r.api_host, r.domain)
+  reg, msg, code = open_store(scheme and (scheme .. "://" .. r.api_host) or r.api_host, r.domain)
   if not reg then return nil, msg, code end
   return { registry = reg, repository = r.repository, reference = r.digest or r.tag,
            tag = r.tag, digest = r.digest, name = r.familiar }
@@ -178,7 +183,7 @@ end
 --- Copy one image (with everything it references). See the module comment.
 function M.copy(src, dst, opts)
   opts = opts or {}
-  local s, msg, code = M.resolve(src)
+  local s, msg, code = M.resolve(src, true)
   if not s then return nil, msg, code end
   local d
   d, msg, code = M.resolve(dst)
@@ -224,6 +229,7 @@ local function resume(co, value)
 end
 
 local function traceback(msg)
+  if type(msg) == "table" then return msg end -- a user error (freightliner.exitcode) stays one
   return debug.traceback(tostring(msg), 2)
 end
 

@@ -1,7 +1,8 @@
 --- freightliner.progress: a one-line progress display on stderr.
 --
 -- Shown only when stderr is a terminal (and not turned off with
--- --no-progress). It reads the engine's counters and per-job progress; it
+-- --no-progress or replaced by --log-format json); image names in it are
+-- escaped (freightliner.printable). It reads the engine's counters and per-job progress; it
 -- never slows the copy down: it is redrawn at most five times a second from
 -- the scheduler's wait loop, on the Lua thread.
 
@@ -24,8 +25,10 @@ local function now()
   return core.now()
 end
 
---- True when a progress display makes sense: stderr is a terminal.
+--- True when a progress display makes sense: stderr is a terminal and log
+-- lines are text (with --log-format json every stderr line is JSON).
 function M.wanted()
+  if require("freightliner.log").json() then return false end
   return core.fs and core.fs.isatty and core.fs.isatty(2) or false
 end
 
@@ -40,7 +43,7 @@ function M.new(total_images)
     local c = engine:counters()
     local done = c.images_replicated + c.images_up_to_date + c.images_failed
     local jobs = engine:progress()
-    local current = jobs[1] and jobs[1].name or ""
+    local current = jobs[1] and require("freightliner.printable").escape(jobs[1].name) or ""
     local rate = c.bytes_transferred / math.max(t - self.started, 0.001)
     local line = string.format("%s%d images  %s  %s/s  %d in flight  %s",
       self.total and string.format("%d/", done) or "", self.total or done,

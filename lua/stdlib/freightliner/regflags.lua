@@ -8,6 +8,7 @@
 --   regflags.options(opts)   -> options for fl.registry
 --   regflags.fail(msg, code) -> prints "freightliner: msg (CODE)", returns 1
 --   regflags.usage(msg, cmd) -> prints the usage hint, returns 2
+local exitcode = require("freightliner.exitcode")
 
 local M = {}
 
@@ -53,14 +54,26 @@ function M.format(o)
   return f
 end
 
+-- A message on stderr: "freightliner: ..." (control characters escaped),
+-- or one JSON log line under --log-format json.
+local function say(msg, code)
+  local log = require("freightliner.log")
+  if log.json() then
+    log.log("error", msg, nil, code and { code = code } or nil)
+  else
+    io.stderr:write("freightliner: ", require("freightliner.printable").escape(msg),
+      code and (" (" .. code .. ")") or "", "\n")
+  end
+end
+
 function M.fail(msg, code)
-  io.stderr:write("freightliner: ", tostring(msg), code and (" (" .. code .. ")") or "", "\n")
-  return 1
+  say(tostring(msg), code)
+  return exitcode.FAILED
 end
 
 function M.usage(msg, cmd)
-  io.stderr:write(string.format("freightliner: %s; see 'freightliner help %s'\n", msg, cmd))
-  return 2
+  say(string.format("%s; see 'freightliner help %s'", msg, cmd))
+  return exitcode.USAGE
 end
 
 return M

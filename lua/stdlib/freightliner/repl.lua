@@ -11,7 +11,8 @@
 --
 -- Like lua5.4: a line that is an expression is evaluated and printed
 -- (`return <line>` is tried first); an incomplete statement continues on
--- the next line with a `>>` prompt; errors print with a traceback and the
+-- the next line with a `>>` prompt; errors print with a traceback (from a
+-- non-interactive stdin, the first error ends the run with status 1) and the
 -- prompt comes back. Results are pretty-printed (freightliner.pretty).
 -- `.exit` or end of input (Ctrl-D) quits.
 
@@ -166,16 +167,21 @@ function M.run(opts)
           results(out, r)
         else
           errs:write(tostring(r[2]), "\n")
+          if not interactive then return 1 end -- a script on stdin stops at its first error
         end
       elseif err ~= "incomplete" then
         buffer = nil
         errs:write(err, "\n")
+        if not interactive then return 1 end
       end
     end
     out:flush()
     errs:flush()
   end
-  if buffer then errs:write("incomplete statement at end of input\n") end
+  if buffer then
+    errs:write("incomplete statement at end of input\n")
+    if not interactive then return 1 end
+  end
   if interactive then
     rl.set_completer(nil)
     if history then rl.write_history(history) end

@@ -5,25 +5,44 @@
 -- "job" table: { source, destination, registries (host -> options),
 -- entries = { { repositories | pattern | regex, tags (filter rules),
 -- dest_prefix | dest_template, platforms, referrers, policy } },
--- parallel, dry_run, format, checkpoint_file, metrics_file, progress }.
+-- parallel, dry_run, format, checkpoint_file, metrics_file, progress,
+-- strict (a selection that selects nothing is exit 1), run_id (the CLI
+-- run's, kept by resume), resumed (merge the metrics file), copy (fl.copy
+-- options of the single-image form) }.
 -- The job is also what a checkpoint records as its plan, so `resume` can
 -- rebuild the same run from the checkpoint alone.
+--
+-- Before any transfer: policy hooks are wrapped so their results are
+-- type-checked (clicheck.wrap_policy), every planned destination must be a
+-- valid reference, and selections that select nothing are reported; a
+-- problem there is a user error (exit 2). What the run says is
+-- freightliner.report's job.
 
 local core = require("freightliner.core")
 local copy = require("freightliner.copy")
 local registry = require("freightliner.registry")
 local replicate = require("freightliner.replicate")
-local json = require("freightliner.json")
+local log = require("freightliner.log")
+local exitcode = require("freightliner.exitcode")
+local clicheck = require("freightliner.clicheck")
+local report = require("freightliner.report")
 
 local M = {}
 
+-- A message for the user on stderr: "freightliner: ..." or a JSON log line.
 local function stderr(fmt, ...)
-  io.stderr:write("freightliner: ", string.format(fmt, ...), "\n")
+  local msg = string.format(fmt, ...)
+  if log.json() then
+    log.log("error", msg)
+  else
+    io.stderr:write("freightliner: ", require("freightliner.printable").escape(msg), "\n")
+  end
 end
+M.stderr = stderr
 
 function M.usage_error(msg, command)
   stderr("%s; see 'freightliner help %s'", msg, command)
-  return 2
+  return exitcode.USAGE
 end
 
 -- Optional modules of the policy layer, loaded on first use.
@@ -69,14 +88,15 @@ local function load_policy(path)
   if type(hooks) ~= "table" then
     return nil, string.format("policy %s must return a table of hooks (filter, rename, retry, on_done, on_error)", path)
   end
-  return hooks
+  return clicheck.wrap_policy(hooks, path)
 end
+M.load_policy = load_policy
 
 --- Build the plan of every entry of the job.
 function M.plan(job)
   configure_registries(job)
-  local all = { items = {}, skipped = {}, errors = {}, hooks = {} }
-  for _, entry in ipairs(job.entries) do
+  local all = { items = {}, skipped = {}, errors = {}, hooks = {}, selections = {} }
+  for index, entry in ipairs(job.entries) do
     local hooks, err = load_policy(entry.policy)
     if not hooks then return nil, err, "INVALID" end
     local select, serr = M.tag_selector(entry.tags)
@@ -99,6 +119,8 @@ function M.plan(job)
       shard = job.shard,
     }
     if not plan then return nil, msg, code end
+    all.selections[#all.selections + 1] = { entry = entry, source = source, index = index,
+      selected = #plan.items + #plan.skipped + #plan.errors }
     for _, it in ipairs(plan.items) do
       it.copy = { platforms = entry.platforms, referrers = entry.referrers, force = job.force }
       it.hooks = hooks
@@ -110,56 +132,92 @@ function M.plan(job)
   return all
 end
 
-local function dry_run_output(summary, plan, format)
-  summary.skipped = #plan.skipped
-  if format == "json" then
-    local actions = {}
-    for _, a in ipairs(summary.actions) do actions[#actions + 1] = a end
-    for _, s in ipairs(plan.skipped) do
-      actions[#actions + 1] = { src = s.src, action = "skip", reason = s.reason }
+-- Every planned image's references, checked before any transfer: a
+-- destination that naming rules or a policy made malformed is a
+-- configuration error (exit 2). A malformed source name came from the
+-- registry: that image fails, the others are copied.
+local function check_items(plan)
+  for _, it in ipairs(plan.items) do
+    if clicheck.image(it.src) then
+      local ok, msg = clicheck.image(it.dst)
+      if not ok then
+        exitcode.raise(exitcode.USAGE, string.format(
+          "the destination of %s would be '%s', which is not a valid reference: %s "
+          .. "(check the entry's prefix, template and the policy's rename hook)",
+          it.src, it.dst, msg))
+      end
     end
-    local copies, current = 0, 0
-    for _, a in ipairs(summary.actions) do
-      if a.action == "copy" then copies = copies + 1 elseif a.action == "up to date" then current = current + 1 end
-    end
-    io.stdout:write(json.encode({ actions = actions, totals = {
-      copy = copies, up_to_date = current, skipped = #plan.skipped, errors = #summary.errors } }), "\n")
-  else
-    for _, s in ipairs(plan.skipped) do
-      io.stdout:write(string.format("%-10s %s (%s)\n", "skip", s.src, s.reason))
-    end
-    replicate.print_summary(summary)
   end
 end
 
-local function write_metrics(path, summary)
-  local ok, metrics = pcall(lib, "metrics")
-  local data = {
-    bytes_transferred = summary.bytes_transferred, images_replicated = summary.images_replicated,
-    images_up_to_date = summary.images_up_to_date, images_failed = summary.images_failed,
-    blobs_copied = summary.blobs_copied, blobs_skipped = summary.blobs_skipped,
-    blobs_mounted = summary.blobs_mounted, retries = summary.retries,
-    duration_seconds = summary.duration_seconds, repositories = summary.repositories,
-    interrupted = summary.interrupted,
-  }
-  if ok and metrics.write then return metrics.write(path, data) end
-  return core.fs.atomic_write(path, json.encode(data) .. "\n")
+-- Selections that select nothing: a warning with the reason (exit 1 under
+-- --strict). Returns how many there were.
+local function check_selections(job, plan)
+  local n = 0
+  for _, s in ipairs(plan.selections or {}) do
+    local e = s.entry
+    if s.selected == 0 and (e.pattern or e.regex or e.tree_prefix) then
+      n = n + 1
+      local msg
+      if e.tree_prefix then
+        msg = string.format("no repository of %s is under the prefix '%s' (the catalog has none named '%s/...')",
+          s.source, e.tree_prefix, e.tree_prefix)
+      elseif e.pattern then
+        msg = string.format("the repository pattern '%s' matched no repository of %s", e.pattern, s.source)
+        if not e.pattern:find("[%*%?%[]") then
+          msg = msg .. string.format("; a pattern without a wildcard matches only the repository named exactly "
+            .. "'%s': use '%s/*' for the repositories under it", e.pattern, e.pattern)
+        end
+      else
+        msg = string.format("the repository regex '%s' matched no repository of %s", e.regex, s.source)
+      end
+      if #job.entries > 1 then msg = string.format("sync entry %d: %s", s.index, msg) end
+      log.log(job.strict and "error" or "warn", msg .. (job.strict and " (an error under --strict)" or ""), nil,
+        { selection = "empty", source = s.source, entry = s.index })
+    end
+  end
+  return n
+end
+
+-- A failure message with what would fix it: the platforms an index has,
+-- a host that is not a registry, a missing OCI layout directory.
+local function explain(item, msg, code)
+  local src = copy.resolve(item.src, true)
+  if not src then return msg end
+  if tostring(msg):find("no manifest in the index matches", 1, true) then
+    local m = src.registry:manifest(src.repository .. (src.reference:match("^sha256:") and "@" or ":") .. src.reference)
+    if m and m.parsed then
+      local names = {}
+      for _, p in ipairs(require("freightliner.describe").platforms(m.parsed)) do names[#names + 1] = p.platform end
+      if #names > 0 then msg = string.format("%s (it has: %s)", msg, table.concat(names, ", ")) end
+    end
+    return msg
+  end
+  local better = clicheck.explain(src.registry, msg, code)
+  if better == msg then
+    local dst = copy.resolve(item.dst)
+    if dst then better = clicheck.explain(dst.registry, msg, code) end
+  end
+  return better
 end
 
 --- Run a job: plan, copy, record. Returns the exit status.
 function M.execute(job, checkpoint)
+  job.run_id = job.run_id or log.run_id()
   local plan, msg, code = M.plan(job)
   if not plan then
     stderr("%s", msg)
-    return code == "INVALID" and 2 or 1
+    return code == "INVALID" and exitcode.USAGE or exitcode.FAILED
   end
+  check_items(plan)
+  local empty = check_selections(job, plan)
   local cp = checkpoint
   if not cp and job.checkpoint_file and not job.dry_run then
     local checkpoints = lib("checkpoint")
-    cp, msg = checkpoints.create(job.checkpoint_file, job)
+    cp, msg = checkpoints.create(job.checkpoint_file, job, { run_id = job.run_id })
     if not cp then
       stderr("%s", msg)
-      return 2
+      return exitcode.USAGE
     end
   end
   if checkpoint then
@@ -175,22 +233,15 @@ function M.execute(job, checkpoint)
     for _, it in ipairs(plan.items) do cp:mark(it.key, "pending") end
     cp:flush()
   end
+  local rec = report.recorder(plan, job, explain)
   local summary = replicate.run(plan, {
     parallel = job.parallel, dry_run = job.dry_run, checkpoint = cp,
-    progress = job.progress, hooks = (job.entries[1] and plan.items[1] and plan.items[1].hooks) or {},
-    copy = {},
+    progress = job.progress, hooks = {}, copy = job.copy or {},
   })
-  if job.dry_run then
-    dry_run_output(summary, plan, job.format)
-  else
-    replicate.print_summary(summary)
-  end
-  if job.metrics_file then
-    local ok, err = write_metrics(job.metrics_file, summary)
-    if not ok then stderr("writing metrics %s: %s", job.metrics_file, err) end
-  end
+  local status = report.finish(rec, summary)
   copy.shutdown()
-  return summary.status
+  if status == exitcode.OK and empty > 0 and job.strict then status = exitcode.FAILED end
+  return status
 end
 
 --- The job of `replicate` / `replicate-tree` from parsed options.
@@ -205,11 +256,37 @@ function M.job_from_options(o)
       tags = { include = o["tag-filter"], exclude = o["exclude-tag"] },
       dest_prefix = o["dest-prefix"], platforms = o.platform, referrers = o.referrers or nil,
     } },
-    parallel = o["parallel-workers"] or 8, dry_run = o["dry-run"] or false, force = o.force or nil,
+    parallel = o.parallel or 8, dry_run = o["dry-run"] or false, force = o.force or nil,
     format = o.format, checkpoint_file = o["checkpoint-file"], metrics_file = o["metrics-file"],
-    progress = not o["no-progress"],
+    progress = not o["no-progress"], strict = o.strict or nil,
     shard = o.shard, -- resolved by freightliner.shard in the command
   }
+end
+
+--- Checks shared by the replication commands, before anything is opened:
+-- --format (only for the dry-run plan), platforms. Raises a usage error.
+function M.check_options(o, command)
+  if o.format ~= nil then
+    if o.format ~= "text" and o.format ~= "json" then
+      exitcode.usage(string.format("unknown --format '%s' (expected text or json)", o.format), command)
+    end
+    if not o["dry-run"] then
+      exitcode.usage("--format applies to the plan of --dry-run only; for JSON logs of a run use the global "
+        .. "option --log-format json", command)
+    end
+  end
+  if o["dry-run"] and o["checkpoint-file"] then
+    exitcode.usage("--checkpoint-file does not apply to --dry-run (a dry run writes nothing, so there is "
+      .. "nothing to resume)", command)
+  end
+  for _, p in ipairs(o.platform or {}) do
+    local ok, msg = clicheck.platform(p)
+    if not ok then exitcode.usage(msg, command) end
+  end
+  for _, name in ipairs({ "metrics-file", "checkpoint-file" }) do
+    local ok, msg = clicheck.writable(o[name])
+    if not ok then exitcode.usage(string.format("--%s: %s", name, msg), command) end
+  end
 end
 
 -- Registry settings from a sync file (--config) merged into the job.
@@ -230,14 +307,35 @@ local function apply_config(job, path)
 end
 M.apply_config = apply_config
 
+-- Options of `replicate` that only the repository form takes, and why.
+local REPOSITORY_FORM = {
+  { "checkpoint-file", "one image needs no checkpoint: run the same command again" },
+  { "dest-prefix", "the destination image is named in full by DST_IMAGE" },
+  { "tag-filter", "SRC_IMAGE names its one tag" },
+  { "exclude-tag", "SRC_IMAGE names its one tag" },
+  { "repository", "SRC_IMAGE names the repository" },
+  { "repository-pattern", "SRC_IMAGE names the repository" },
+  { "source", "SRC_IMAGE names the source" },
+  { "destination", "DST_IMAGE names the destination" },
+  { "strict", "one image selects no repositories or tags" },
+}
+
 --- `replicate` with parsed options.
 function M.replicate(o)
   if o[1] or o[2] then
     if not (o[1] and o[2]) or o[3] then
       return M.usage_error("replicate takes SRC_IMAGE DST_IMAGE, or --source/--destination", "replicate")
     end
+    for _, f in ipairs(REPOSITORY_FORM) do
+      if o[f[1]] ~= nil then
+        return M.usage_error(string.format("--%s does not apply to replicate SRC_IMAGE DST_IMAGE (%s)", f[1], f[2]),
+          "replicate")
+      end
+    end
+    M.check_options(o, "replicate")
     return M.single(o)
   end
+  M.check_options(o, "replicate")
   if not o.source or not o.destination then
     return M.usage_error("replicate needs --source and --destination (or SRC_IMAGE DST_IMAGE)", "replicate")
   end
@@ -249,35 +347,39 @@ function M.replicate(o)
     if not ok then return M.usage_error(msg, "replicate") end
   end
   local job = M.job_from_options(o)
-  if o.config and not apply_config(job, o.config) then return 2 end
+  if o.config and not apply_config(job, o.config) then return exitcode.USAGE end
   return M.execute(job)
 end
 
 --- One image: replicate SRC_IMAGE DST_IMAGE.
 function M.single(o)
+  for i, what in ipairs({ "SRC_IMAGE", "DST_IMAGE" }) do
+    local ok, msg = clicheck.image(o[i])
+    if not ok then return M.usage_error(string.format("%s: %s", what, msg), "replicate") end
+  end
   local job = {
-    entries = {}, parallel = o["parallel-workers"] or 8, dry_run = o["dry-run"],
+    entries = {}, parallel = o.parallel or 8, dry_run = o["dry-run"], run_id = log.run_id(),
     format = o.format, metrics_file = o["metrics-file"], progress = not o["no-progress"],
+    copy = { platforms = o.platform, referrers = o.referrers, force = o.force },
   }
-  if o.config and not apply_config(job, o.config) then return 2 end
+  if o.config and not apply_config(job, o.config) then return exitcode.USAGE end
   configure_registries(job)
   for _, side in ipairs({ { o[1], "src-insecure" }, { o[2], "dest-insecure" } }) do
     if o[side[2]] then
-      local r = core.ref.parse((side[1]:gsub("^docker://", "")))
-      if r then copy.registry_options(r.api_host, { insecure = true }) end
+      local r = clicheck.image(side[1])
+      if r and r.ref then copy.registry_options(r.ref.api_host, { insecure = true }) end
     end
   end
   local plan = { items = { { src = o[1], dst = o[2], key = o[1] .. " -> " .. o[2],
                              repository = (o[1]:match("^[^/]+/(.-)[:@]") or o[1]) } },
                  skipped = {}, errors = {} }
+  local rec = report.recorder(plan, job, explain)
   local summary = replicate.run(plan, {
-    parallel = job.parallel, dry_run = job.dry_run, progress = job.progress,
-    copy = { platforms = o.platform, referrers = o.referrers, force = o.force },
+    parallel = job.parallel, dry_run = job.dry_run, progress = job.progress, hooks = {}, copy = job.copy,
   })
-  if job.dry_run then dry_run_output(summary, plan, job.format) else replicate.print_summary(summary) end
-  if job.metrics_file then write_metrics(job.metrics_file, summary) end
+  local status = report.finish(rec, summary)
   copy.shutdown()
-  return summary.status
+  return status
 end
 
 return M

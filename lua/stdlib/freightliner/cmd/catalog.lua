@@ -1,4 +1,5 @@
 --- freightliner catalog REGISTRY: the repositories of a registry.
+local exitcode = require("freightliner.exitcode")
 local args = require("freightliner.args")
 local regflags = require("freightliner.regflags")
 local canonical = require("freightliner.canonical")
@@ -39,9 +40,10 @@ local function run(argv)
   if format == "json" then
     io.stdout:write(assert(canonical.encode({ registry = o[1], repositories = canonical.array(repos) })), "\n")
   else
-    for _, r in ipairs(repos) do io.stdout:write(r, "\n") end
+    local escape = require("freightliner.printable").escape
+    for _, r in ipairs(repos) do io.stdout:write(escape(r), "\n") end
   end
-  return 0
+  return exitcode.OK
 end
 
 return {

@@ -1,4 +1,5 @@
 --- freightliner -e CODE [ARGS...]: run a string of Lua with the API loaded.
+local exitcode = require("freightliner.exitcode")
 local script = require("freightliner.script")
 
 return {
@@ -10,7 +11,7 @@ as for a script. Example: freightliner -e 'print(fl.digest.sha256("abc"))']],
   run = function(argv, program)
     if not argv[1] then
       io.stderr:write("freightliner: -e needs a string of Lua code\n")
-      return 2
+      return exitcode.USAGE
     end
     local rest = table.move(argv, 2, #argv, 1, {})
     return script.run_string(argv[1], rest, program)

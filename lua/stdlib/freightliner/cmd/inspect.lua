@@ -1,4 +1,5 @@
 --- freightliner inspect REF: what an image is (manifest, platforms, layers, config).
+local exitcode = require("freightliner.exitcode")
 local args = require("freightliner.args")
 local regflags = require("freightliner.regflags")
 local describe = require("freightliner.describe")
@@ -37,10 +38,12 @@ local function open(ref, o)
     if not store then return nil, msg, code end
     return store, "image:" .. tag, ref
   end
-  local r, msg = fl.ref.parse((ref:gsub("^docker://", "")))
-  if not r then return nil, msg, "USAGE" end
+  local image, msg = require("freightliner.clicheck").image(ref)
+  if not image then return nil, msg, "USAGE" end
+  local r = image.ref
   local store, code
-  store, msg, code = fl.registry(r.api_host, regflags.options(o))
+  store, msg, code = fl.registry(image.scheme and (image.scheme .. "://" .. r.api_host) or r.api_host,
+    regflags.options(o))
   if not store then return nil, msg, code end
   local inner = r.digest and (r.repository .. "@" .. r.digest) or (r.repository .. ":" .. r.tag)
   return store, inner, r.familiar, r.repository
@@ -70,6 +73,10 @@ local function run(argv)
   local format
   format, err = regflags.format(o)
   if not format then return regflags.usage(err, "inspect") end
+  if o.platform then
+    local ok, perr = require("freightliner.clicheck").platform(o.platform)
+    if not ok then return regflags.usage(perr, "inspect") end
+  end
 
   local store, inner, name, repo = open(o[1], o)
   if not store then
@@ -91,11 +98,15 @@ local function run(argv)
       store:close()
       return regflags.fail(msg, code)
     end
+  elseif o.platform then
+    store:close()
+    return regflags.usage(string.format("%s is one image, not an index: --platform chooses an image of an index",
+      name), "inspect")
   end
   if o.raw then
     io.stdout:write(m.data)
     store:close()
-    return 0
+    return exitcode.OK
   end
   local info = describe.manifest(m, name)
   if describe.is_index(m.parsed) then
@@ -116,7 +127,7 @@ local function run(argv)
       if o.config then
         io.stdout:write(blob)
         store:close()
-        return 0
+        return exitcode.OK
       end
       describe.add_config(info, blob)
     elseif o.config then
@@ -128,9 +139,10 @@ local function run(argv)
   if format == "json" then
     io.stdout:write(assert(canonical.encode(describe.to_json(info))), "\n")
   else
-    io.stdout:write(describe.text(info))
+    local escape = require("freightliner.printable").escape
+    io.stdout:write((describe.text(info):gsub("[^\n]+", escape)))
   end
-  return 0
+  return exitcode.OK
 end
 
 return {

@@ -1,4 +1,5 @@
 --- freightliner list-tags REPO: the tags of a repository.
+local exitcode = require("freightliner.exitcode")
 local args = require("freightliner.args")
 local regflags = require("freightliner.regflags")
 local canonical = require("freightliner.canonical")
@@ -6,8 +7,10 @@ local fl = require("freightliner")
 
 local usage = [[usage: freightliner list-tags REPO [--format json] [registry options]
 
-Lists the tags of REPO, sorted, one per line. REPO is a repository with its
-registry (127.0.0.1:5000/team/app) or an OCI layout (oci:PATH).
+Lists the tags of REPO, sorted, one per line (control characters in a tag
+are shown escaped, as \e or \x07; --format json has them as JSON escapes).
+REPO is a repository with its registry (127.0.0.1:5000/team/app,
+http://host:5000/team/app for plain HTTP) or an OCI layout (oci:PATH).
 
 options:
 ]] .. regflags.HELP .. [[
@@ -30,9 +33,9 @@ local function run(argv)
     repo, name = "image", o[1]
   else
     local r
-    r, msg = fl.ref.parse_repository((o[1]:gsub("^docker://", "")))
+    r, msg = require("freightliner.clicheck").repository(o[1])
     if not r then return regflags.usage(msg, "list-tags") end
-    store, msg, code = fl.registry(r.api_host, regflags.options(o))
+    store, msg, code = fl.registry(r.store, regflags.options(o))
     repo, name = r.repository, r.name
   end
   if not store then return regflags.fail(msg, code) end
@@ -44,9 +47,10 @@ local function run(argv)
   if format == "json" then
     io.stdout:write(assert(canonical.encode({ repository = name, tags = canonical.array(tags) })), "\n")
   else
-    for _, t in ipairs(tags) do io.stdout:write(t, "\n") end
+    local escape = require("freightliner.printable").escape
+    for _, t in ipairs(tags) do io.stdout:write(escape(t), "\n") end
   end
-  return 0
+  return exitcode.OK
 end
 
 return {

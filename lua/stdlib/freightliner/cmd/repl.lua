@@ -1,4 +1,5 @@
 --- freightliner repl: an interactive Lua prompt with the API loaded.
+local exitcode = require("freightliner.exitcode")
 local repl = require("freightliner.repl")
 
 return {
@@ -11,11 +12,12 @@ an unfinished statement continues on the next line (>>). Tab completes
 names (fl.<Tab>, reg:<Tab>). History is kept in ~/.freightliner_history
 ($FREIGHTLINER_HISTORY). Errors print with a traceback and leave you at the
 prompt. .exit or Ctrl-D quits. With stdin not a terminal it reads
-statements from stdin without prompts.]],
+statements from stdin without prompts and stops at the first error
+(exit status 1; 0 when every statement ran).]],
   run = function(argv)
     if argv[1] then
       io.stderr:write("freightliner: repl takes no arguments; see 'freightliner help repl'\n")
-      return 2
+      return exitcode.USAGE
     end
     return repl.run()
   end,

@@ -20,20 +20,30 @@ options:
   --platform OS/ARCH[/VAR]   copy only these platforms of an index (repeatable)
   --referrers                also copy signatures, attestations and SBOMs
   --force                    copy even if the destination is up to date
-  --parallel-workers N       images and blobs in flight (default 8)
+  --parallel N               images and blobs in flight (default 8;
+                             --parallel-workers is the same)
   --checkpoint-file FILE     record progress; 'freightliner resume' finishes
   --metrics-file FILE        write counters as JSON at the end
   --config FILE              registry settings (TLS, credentials) from a sync file
   --src-insecure, --dest-insecure   plain HTTP to the source / destination
-  --dry-run                  print the plan, write nothing (--format json)
+  --dry-run                  print the plan on stdout, write nothing; it
+                             counts errors and exits as the run would
+  --format text|json         the form of the --dry-run plan
+  --strict                   a pattern that selects nothing is an error
   --shard INDEX/COUNT        copy only shard INDEX (0-based) of COUNT (also
                              FREIGHTLINER_SHARD; --shard-count COUNT takes
                              INDEX from JOB_COMPLETION_INDEX); repositories
                              over --shard-split-tags N (500) split by tag
   --no-progress              no progress line on a terminal
 
-exit status: 0 all done, 1 some images failed, 2 usage or configuration
-error, 130/143 interrupted (resumable with the checkpoint).]]
+SRC_IMAGE DST_IMAGE copies one image: the options that choose
+repositories and tags (--repository*, --tag-filter, --exclude-tag,
+--dest-prefix, --checkpoint-file, --strict) do not apply to it.
+A registry may be written http://host[:port] or https://host[:port] to
+choose the protocol, in images too (http://127.0.0.1:5000/team/app:v1).
+Progress: one log line per image done or failed (stderr), and a summary.
+
+]] .. require("freightliner.exitcode").help()
 
 local spec = {
   { name = "source", value = true }, { name = "destination", value = true },
@@ -44,13 +54,14 @@ local spec = {
   { name = "dest-prefix", value = true },
   { name = "platform", value = true, multi = true },
   { name = "referrers" }, { name = "force" },
-  { name = "parallel-workers", value = true, number = true, min = 1 },
+  { name = "parallel", value = true, number = true, min = 1, max = 256,
+    aliases = { "parallel-workers" } },
   { name = "checkpoint-file", value = true },
   { name = "metrics-file", value = true },
   { name = "config", value = true },
   { name = "src-insecure" }, { name = "dest-insecure" },
   { name = "dry-run" }, { name = "format", value = true },
-  { name = "no-progress" },
+  { name = "no-progress" }, { name = "strict" },
 }
 for _, f in ipairs(require("freightliner.shard").flags) do spec[#spec + 1] = f end -- --shard ...
 

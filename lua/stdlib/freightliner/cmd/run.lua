@@ -1,5 +1,6 @@
 --- freightliner run SCRIPT.lua [ARGS...]: run a Lua script with the API loaded.
 local core = require("freightliner.core")
+local exitcode = require("freightliner.exitcode")
 local script = require("freightliner.script")
 
 return {
@@ -16,7 +17,7 @@ once the script has returned, the exit status is 130 or 143.]],
     local path = argv[1]
     if not path then
       io.stderr:write("freightliner: run needs a script path; see 'freightliner help run'\n")
-      return 2
+      return exitcode.USAGE
     end
     local rest = table.move(argv, 2, #argv, 1, {})
     local status = script.run_file(path ~= "-" and path or nil, rest, program)

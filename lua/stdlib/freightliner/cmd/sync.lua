@@ -1,9 +1,10 @@
 --- freightliner sync --config FILE: run a YAML sync file.
+local exitcode = require("freightliner.exitcode")
 local args = require("freightliner.args")
 local runner = require("freightliner.runner")
 
-local usage = [[usage: freightliner sync --config FILE [--dry-run] [--parallel N]
-                         [--checkpoint-file FILE] [--metrics-file FILE]
+local usage = [==[usage: freightliner sync --config FILE [--dry-run [--format text|json]] [--parallel N]
+                         [--checkpoint-file FILE] [--metrics-file FILE] [--force] [--strict]
                          [--shard INDEX/COUNT | --shard-count COUNT]
 
 Runs every entry of a YAML sync file: registries (host, TLS, credentials by
@@ -11,20 +12,34 @@ reference), and sync entries (source repository, pattern or regex;
 destination prefix or template; tag rules; platforms; referrers; a Lua
 policy). Check a file first with 'freightliner validate-config FILE'.
 
-exit status: 0 all done, 1 some images failed, 2 usage or configuration
-error, 130/143 interrupted (resumable with the checkpoint).]]
+options:
+  --config FILE            the sync file
+  --dry-run                print the plan on stdout, write nothing; it counts
+                           errors and exits as the run would
+  --format text|json       the form of the --dry-run plan
+  --parallel N             images and blobs in flight (default: the file's
+                           defaults.parallel, else 8; --parallel-workers is the same)
+  --checkpoint-file FILE   record progress; 'freightliner resume FILE' finishes
+  --metrics-file FILE      write the run's metrics as JSON at the end
+  --force                  copy even images the destination already has
+  --strict                 a selection that selects nothing is an error
+  --no-progress            no progress line on a terminal
+
+]==] .. require("freightliner.exitcode").help()
 
 local spec = {
   { name = "config", value = true }, { name = "dry-run" }, { name = "format", value = true },
-  { name = "parallel", value = true, number = true, min = 1 },
+  { name = "parallel", value = true, number = true, min = 1, max = 256,
+    aliases = { "parallel-workers" } },
   { name = "checkpoint-file", value = true }, { name = "metrics-file", value = true },
-  { name = "no-progress" }, { name = "force" },
+  { name = "no-progress" }, { name = "force" }, { name = "strict" },
 }
 for _, f in ipairs(require("freightliner.shard").flags) do spec[#spec + 1] = f end -- --shard ...
 
 return {
   summary = "run a YAML sync file (registries, repositories, tag rules, policies)",
   usage = usage,
+  spec = spec,
   run = function(argv)
     local o, err = args.parse(argv, spec)
     if not o then return runner.usage_error(err, "sync") end
@@ -32,11 +47,22 @@ return {
     shard, err = require("freightliner.shard").resolve(o)
     if err then return runner.usage_error(err, "sync") end
     if not o.config or o[1] then return runner.usage_error("sync needs --config FILE", "sync") end
+    runner.check_options(o, "sync")
     local config = require("freightliner.config")
     local plan, problems = config.load(o.config)
     if not plan then
-      for _, p in ipairs(problems) do io.stderr:write(config.format_problem(o.config, p), "\n") end
-      return 2
+      local log = require("freightliner.log")
+      for _, p in ipairs(problems) do
+        if log.json() then
+          log.log("error", p.message, nil, { file = o.config, line = p.line or 0, column = p.column or 0 })
+        else
+          io.stderr:write(config.format_problem(o.config, p), "\n")
+        end
+      end
+      return exitcode.USAGE
+    end
+    if #plan.entries == 0 then
+      return runner.usage_error(string.format("%s has no sync entries, so it would copy nothing", o.config), "sync")
     end
     local job = config.job(plan, {
       dry_run = o["dry-run"] or false, format = o.format, force = o.force or nil,
@@ -44,6 +70,7 @@ return {
       metrics_file = o["metrics-file"], progress = not o["no-progress"],
     })
     job.shard = shard
+    job.strict = o.strict or nil
     return runner.execute(job)
   end,
 }
