@@ -360,11 +360,11 @@ def token_expiry_during_a_run(ctx):
     re-authenticates as tokens expire and completes."""
     src, images = ctx.shared("fleet")
     reg = ctx.registry("token", token_ttl=3)
-    # every blob download stalls 1 s and one repository's tags are copied one
+    # every blob download stalls 2 s and one repository's tags are copied one
     # after the other, so each repository's token (one scope) must outlive
     # its 3 s: a run that never re-authenticates cannot pass
     sp = ctx.faultproxy(src, [{"name": "slow", "method": "GET", "path": BLOB_GET, "action": "stall",
-                               "seconds": 1.0}])
+                               "seconds": 2.0}])
     chosen = [i for i in images if i["repository"] in ("fleet/repo-00", "fleet/repo-01")]
     jobs = [{"src": "%s/%s:%s" % (sp.host, i["repository"], i["tag"]),
              "dst": "%s/%s:%s" % (reg.host, i["repository"], i["tag"])} for i in chosen]
