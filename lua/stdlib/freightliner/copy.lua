@@ -37,16 +37,62 @@ local state = {
   progress = nil,      -- function(engine) called while waiting
 }
 
---- Engine settings (before the first copy): workers (concurrent blob
--- transfers), attempts (per blob). Also `progress = function(engine)`.
+local CONFIGURE_KEYS = { workers = "integer", attempts = "integer", progress = "function" }
+M.CONFIGURE_KEYS = CONFIGURE_KEYS
+
+-- Raise on a key not in `known` (a set), naming the closest valid one.
+local function check_keys(what, opts, known, level)
+  if opts == nil then return end
+  if type(opts) ~= "table" then error(string.format("%s: options must be a table", what), level + 1) end
+  for k in pairs(opts) do
+    if known[k] == nil then
+      local names = {}
+      for name in pairs(known) do names[#names + 1] = name end
+      table.sort(names)
+      local hint = require("freightliner.schema").closest(tostring(k), names)
+      error(string.format("%s: unknown option '%s'%s (valid: %s)", what, tostring(k),
+        hint and ("; did you mean '" .. hint .. "'?") or "", table.concat(names, ", ")), level + 1)
+    end
+  end
+end
+M.check_keys = check_keys
+
+--- Engine settings: workers (concurrent blob transfers), attempts (per
+-- blob), progress = function(engine). After the engine started, a new
+-- worker count or attempts applies to the next engine: the idle engine is
+-- shut down and restarted on the next copy; with copies in flight it
+-- raises (it is never silently ignored).
 function M.configure(opts)
+  check_keys("fl.configure", opts, CONFIGURE_KEYS, 2)
   for k, v in pairs(opts) do
     if k == "progress" then
+      if v ~= nil and type(v) ~= "function" then error("fl.configure: progress must be a function", 2) end
       state.progress = v
     else
+      if math.type(v) ~= "integer" or v < 1 then
+        error(string.format("fl.configure: %s must be a whole number >= 1", k), 2)
+      end
+      if state.engine and state.config[k] ~= v then
+        if state.engine:pending() > 0 then
+          error(string.format("fl.configure: cannot change %s with copies in flight; "
+            .. "call it before the copies or after fl.wait()", k), 2)
+        end
+        state.engine:close()
+        state.engine = nil
+      end
       state.config[k] = v
     end
   end
+end
+
+--- The current engine settings (for replicate.run to restore them).
+function M.settings()
+  return { workers = state.config.workers, attempts = state.config.attempts, progress = state.progress }
+end
+
+function M.restore(saved)
+  state.progress = saved.progress
+  M.configure{ workers = saved.workers, attempts = saved.attempts }
 end
 
 --- Options for a registry host, used whenever a reference names it.

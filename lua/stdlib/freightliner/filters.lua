@@ -180,65 +180,96 @@ function M.tag_selector(rules, opts)
   local pre = rules.include_prerelease or false
   local range = rules.semver and semver.range(rules.semver, { include_prerelease = pre })
   local latest, by = rules.latest, rules.latest_by or "semver"
-  if latest and by == "created" and type(opts.created) ~= "function" then
-    return nil, "latest_by = 'created' needs a lookup of image creation times (opts.created)", "INVALID"
+  if latest and by == "created" and type(opts.created) ~= "function"
+    and type(opts.created_many) ~= "function" then
+    return nil, "latest_by = 'created' needs a lookup of image creation times (opts.created or "
+      .. "opts.created_many; replicate.plan provides one)", "INVALID"
   end
   local digests = {}
   for i, d in ipairs(rules.digests or {}) do digests[i] = d end
   local only_pins = #digests > 0 and #include == 0 and not regex and not range and not latest
 
-  local function first_reason(tag)
-    if only_pins then return "only the pinned digests are selected" end
-    if #include > 0 then
-      local hit = false
+  -- The rules in the order they apply: name (as in the sync file), and a
+  -- test(tag) -> nil (passes) | reason (drops it).
+  local chain = {}
+  local function rule(name, test) chain[#chain + 1] = { name = name, test = test } end
+  if only_pins then
+    rule("tags.digests", function() return "only the pinned digests are selected" end)
+  end
+  if #include > 0 then
+    rule("tags.include", function(tag)
       for _, g in ipairs(include) do
-        if core.glob(g, tag) then hit = true break end
+        if core.glob(g, tag) then return nil end
       end
-      if not hit then
-        return string.format("not matched by include filter%s '%s'", #include > 1 and "s" or "",
-          table.concat(include, "', '"))
+      return string.format("not matched by include filter%s '%s'", #include > 1 and "s" or "",
+        table.concat(include, "', '"))
+    end)
+  end
+  if #exclude > 0 then
+    rule("tags.exclude", function(tag)
+      for _, g in ipairs(exclude) do
+        if core.glob(g, tag) then return string.format("excluded by '%s'", g) end
       end
-    end
-    for _, g in ipairs(exclude) do
-      if core.glob(g, tag) then return string.format("excluded by '%s'", g) end
-    end
-    if regex and not regex:match(tag) then
-      return string.format("does not match regex '%s'", rules.regex)
-    end
-    if exclude_regex and exclude_regex:match(tag) then
-      return string.format("excluded by regex '%s'", rules.exclude_regex)
-    end
-    if range then
+    end)
+  end
+  if regex then
+    rule("tags.regex", function(tag)
+      if not regex:match(tag) then return string.format("does not match regex '%s'", rules.regex) end
+    end)
+  end
+  if exclude_regex then
+    rule("tags.exclude_regex", function(tag)
+      if exclude_regex:match(tag) then return string.format("excluded by regex '%s'", rules.exclude_regex) end
+    end)
+  end
+  if range then
+    rule("tags.semver", function(tag)
       if not semver.parse(tag) then
         return string.format("not a semantic version (semver range '%s')", rules.semver)
       end
       if not range:test(tag) then
         return string.format("outside semver range '%s'", rules.semver)
       end
+    end)
+  end
+
+  -- creation times of candidates: { [tag] = seconds }, { [tag] = message }
+  local function creation_times(repo, candidates)
+    if opts.created_many then return opts.created_many(repo, candidates) end
+    local times, errs = {}, {}
+    for _, tag in ipairs(candidates) do
+      local when, err = opts.created(repo, tag)
+      times[tag], errs[tag] = when, err
     end
-    return nil
+    return times, errs
   end
 
   -- latest N by semver or by creation time; returns the set of tags kept.
+  -- Ties (equal versions such as v1.0 and 1.0.0, or equal times) are broken
+  -- by the tag itself, the greater string first, so the choice never
+  -- depends on the order the registry listed them in.
   local function newest(repo, candidates, skipped)
     local ranked = {}
+    local times, errs
+    if by == "created" then times, errs = creation_times(repo, candidates) end
     for _, tag in ipairs(candidates) do
       if by == "semver" then
         local v = semver.parse(tag)
         if not v then
-          skipped[#skipped + 1] = { tag = tag, reason = string.format("not a semantic version (latest %d)", latest) }
+          skipped[#skipped + 1] = { tag = tag, rule = "tags.latest",
+            reason = string.format("not a semantic version (latest %d)", latest) }
         elseif v:is_prerelease() and not pre then
-          skipped[#skipped + 1] = { tag = tag, reason = string.format(
+          skipped[#skipped + 1] = { tag = tag, rule = "tags.latest", reason = string.format(
             "pre-release (latest %d; set include_prerelease to count it)", latest) }
         else
           ranked[#ranked + 1] = { tag = tag, key = v }
         end
       else
-        local when, err = opts.created(repo, tag)
-        local t = M.timestamp(when)
+        local t = M.timestamp(times[tag])
         if not t then
-          skipped[#skipped + 1] = { tag = tag, reason = string.format("creation time unknown (latest %d by created)%s",
-            latest, err and (": " .. tostring(err)) or "") }
+          local err = errs and errs[tag]
+          skipped[#skipped + 1] = { tag = tag, rule = "tags.latest", reason = string.format(
+            "creation time unknown (latest %d by created)%s", latest, err and (": " .. tostring(err)) or "") }
         else
           ranked[#ranked + 1] = { tag = tag, key = t }
         end
@@ -259,32 +290,44 @@ function M.tag_selector(rules, opts)
       if i <= latest then
         keep[r.tag] = true
       else
-        skipped[#skipped + 1] = { tag = r.tag, reason = string.format("not among the latest %d%s", latest,
-          by == "created" and " by creation time" or "") }
+        skipped[#skipped + 1] = { tag = r.tag, rule = "tags.latest", reason = string.format(
+          "not among the latest %d%s", latest, by == "created" and " by creation time" or "") }
       end
     end
     return keep
   end
 
+  -- select(repo, tags) -> kept, skipped, digests, stats; stats: one
+  -- { rule =, seen =, passed = } per rule, in order (what each rule saw and
+  -- let through), for explaining a selection and warning about a rule that
+  -- selects nothing.
   return function(repo, tags)
-    local kept, skipped, candidates = {}, {}, {}
+    local skipped, candidates = {}, {}
+    local stats = {}
+    for i, r in ipairs(chain) do stats[i] = { rule = r.name, seen = 0, passed = 0 } end
     for _, tag in ipairs(tags) do
-      local why = first_reason(tag)
-      if why then
-        skipped[#skipped + 1] = { tag = tag, reason = why }
-      else
-        candidates[#candidates + 1] = tag
+      local why
+      for i, r in ipairs(chain) do
+        stats[i].seen = stats[i].seen + 1
+        why = r.test(tag)
+        if why then
+          skipped[#skipped + 1] = { tag = tag, rule = r.name, reason = why }
+          break
+        end
+        stats[i].passed = stats[i].passed + 1
       end
+      if not why then candidates[#candidates + 1] = tag end
     end
+    local kept = candidates
     if latest then
       local keep = newest(repo, candidates, skipped)
+      kept = {}
       for _, tag in ipairs(candidates) do
         if keep[tag] then kept[#kept + 1] = tag end
       end
-    else
-      kept = candidates
+      stats[#stats + 1] = { rule = "tags.latest", seen = #candidates, passed = #kept }
     end
-    return kept, skipped, digests
+    return kept, skipped, digests, stats
   end
 end
 

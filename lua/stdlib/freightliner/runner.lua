@@ -31,26 +31,12 @@ local function lib(name)
   return require("freightliner." .. name)
 end
 
---- A tag selector from filter rules; returns fn(repo, tags) -> kept, skipped.
-function M.tag_selector(rules)
-  rules = rules or {}
-  local ok, filters = pcall(lib, "filters")
-  if ok and filters.tag_selector then
-    local sel, err = filters.tag_selector(rules)
-    if not sel then return nil, err end
-    return sel
-  end
-  -- fallback: include/exclude globs only
-  return function(_, tags)
-    local kept, skipped = {}, {}
-    for _, t in ipairs(tags) do
-      local inc = not rules.include or #rules.include == 0
-      for _, g in ipairs(rules.include or {}) do if core.glob(g, t) then inc = true end end
-      for _, g in ipairs(rules.exclude or {}) do if core.glob(g, t) then inc = false end end
-      if inc then kept[#kept + 1] = t else skipped[#skipped + 1] = { tag = t, reason = "tag filter" } end
-    end
-    return kept, skipped
-  end
+--- A tag selector from filter rules (freightliner.filters, the one
+-- implementation); returns fn(repo, tags) -> kept, skipped | nil, message.
+function M.tag_selector(rules, opts)
+  local sel, err = lib("filters").tag_selector(rules or {}, opts)
+  if not sel then return nil, err end
+  return sel
 end
 
 -- Registry options for every host the job names (TLS, credentials).
@@ -72,39 +58,45 @@ local function load_policy(path)
   return hooks
 end
 
---- Build the plan of every entry of the job.
+-- "sync[2] (line 14)" for a sync entry, "replicate" for the CLI's one.
+local function entry_label(job, i, entry)
+  if job.config then
+    return string.format("%s: sync[%d]%s", job.config, i, entry.line and (" (line " .. entry.line .. ")") or "")
+  end
+  return #job.entries > 1 and string.format("entry %d", i) or "selection"
+end
+
+--- Build the plan of every entry of the job, through replicate.plan (the
+-- one selection pipeline). plan.explain lists each entry's selection;
+-- plan.warnings its rules that selected nothing.
 function M.plan(job)
   configure_registries(job)
-  local all = { items = {}, skipped = {}, errors = {}, hooks = {} }
-  for _, entry in ipairs(job.entries) do
+  local all = { items = {}, skipped = {}, errors = {}, warnings = {}, explain = {} }
+  for i, entry in ipairs(job.entries) do
     local hooks, err = load_policy(entry.policy)
     if not hooks then return nil, err, "INVALID" end
-    local select, serr = M.tag_selector(entry.tags)
-    if not select then return nil, serr, "INVALID" end
-    local repository_filter
-    if entry.regex then
-      local re, rerr = core.regex.compile(entry.regex)
-      if not re then return nil, rerr, "INVALID" end
-      repository_filter = function(r) return re:match(r) end
-    end
     local source = entry.source or job.source
     local plan, msg, code = replicate.plan{
       source = source, destination = entry.destination or job.destination,
       source_options = (job.registries or {})[source],
-      repositories = entry.repositories, pattern = entry.pattern,
-      repository_filter = repository_filter,
-      select_tags = select, dest_prefix = entry.dest_prefix, dest_template = entry.dest_template,
+      repositories = entry.repositories, pattern = entry.pattern, regex = entry.regex,
+      exclude_repositories = entry.exclude_repositories,
+      tags = entry.tags or {}, dest_prefix = entry.dest_prefix, dest_template = entry.dest_template,
       rename_prefix = entry.rename_prefix,
-      hooks = hooks, parallel = job.parallel,
+      hooks = { filter = hooks.filter, rename = hooks.rename }, parallel = job.parallel,
+      label = entry_label(job, i, entry),
     }
     if not plan then return nil, msg, code end
     for _, it in ipairs(plan.items) do
       it.copy = { platforms = entry.platforms, referrers = entry.referrers, force = job.force }
       it.hooks = hooks
+      it.entry = i
       all.items[#all.items + 1] = it
     end
     for _, s in ipairs(plan.skipped) do all.skipped[#all.skipped + 1] = s end
     for _, e in ipairs(plan.errors) do all.errors[#all.errors + 1] = e end
+    for _, w in ipairs(plan.warnings) do all.warnings[#all.warnings + 1] = w end
+    all.explain[#all.explain + 1] = plan.explain
   end
   return all
 end
@@ -115,17 +107,19 @@ local function dry_run_output(summary, plan, format)
     local actions = {}
     for _, a in ipairs(summary.actions) do actions[#actions + 1] = a end
     for _, s in ipairs(plan.skipped) do
-      actions[#actions + 1] = { src = s.src, action = "skip", reason = s.reason }
+      actions[#actions + 1] = { src = s.src, action = "skip", rule = s.rule, reason = s.reason }
     end
     local copies, current = 0, 0
     for _, a in ipairs(summary.actions) do
       if a.action == "copy" then copies = copies + 1 elseif a.action == "up to date" then current = current + 1 end
     end
-    io.stdout:write(json.encode({ actions = actions, totals = {
-      copy = copies, up_to_date = current, skipped = #plan.skipped, errors = #summary.errors } }), "\n")
+    io.stdout:write(json.encode({ actions = actions, explain = plan.explain, warnings = plan.warnings,
+      totals = { copy = copies, up_to_date = current, skipped = #plan.skipped, errors = #summary.errors } }), "\n")
   else
+    replicate.print_explain(plan.explain or {}, io.stdout)
     for _, s in ipairs(plan.skipped) do
-      io.stdout:write(string.format("%-10s %s (%s)\n", "skip", s.src, s.reason))
+      io.stdout:write(string.format("%-10s %s (%s%s)\n", "skip", s.src, s.rule and (s.rule .. ": ") or "",
+        s.reason))
     end
     replicate.print_summary(summary)
   end
@@ -152,6 +146,7 @@ function M.execute(job, checkpoint)
     stderr("%s", msg)
     return code == "INVALID" and 2 or 1
   end
+  for _, w in ipairs(plan.warnings) do stderr("warning: %s", w) end
   local cp = checkpoint
   if not cp and job.checkpoint_file and not job.dry_run then
     local checkpoints = lib("checkpoint")
@@ -189,6 +184,10 @@ function M.execute(job, checkpoint)
     if not ok then stderr("writing metrics %s: %s", job.metrics_file, err) end
   end
   copy.shutdown()
+  if job.strict and #plan.warnings > 0 and summary.status == 0 then
+    stderr("%d warning%s and --strict: exit status 1", #plan.warnings, #plan.warnings == 1 and "" or "s")
+    return 1
+  end
   return summary.status
 end
 
@@ -205,6 +204,7 @@ function M.job_from_options(o)
       dest_prefix = o["dest-prefix"], platforms = o.platform, referrers = o.referrers or nil,
     } },
     parallel = o["parallel-workers"] or 8, dry_run = o["dry-run"] or false, force = o.force or nil,
+    strict = o.strict or nil,
     format = o.format, checkpoint_file = o["checkpoint-file"], metrics_file = o["metrics-file"],
     progress = not o["no-progress"],
   }

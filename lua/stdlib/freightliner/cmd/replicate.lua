@@ -20,6 +20,7 @@ options:
   --platform OS/ARCH[/VAR]   copy only these platforms of an index (repeatable)
   --referrers                also copy signatures, attestations and SBOMs
   --force                    copy even if the destination is up to date
+  --strict                   exit 1 when a tag rule selects nothing
   --parallel-workers N       images and blobs in flight (default 8)
   --checkpoint-file FILE     record progress; 'freightliner resume' finishes
   --metrics-file FILE        write counters as JSON at the end
@@ -39,7 +40,7 @@ local spec = {
   { name = "exclude-tag", value = true, multi = true },
   { name = "dest-prefix", value = true },
   { name = "platform", value = true, multi = true },
-  { name = "referrers" }, { name = "force" },
+  { name = "referrers" }, { name = "force" }, { name = "strict" },
   { name = "parallel-workers", value = true, number = true, min = 1 },
   { name = "checkpoint-file", value = true },
   { name = "metrics-file", value = true },
