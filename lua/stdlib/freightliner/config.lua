@@ -60,8 +60,8 @@ local function glob_check(v)
 end
 
 local function regex_check(v)
-  local ok, err = filters.check_regex(v)
-  if not ok then return err end
+  local ok, err, offset = filters.check_regex(v)
+  if not ok then return err, offset end
 end
 
 local function semver_check(v)
@@ -148,7 +148,7 @@ local SPEC = S.map({
     max_concurrency = S.integer{ min = 1 },
     requests_per_second = S.number{ above = 0 },
     chunk_size = S.size(),
-    resume_chunk_size = S.size(),
+    resume_chunk_size = S.size{ min = 0 },
   })),
   sync = S.list(S.map({
     source = S.map({
@@ -322,8 +322,10 @@ function M.parse(text, filename, opts)
   end
   local problems, changed, failed = interpolate.document(doc, positions, opts.env)
   find_passwords(doc, positions, problems)
+  local lines = {}
+  for line in (text .. "\n"):gmatch("(.-)\r?\n") do lines[#lines + 1] = line end
   local value, more = S.validate(doc, SPEC, positions,
-    { interpolated = changed, skip = failed, ignore_keys = { password = true } })
+    { interpolated = changed, skip = failed, ignore_keys = { password = true }, lines = lines })
   for _, p in ipairs(more) do problems[#problems + 1] = p end
   value = value or {}
 

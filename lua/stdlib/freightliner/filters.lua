@@ -1,28 +1,29 @@
 --- freightliner.filters: which repositories and tags to copy.
 --
 --   filters.tag_selector(rules [, opts]) -> select | nil, message, "INVALID"
---     rules = { include = {globs}, exclude = {globs}, regex = ERE,
---               exclude_regex = ERE, semver = "range", include_prerelease,
+--     rules = { include = {globs}, exclude = {globs}, regex = RE,
+--               exclude_regex = RE, semver = "range", include_prerelease,
 --               latest = N, latest_by = "semver" | "created",
 --               digests = {"sha256:..."} }
---     opts.created = function(repo, tag) -> time | nil, message
---       (time: seconds since the epoch or an RFC 3339 string such as an
---       image config's `created`); required for latest_by = "created".
---     select(repo, tags) -> kept, skipped, digests
+--     RE: a PCRE2 regular expression (core.regex: \d, \w, (?i), non-greedy),
+--       searched, not anchored: write ^...$ to match the whole tag.
+--     opts.created_many = function(repo, tags) -> { [tag] = time },
+--       { [tag] = message } (replicate.plan gives one that reads each
+--       image's config blob), or opts.created = function(repo, tag) ->
+--       time | nil, message; time: seconds since the epoch or an RFC 3339
+--       string such as a config's `created`. Needed for latest_by created.
+--     select(repo, tags) -> kept, skipped, digests, stats
 --       kept: the selected tags in the order given; skipped: { {tag=,
---       reason=} }; digests: the pinned digests (copied by digest).
+--       rule= "tags.include" | ..., reason=} }; digests: the pinned digests
+--       (copied by digest); stats: { {rule=, seen=, passed=} } in order.
 --   filters.check_rules(rules) -> { {field=, index=, message=} } (empty: ok)
 --   filters.check_glob(glob)   -> true | nil, message
 --   filters.repository_selector(spec) -> match(repo) -> bool | nil, msg, code
 --     spec: a glob string, or { glob | pattern = GLOB, regex = ERE,
 --     list = {repos}, exclude = {globs} }
---   filters.image_filter(hook) -> keep(image) -> bool, reason
---     hook(image) from a policy: image = { registry, repository, tag }.
---   filters.destination(spec)  -> see freightliner.naming
---   filters.images(repo, tags, how) -> images, skipped, digests
---     all of the above for one repository: how = { select =, filter =,
---     destination =, registry = }; images: { {repository, tag,
---     dst_repository, dst_tag} }.
+--
+-- freightliner.replicate.plan is the pipeline that uses these (with the
+-- policy hooks and freightliner.naming); there is no second one.
 --
 -- Order: include globs (any; none given = every tag), exclude globs, regex,
 -- exclude_regex, the semver range, then latest N of what is left. Pre-
@@ -33,7 +34,6 @@
 
 local core = require("freightliner.core")
 local semver = require("freightliner.semver")
-local naming = require("freightliner.naming")
 
 local M = {}
 
@@ -70,8 +70,8 @@ local function check_regex(re)
     return nil, string.format("a regular expression must be a string, not a %s", type(re))
   end
   if re == "" then return nil, "empty regular expression" end
-  local r, err = core.regex.compile(re)
-  if not r then return nil, err end
+  local r, err, _, offset = core.regex.compile(re)
+  if not r then return nil, err, offset end
   return r
 end
 M.check_regex = check_regex
@@ -365,40 +365,6 @@ function M.repository_selector(spec)
     end
     return true
   end
-end
-
---- Wrap a policy's filter(image) hook: keep(image) -> bool, reason.
-function M.image_filter(hook)
-  if hook == nil then return function() return true end end
-  if type(hook) ~= "function" then error("a policy filter must be a function", 2) end
-  return function(image)
-    local keep, why = hook(image)
-    if keep then return true end
-    return false, why and ("policy filter: " .. tostring(why)) or "policy filter"
-  end
-end
-
-M.destination = naming.destination
-
---- Select and name the images of one repository (see the module comment).
-function M.images(repo, tags, how)
-  how = how or {}
-  local selected, skipped, digests = tags, {}, {}
-  if how.select then selected, skipped, digests = how.select(repo, tags) end
-  local keep = M.image_filter(how.filter)
-  local dest = how.destination or naming.destination{}
-  local images = {}
-  for _, tag in ipairs(selected) do
-    local ok, why = keep({ registry = how.registry, repository = repo, tag = tag })
-    if not ok then
-      skipped[#skipped + 1] = { tag = tag, reason = why }
-    else
-      local dst_repo, dst_tag, code = dest(repo, tag)
-      if not dst_repo then return nil, dst_tag, code end
-      images[#images + 1] = { repository = repo, tag = tag, dst_repository = dst_repo, dst_tag = dst_tag }
-    end
-  end
-  return images, skipped, digests or {}
 end
 
 return M

@@ -1,0 +1,361 @@
+-- Every key of a sync file, run through `freightliner sync` (the real
+-- binary) against real registries on loopback, checked on the destination
+-- registry. Keys the run cannot honour are refused by validate-config with
+-- FILE:LINE:COLUMN (the last tests).
+local fl = require("freightliner")
+local json = require("freightliner.json")
+local helpers = require("helpers")
+local regtest = require("regtest")
+
+local src, dst, dir
+
+local function sorted(t)
+  table.sort(t)
+  return t
+end
+
+-- The destination's tags of a repository (fl.registry, not the CLI).
+local function tags(repo, info)
+  local reg = assert(fl.registry((info or dst).host, info and info.ca and {
+    ca_file = info.ca, client_cert = info.client_cert, client_key = info.client_key,
+    username = info.username, password_env = info.username and "FL_SYNC_SPEC_PW" or nil } or nil))
+  local t = reg:tags(repo)
+  reg:close()
+  return sorted(t or {})
+end
+
+local n = 0
+local function sync(yaml, ...)
+  n = n + 1
+  local path = helpers.write_file(string.format("%s/sync%d.yaml", dir, n),
+    (yaml:gsub("SRC", src.host):gsub("DST", dst.host)))
+  local status, out, err = helpers.run({ "sync", "--config", path, "--no-progress", ... },
+    { env = "FL_SYNC_SPEC_PW=" .. helpers.shell_quote(dst.password or "x") })
+  return status, out, err, path
+end
+
+local function created(repo, tag)
+  local reg = assert(fl.registry(src.host))
+  local m = assert(reg:manifest(repo .. ":" .. tag))
+  local cfg = json.decode(assert(reg:blob(repo, m.parsed.config.digest)))
+  reg:close()
+  return cfg.created
+end
+
+describe("freightliner sync, every key against real registries", function()
+  setup(function()
+    dir = regtest.tmpdir()
+    src = regtest.start("plain")
+    regtest.seed(src, "small")
+    dst = regtest.start("plain")
+    -- more tags: a pre-release, a plain version, a debug build, and a tag
+    -- with the same image (and creation time) as v1.0
+    for from, to in pairs({ ["v2.0"] = "v2.1.0-rc.1", ["v1.1"] = "1.5.0", ["v1.0"] = "v1.0-debug",
+                            ["latest"] = "V3" }) do
+      assert(fl.copy(src.host .. "/project-a/app:" .. from, src.host .. "/project-a/app:" .. to))
+    end
+    assert(fl.copy(src.host .. "/project-a/web:v1.0", src.host .. "/project-a/web:v1.0-copy"))
+  end)
+  teardown(function()
+    regtest.stop(src)
+    regtest.stop(dst)
+    if dir then regtest.sh("rm -rf " .. dir) end
+  end)
+
+  it("tags.include and tags.exclude (globs)", function()
+    local status, out, err = sync([[
+version: 1
+sync:
+  - source: { registry: SRC, repository: project-a/app }
+    destination: { registry: DST, prefix: glob }
+    tags: { include: ["v1.*", "V*"], exclude: "*-debug" }
+]])
+    assert.equal(0, status, out .. err)
+    assert.same({ "V3", "v1.0", "v1.1" }, tags("glob/project-a/app"))
+  end)
+
+  it("tags.regex and tags.exclude_regex: RE2/PCRE syntax (\\d, (?i))", function()
+    local status, out, err = sync([[
+version: 1
+sync:
+  - source: { registry: SRC, repository: project-a/app }
+    destination: { registry: DST, prefix: re }
+    tags:
+      regex: '^v\d+\.\d+$'
+      exclude_regex: '(?i)^V2'
+]])
+    assert.equal(0, status, out .. err)
+    assert.same({ "v1.0", "v1.1" }, tags("re/project-a/app"))
+  end)
+
+  it("tags.semver and tags.include_prerelease", function()
+    local status, out, err = sync([[
+version: 1
+sync:
+  - source: { registry: SRC, repository: project-a/app }
+    destination: { registry: DST, prefix: semver }
+    tags: { semver: ">=1.1 <3" }
+  - source: { registry: SRC, repository: project-a/app }
+    destination: { registry: DST, prefix: semverpre }
+    tags: { semver: ">=2", include_prerelease: true }
+]])
+    assert.equal(0, status, out .. err)
+    assert.same({ "1.5.0", "v1.1", "v2.0" }, tags("semver/project-a/app"))
+    -- (a leading v or V is allowed in a version: V3 is 3.0.0)
+    assert.same({ "V3", "v2.0", "v2.1.0-rc.1" }, tags("semverpre/project-a/app"))
+  end)
+
+  it("tags.latest by semver and latest_by: created (config blobs; ties by tag)", function()
+    local status, out, err = sync([[
+version: 1
+sync:
+  - source: { registry: SRC, repository: project-a/web }
+    destination: { registry: DST, prefix: latestsemver }
+    tags: { latest: 2 }
+  - source: { registry: SRC, repository: project-a/web }
+    destination: { registry: DST, prefix: latestcreated }
+    tags: { latest: 2, latest_by: created }
+  - source: { registry: SRC, repository: project-a/web }
+    destination: { registry: DST, prefix: tie }
+    tags: { include: "v1.0*", latest: 1, latest_by: created }
+  - source: { registry: SRC, repository: project-a/multi }
+    destination: { registry: DST, prefix: index }
+    tags: { latest: 1, latest_by: created }
+]])
+    assert.equal(0, status, out .. err)
+    assert.same({ "v1.1", "v2.0" }, tags("latestsemver/project-a/web"))
+    -- the seed makes "latest" the newest image and v2.0 the next
+    assert.is_true(created("project-a/web", "latest") > created("project-a/web", "v2.0"))
+    assert.is_true(created("project-a/web", "v2.0") > created("project-a/web", "v1.1"))
+    assert.same({ "latest", "v2.0" }, tags("latestcreated/project-a/web"))
+    -- v1.0 and v1.0-copy are one image: the greater tag wins, every time
+    assert.equal(created("project-a/web", "v1.0"), created("project-a/web", "v1.0-copy"))
+    assert.same({ "v1.0-copy" }, tags("tie/project-a/web"))
+    -- an index: the creation time of its first child
+    assert.same({ "v1" }, tags("index/project-a/multi"))
+  end)
+
+  it("tags.digests: pinned images copied by digest", function()
+    local reg = assert(fl.registry(src.host))
+    local want = assert(reg:head("project-a/web:v2.0")).digest
+    reg:close()
+    local status, out, err = sync(([[
+version: 1
+sync:
+  - source: { registry: SRC, repository: project-a/web }
+    destination: { registry: DST, prefix: pinned }
+    tags: { digests: ["%s"] }
+]]):format(want))
+    assert.equal(0, status, out .. err)
+    assert.matches("1 images replicated", out)
+    local d = assert(fl.registry(dst.host))
+    assert.equal(want, assert(d:head("pinned/project-a/web@" .. want)).digest)
+    d:close()
+    assert.same({}, tags("pinned/project-a/web"))
+  end)
+
+  it("source.repository (a list), repository_pattern, repository_regex; destination template with a tag",
+    function()
+      local status, out, err = sync([[
+version: 1
+sync:
+  - source: { registry: SRC, repository: [project-a/app, project-b/tool] }
+    destination: { registry: DST, template: "list/{name}:{tag}-amd64" }
+    tags: { include: v1.0 }
+  - source: { registry: SRC, repository_pattern: "project-b/*" }
+    destination: { registry: DST, prefix: pattern }
+    tags: { include: v1 }
+  - source: { registry: SRC, repository_regex: '^project-a/(app|web)$' }
+    destination: { registry: DST, prefix: regex }
+    tags: { include: latest }
+]])
+      assert.equal(0, status, out .. err)
+      assert.same({ "v1.0-amd64" }, tags("list/app"))
+      assert.same({ "v1.0-amd64" }, tags("list/tool"))
+      assert.same({ "v1" }, tags("pattern/project-b/dmulti"))
+      assert.same({}, tags("pattern/project-b/tool"))
+      assert.same({ "latest" }, tags("regex/project-a/app"))
+      assert.same({ "latest" }, tags("regex/project-a/web"))
+      assert.same({}, tags("regex/project-a/multi"))
+    end)
+
+  it("platforms, referrers, and defaults (parallel, platforms, referrers, retry, rate_limit)", function()
+    local status, out, err = sync([[
+version: 1
+defaults:
+  parallel: 2
+  platforms: [linux/arm64/v8]
+  referrers: true
+  retry: { max_attempts: 2, base_ms: 10, max_ms: 100 }
+  rate_limit: { requests_per_second: 200, max_concurrency: 2 }
+sync:
+  - source: { registry: SRC, repository: project-a/multi }
+    destination: { registry: DST, prefix: plat }
+    platforms: [linux/amd64, linux/arm/v7]
+  - source: { registry: SRC, repository: project-b/dmulti }
+    destination: { registry: DST, prefix: defplat }
+  - source: { registry: SRC, repository: project-a/app }
+    destination: { registry: DST, prefix: refs }
+    tags: { include: v1.0 }
+  - source: { registry: SRC, repository: project-a/app }
+    destination: { registry: DST, prefix: norefs }
+    tags: { include: v1.0 }
+    referrers: false
+]])
+    assert.equal(0, status, out .. err)
+    local d = assert(fl.registry(dst.host))
+    local function archs(ref)
+      local out_ = {}
+      for _, m in ipairs(assert(d:manifest(ref)).parsed.manifests) do
+        out_[#out_ + 1] = m.platform.architecture
+      end
+      return sorted(out_)
+    end
+    assert.same({ "amd64", "arm" }, archs("plat/project-a/multi:v1"))
+    assert.same({ "arm64" }, archs("defplat/project-b/dmulti:v1"))
+    d:close()
+    local refs = tags("refs/project-a/app")
+    assert.equal(2, #refs) -- v1.0 and its signature
+    assert.matches("^sha256%-%x+%.sig$", refs[1])
+    assert.same({ "v1.0" }, tags("norefs/project-a/app"))
+  end)
+
+  it("registries: insecure, limits, chunk sizes, TLS with a client certificate", function()
+    local tls = regtest.start("mtls")
+    finally(function() regtest.stop(tls) end)
+    local path = helpers.write_file(dir .. "/tls.yaml", ([[
+version: 1
+registries:
+  src: { host: "%s", insecure: true, max_concurrency: 2, requests_per_second: 100 }
+  dst:
+    host: "%s"
+    chunk_size: 64KiB
+    resume_chunk_size: 0
+    tls: { ca_file: "%s", client_cert: "%s", client_key: "%s", verify: true }
+sync:
+  - source: { registry: src, repository: project-a/app }
+    destination: { registry: dst, prefix: tls }
+    tags: { include: v1.1 }
+]]):format(src.host, tls.host, tls.ca, tls.client_cert, tls.client_key))
+    local status, out, err = helpers.run({ "sync", "--config", path, "--no-progress" })
+    assert.equal(0, status, out .. err)
+    assert.same({ "v1.1" }, tags("tls/project-a/app", tls))
+  end)
+
+  it("registries.credentials: password_file and credential_helper", function()
+    local auth = regtest.start("htpasswd")
+    finally(function() regtest.stop(auth) end)
+    local pw = helpers.write_file(dir .. "/pw", auth.password .. "\n")
+    local helper = helpers.write_file(dir .. "/docker-credential-flspec", string.format(
+      "#!/bin/sh\nread host\nprintf '{\"ServerURL\":\"%%s\",\"Username\":\"%s\",\"Secret\":\"%s\"}' \"$host\"\n",
+      auth.username, auth.password))
+    regtest.sh("chmod +x " .. helper)
+    local path = helpers.write_file(dir .. "/creds.yaml", ([[
+version: 1
+registries:
+  byfile: { host: "%s", credentials: { username: %s, password_file: pw } }
+  byhelper: { host: "%s", credentials: { credential_helper: flspec } }
+sync:
+  - source: { registry: SRC, repository: project-b/tool }
+    destination: { registry: byfile, prefix: file }
+    tags: { include: v1.0 }
+]]):gsub("SRC", src.host):format(auth.host, auth.username, "localhost:" .. auth.host:match(":(%d+)$")))
+    local status, out, err = helpers.run({ "sync", "--config", path, "--no-progress" })
+    assert.equal(0, status, out .. err)
+    -- the helper registry (same server, another name) through the helper
+    local path2 = helpers.write_file(dir .. "/creds2.yaml", ([[
+version: 1
+registries:
+  byhelper: { host: "localhost:%s", credentials: { credential_helper: flspec } }
+sync:
+  - source: { registry: "%s", repository: project-b/tool }
+    destination: { registry: byhelper, prefix: helper }
+    tags: { include: v1.1 }
+]]):format(auth.host:match(":(%d+)$"), src.host))
+    status, out, err = helpers.run({ "sync", "--config", path2, "--no-progress" },
+      { env = "PATH=" .. helpers.shell_quote(dir .. ":" .. os.getenv("PATH")) })
+    assert.equal(0, status, out .. err)
+    local reg = assert(fl.registry(auth.host, { username = auth.username, password_file = pw }))
+    assert.same({ "v1.0" }, sorted(assert(reg:tags("file/project-b/tool"))))
+    assert.same({ "v1.1" }, sorted(assert(reg:tags("helper/project-b/tool"))))
+    reg:close()
+  end)
+
+  it("policy: filter and rename at plan time; on_done raising marks the image failed", function()
+    local policy = helpers.write_file(dir .. "/policy.lua", [[
+return {
+  filter = function(image) return image.tag ~= "v1.1", "no v1.1" end,
+  rename = function(repo, tag) return "renamed/" .. repo, tag .. "-r" end,
+  on_done = function(result)
+    if result.source:match(":v2%.0$") then error("refusing " .. result.destination) end
+  end,
+}
+]])
+    local metrics = dir .. "/policy-metrics.json"
+    local status, out, err = sync([[
+version: 1
+sync:
+  - source: { registry: SRC, repository: project-b/tool }
+    destination: { registry: DST }
+    tags: { include: "v*" }
+    policy: policy.lua
+]], "--metrics-file", metrics)
+    assert(policy)
+    assert.equal(1, status, out .. err)
+    assert.same({ "v1.0-r", "v2.0-r" }, tags("renamed/project-b/tool"))
+    assert.matches("policy hook on_done raised: [^\n]*policy%.lua:5: refusing", out)
+    assert.matches("1 images replicated, 0 up to date, 1 failed", out)
+    local m = json.decode(helpers.slurp(metrics))
+    assert.equal(1, m.images_failed)
+    assert.equal(1, m.images_replicated)
+  end)
+
+  it("warns about a rule that selects nothing; --strict makes it exit 1; the dry run explains", function()
+    local yaml = [[
+version: 1
+sync:
+  - source: { registry: SRC, repository: project-a/app }
+    destination: { registry: DST, prefix: strict }
+    tags: { include: "v*", regex: '^release-\d+$' }
+]]
+    local status, out, err = sync(yaml)
+    assert.equal(0, status, out .. err)
+    assert.matches("warning: [^\n]*sync%[1%] %(line 3%): rule tags%.regex selects nothing", err)
+    status, out, err = sync(yaml, "--strict")
+    assert.equal(1, status, out .. err)
+    status, out, err = sync(yaml, "--dry-run", "--format", "json")
+    assert.equal(0, status, out .. err)
+    local doc = json.decode(out)
+    local e = doc.explain[1]
+    assert.equal(1, e.repositories)
+    assert.equal(0, e.selected)
+    assert.is_true(e.candidates >= 8)
+    local by_rule = {}
+    for _, d in ipairs(e.dropped) do by_rule[d.rule] = (by_rule[d.rule] or 0) + 1 end
+    assert.is_true(by_rule["tags.include"] >= 1) -- "latest", "1.5.0", "V3"
+    assert.is_true(by_rule["tags.regex"] >= 4)
+    status, out = sync(yaml, "--dry-run")
+    assert.equal(0, status)
+    assert.matches("rule tags%.regex%s+0 of %d+ passed", out)
+    assert.matches("skip%s+[^\n]*project%-a/app:latest %(tags%.include: not matched", out)
+    assert.same({}, tags("strict/project-a/app"))
+  end)
+
+  it("validate-config points at the offending character of a regex", function()
+    local path = helpers.write_file(dir .. "/badre.yaml", [[
+version: 1
+sync:
+  - source: { registry: 127.0.0.1:1, repository_regex: "^team/(a|b" }
+    destination: { registry: 127.0.0.1:2 }
+    tags:
+      exclude_regex: 'ab[c'
+]])
+    local status, out = helpers.run({ "validate-config", path })
+    assert.equal(2, status)
+    assert.matches(path:gsub("%p", "%%%0") .. ":3:67: sync%[1%]%.source%.repository_regex: invalid regular "
+      .. "expression '%^team/%(a|b' at character 11: missing closing parenthesis", out)
+    assert.matches(":6:27: sync%[1%]%.tags%.exclude_regex: invalid regular expression 'ab%[c'", out)
+    status = helpers.run({ "sync", "--config", path })
+    assert.equal(2, status)
+  end)
+end)
