@@ -358,4 +358,33 @@ sync:
     status = helpers.run({ "sync", "--config", path })
     assert.equal(2, status)
   end)
+
+  it("names are data: a listed 'x@sha256:...' is refused as a tag, never followed as a reference", function()
+    local layout = dir .. "/names/layout"
+    assert(fl.copy(src.host .. "/project-a/app:v1.0", "oci:" .. layout .. ":v1"))
+    -- the layout's index names the image a second time as "x@sha256:<hex>"
+    local index = json.decode(helpers.slurp(layout .. "/index.json"))
+    local twin = {}
+    for k, v in pairs(index.manifests[1]) do twin[k] = v end
+    twin.annotations = { ["org.opencontainers.image.ref.name"] = "x@sha256:" .. string.rep("a", 64) }
+    index.manifests[2] = twin
+    helpers.write_file(layout .. "/index.json", json.encode(index))
+    local out_dir = dir .. "/names/out"
+    local status, out, err = helpers.run({ "replicate", "--source", "oci:" .. layout, "--repository", "image",
+      "--destination", "oci:" .. out_dir, "--exclude-tag", "x", "--no-progress" })
+    assert.equal(0, status, out .. err)
+    assert.matches("1 images replicated", out)
+    assert.matches("warning: [^\n]*lists 1 name that is not a tag, left out %(first: 'x@sha256:a+' is not a valid tag",
+      err)
+    -- no sibling layout "out:x@sha256", and no tag x in the layout
+    local ls = select(2, regtest.sh("ls " .. dir .. "/names"))
+    assert.same({ "layout", "out" }, sorted((function()
+      local t = {}
+      for name in ls:gmatch("%S+") do t[#t + 1] = name end
+      return t
+    end)()))
+    local written = json.decode(helpers.slurp(out_dir .. "/index.json"))
+    assert.equal(1, #written.manifests)
+    assert.equal("v1", written.manifests[1].annotations["org.opencontainers.image.ref.name"])
+  end)
 end)

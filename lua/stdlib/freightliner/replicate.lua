@@ -282,10 +282,20 @@ function M.plan(p)
         message = string.format("listing tags of %s/%s: %s", p.source, repo, e.message), code = e.code }
     else
       -- names are data: a listed tag that is not a tag is refused here
-      local valid = {}
+      local valid, refused = {}, nil
       for _, tag in ipairs(tags) do
         local ok, err = naming.check_tag(tag)
-        if ok then valid[#valid + 1] = tag else drop(repo, tostring(tag), "invalid tag", err) end
+        if ok then
+          valid[#valid + 1] = tag
+        else
+          drop(repo, tostring(tag), "invalid tag", err)
+          refused = refused or err
+        end
+      end
+      if refused then
+        plan.warnings[#plan.warnings + 1] = string.format("%s: %s lists %d name%s that %s not a tag, "
+          .. "left out (first: %s)", label, image(p.source, repo, ""):sub(1, -2), #tags - #valid,
+          #tags - #valid == 1 and "" or "s", #tags - #valid == 1 and "is" or "are", refused)
       end
       explain.candidates = explain.candidates + #valid
       local selected, skipped, digests, stats = select(repo, valid)
