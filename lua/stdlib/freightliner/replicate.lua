@@ -47,7 +47,6 @@ local registry = require("freightliner.registry")
 local progress = require("freightliner.progress")
 local filters = require("freightliner.filters")
 local naming = require("freightliner.naming")
-local json = require("freightliner.json")
 
 local M = {}
 
@@ -83,38 +82,11 @@ local PLAN_KEYS = {
 }
 M.PLAN_KEYS = PLAN_KEYS
 
--- The creation time of an image (its config's `created`; an index: its
--- first child's). Three small GETs (two for a single manifest).
-local function created_of(ep, repo, tag)
-  local m, msg = ep:manifest_get(repo, tag)
-  if not m then return nil, msg end
-  local doc = json.decode(m.data)
-  if type(doc) == "table" and type(doc.manifests) == "table" then
-    local first = doc.manifests[1]
-    if type(first) ~= "table" or type(first.digest) ~= "string" then return nil, "empty index" end
-    m, msg = ep:manifest_get(repo, first.digest)
-    if not m then return nil, msg end
-    doc = json.decode(m.data)
-  end
-  local config = type(doc) == "table" and type(doc.config) == "table" and doc.config.digest
-  if type(config) ~= "string" then return nil, "manifest has no config" end
-  local blob
-  blob, msg = ep:blob_get(repo, config)
-  if not blob then return nil, msg end
-  local c = json.decode(blob)
-  if type(c) ~= "table" or type(c.created) ~= "string" then return nil, "config has no 'created'" end
-  return c.created
-end
-M.created_of = created_of
-
--- { [tag] = created } for many tags, `n` lookups at a time: the lookups are
--- blocking C calls, so they run on the endpoint's threads when it has a
--- batch method (ep:created_many) and one after another otherwise.
+-- { [tag] = created }, { [tag] = message } for many tags, `n` lookups at
+-- a time on short-lived threads (core.created.many: per tag two GETs for
+-- an image, three for an index).
 local function created_many(ep, repo, tags, n)
-  if ep.created_many then return ep:created_many(repo, tags, { concurrency = n }) end
-  local times, errs = {}, {}
-  for _, tag in ipairs(tags) do times[tag], errs[tag] = created_of(ep, repo, tag) end
-  return times, errs
+  return core.created.many(ep, repo, tags, { concurrency = n })
 end
 
 local function repository_list(src, p)
