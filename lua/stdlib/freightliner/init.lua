@@ -51,6 +51,8 @@ M.parallel = copy.parallel
 M.counters = copy.counters
 M.configure = copy.configure
 M.registry_options = copy.registry_options
+--- The registry object fl.copy uses for a store (its stats, its tokens).
+M.endpoint = copy.endpoint
 M.sleep = copy.sleep
 
 --- Many images: fl.replicate.plan{...} lists them from a catalog with

@@ -162,8 +162,10 @@ function M.plan(p)
     return nil, msg, code
   end
 
+  -- scope: the destination repositories this entry maps to (for prune);
+  -- wanted[dst_repo][dst_tag]: the destination tags it plans
   local plan = { source = p.source, destination = p.destination, items = {}, skipped = {},
-                 errors = {}, warnings = {} }
+                 errors = {}, warnings = {}, scope = {}, wanted = {} }
   local explain = { label = label, repositories = 0, candidates = 0, selected = 0, rules = {},
                     dropped = {} }
   plan.explain = explain
@@ -240,6 +242,11 @@ function M.plan(p)
     end
     item.key = item.src .. " -> " .. item.dst
     plan.items[#plan.items + 1] = item
+    plan.scope[dst_repo] = true
+    if dst_tag and not is_digest then
+      plan.wanted[dst_repo] = plan.wanted[dst_repo] or {}
+      plan.wanted[dst_repo][dst_tag] = true
+    end
     explain.selected = explain.selected + 1
   end
 
@@ -270,6 +277,14 @@ function M.plan(p)
           #tags - #valid == 1 and "" or "s", #tags - #valid == 1 and "is" or "are", refused)
       end
       explain.candidates = explain.candidates + #valid
+      for _, tag in ipairs(#valid > 0 and valid or { "latest" }) do
+        local r, t = dest(repo, tag)
+        if r and hooks.rename then
+          local ok, r2 = call_hook("rename", hooks.rename, r, t)
+          r = ok and (r2 or r) or nil
+        end
+        if r then plan.scope[r] = true end
+      end
       local selected, skipped, digests, stats = select(repo, valid)
       for _, s in ipairs(skipped or {}) do
         drop(repo, s.tag, s.rule or "select_tags", s.reason)
@@ -489,6 +504,9 @@ function M.print_summary(summary, out)
       out:write(string.format("%-10s %s -> %s (%s)\n", a.action, a.src, a.dst, a.reason))
       if a.action == "copy" then copies = copies + 1 elseif a.action == "up to date" then current = current + 1 end
     end
+    for _, e in ipairs(summary.errors) do
+      out:write(string.format("failed: %s (%s)\n", e.message, e.code))
+    end
     out:write(string.format("dry run: %d to copy, %d up to date, %d skipped by filter; nothing was written\n",
       copies, current, summary.skipped or 0))
     return
@@ -500,10 +518,11 @@ function M.print_summary(summary, out)
     out:write(string.format("failed: %s (%s)\n", e.message, e.code))
   end
   out:write(string.format(
-    "%d images replicated, %d up to date, %d failed; %s in %d blobs (%d skipped, %d mounted) in %.1f s%s\n",
+    "%d images replicated, %d up to date, %d failed; %s in %d blobs (%d skipped, %d mounted) in %.1f s%s%s\n",
     summary.images_replicated, summary.images_up_to_date, summary.images_failed,
     progress.human(summary.bytes_transferred), summary.blobs_copied, summary.blobs_skipped,
     summary.blobs_mounted, summary.duration_seconds,
+    (summary.tags_deleted or 0) > 0 and string.format("; %d tags deleted (prune)", summary.tags_deleted) or "",
     summary.interrupted and "; interrupted (resumable)" or ""))
 end
 

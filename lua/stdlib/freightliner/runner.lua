@@ -71,7 +71,7 @@ end
 -- plan.warnings its rules that selected nothing.
 function M.plan(job)
   configure_registries(job)
-  local all = { items = {}, skipped = {}, errors = {}, warnings = {}, explain = {} }
+  local all = { items = {}, skipped = {}, errors = {}, warnings = {}, explain = {}, entries = {} }
   for i, entry in ipairs(job.entries) do
     local hooks, err = load_policy(entry.policy)
     if not hooks then return nil, err, "INVALID" end
@@ -97,8 +97,65 @@ function M.plan(job)
     for _, e in ipairs(plan.errors) do all.errors[#all.errors + 1] = e end
     for _, w in ipairs(plan.warnings) do all.warnings[#all.warnings + 1] = w end
     all.explain[#all.explain + 1] = plan.explain
+    all.entries[i] = { plan = plan, prune = entry.prune or job.prune, prune_max = entry.prune_max }
   end
   return all
+end
+
+-- Prune every entry that asks for it (after the copies). Deletions and
+-- refusals are printed and counted in summary.tags_deleted; a refused or
+-- failed prune makes the status 1. The dry run only lists what would go.
+local function prune_entries(job, plan, summary)
+  local prune = lib("prune")
+  summary.tags_deleted = 0
+  summary.prune = {}
+  for _, e in ipairs(plan.entries) do
+    if e.prune then
+      local label = e.plan.explain.label
+      if #e.plan.errors > 0 then
+        summary.errors[#summary.errors + 1] = { code = "PRUNE_SKIPPED", message = string.format(
+          "%s: not pruned: its plan had %d error%s (a tag that could not be planned is not a tag to delete)",
+          label, #e.plan.errors, #e.plan.errors == 1 and "" or "s") }
+      else
+        local dst, msg, code = copy.endpoint(e.plan.destination)
+        local p
+        if dst then
+          p, msg, code = prune.plan(e.plan, dst, { max = e.prune_max, force = job.force_prune,
+                                                   parallel = job.parallel })
+        end
+        if not p then
+          summary.errors[#summary.errors + 1] = { code = code, message = string.format("%s: prune: %s", label, msg) }
+        else
+          for _, err in ipairs(p.errors) do summary.errors[#summary.errors + 1] = err end
+          local host = e.plan.destination
+          if p.refused then
+            summary.errors[#summary.errors + 1] = { code = "PRUNE_LIMIT", message = p.refused }
+          end
+          for _, k in ipairs(p.kept) do
+            local a = { dst = replicate.image(host, k.repository, k.tag), action = "keep", reason = k.reason }
+            if job.dry_run then summary.prune[#summary.prune + 1] = a else stderr("kept %s (%s)", a.dst, a.reason) end
+          end
+          if job.dry_run then
+            for _, d in ipairs(p.deletions) do
+              summary.prune[#summary.prune + 1] = { dst = replicate.image(host, d.repository, d.tag),
+                action = "prune", reason = d.reason }
+            end
+          else
+            local done, failures = prune.apply(p, dst)
+            for _, d in ipairs(done) do
+              stderr("deleted %s (%s, by %s)", replicate.image(host, d.repository, d.tag), d.digest or "?", d.how)
+            end
+            summary.tags_deleted = summary.tags_deleted + #done
+            for _, f in ipairs(failures) do
+              summary.errors[#summary.errors + 1] = { code = f.code, message = string.format(
+                "%s: not deleted: %s", replicate.image(host, f.repository, f.tag), f.message) }
+            end
+          end
+        end
+      end
+    end
+  end
+  if #summary.errors > 0 and summary.status == 0 then summary.status = 1 end
 end
 
 local function dry_run_output(summary, plan, format)
@@ -106,6 +163,7 @@ local function dry_run_output(summary, plan, format)
   if format == "json" then
     local actions = {}
     for _, a in ipairs(summary.actions) do actions[#actions + 1] = a end
+    for _, a in ipairs(summary.prune or {}) do actions[#actions + 1] = a end
     for _, s in ipairs(plan.skipped) do
       actions[#actions + 1] = { src = s.src, action = "skip", rule = s.rule, reason = s.reason }
     end
@@ -117,6 +175,9 @@ local function dry_run_output(summary, plan, format)
       totals = { copy = copies, up_to_date = current, skipped = #plan.skipped, errors = #summary.errors } }), "\n")
   else
     replicate.print_explain(plan.explain or {}, io.stdout)
+    for _, a in ipairs(summary.prune or {}) do
+      io.stdout:write(string.format("%-10s %s (%s)\n", a.action, a.dst, a.reason))
+    end
     for _, s in ipairs(plan.skipped) do
       io.stdout:write(string.format("%-10s %s (%s%s)\n", "skip", s.src, s.rule and (s.rule .. ": ") or "",
         s.reason))
@@ -131,7 +192,7 @@ local function write_metrics(path, summary)
     bytes_transferred = summary.bytes_transferred, images_replicated = summary.images_replicated,
     images_up_to_date = summary.images_up_to_date, images_failed = summary.images_failed,
     blobs_copied = summary.blobs_copied, blobs_skipped = summary.blobs_skipped,
-    blobs_mounted = summary.blobs_mounted, retries = summary.retries,
+    blobs_mounted = summary.blobs_mounted, retries = summary.retries, tags_deleted = summary.tags_deleted,
     duration_seconds = summary.duration_seconds, repositories = summary.repositories,
     interrupted = summary.interrupted,
   }
@@ -174,6 +235,7 @@ function M.execute(job, checkpoint)
     progress = job.progress, hooks = (job.entries[1] and plan.items[1] and plan.items[1].hooks) or {},
     copy = {},
   })
+  prune_entries(job, plan, summary)
   if job.dry_run then
     dry_run_output(summary, plan, job.format)
   else
@@ -204,7 +266,7 @@ function M.job_from_options(o)
       dest_prefix = o["dest-prefix"], platforms = o.platform, referrers = o.referrers or nil,
     } },
     parallel = o["parallel-workers"] or 8, dry_run = o["dry-run"] or false, force = o.force or nil,
-    strict = o.strict or nil,
+    strict = o.strict or nil, prune = o.prune or nil, force_prune = o["force-prune"] or nil,
     format = o.format, checkpoint_file = o["checkpoint-file"], metrics_file = o["metrics-file"],
     progress = not o["no-progress"],
   }
