@@ -35,7 +35,8 @@
 --           destination: {registry, prefix | template},
 --           tags: {include, exclude, regex, exclude_regex, semver, latest,
 --                  latest_by, include_prerelease, digests},
---           platforms: [os/arch[/variant]], referrers, policy: FILE.lua}]
+--           platforms: [os/arch[/variant]], referrers, policy: FILE.lua,
+--           prune: true, prune_max: N}]
 -- Strings may use ${VAR} and ${VAR:-default}. Relative paths (policy,
 -- tls files, password_file) start at the file's directory. A `password:`
 -- key anywhere is refused.
@@ -180,7 +181,13 @@ local SPEC = S.map({
     platforms = platforms,
     referrers = S.boolean(),
     policy = S.string(),
-  })),
+    prune = S.boolean(),
+    prune_max = S.integer{ min = 0 },
+  }, { check = function(_, raw)
+    if raw.prune_max ~= nil and raw.prune ~= true then
+      return "prune_max needs prune: true", "prune_max"
+    end
+  end })),
 })
 M.SPEC = SPEC
 
@@ -292,6 +299,7 @@ local function entries_of(value, doc, positions, plan, base, problems)
     entry.tags = e.tags or {}
     entry.platforms = e.platforms or plan.defaults.platforms
     if e.referrers ~= nil then entry.referrers = e.referrers else entry.referrers = plan.defaults.referrers end
+    entry.prune, entry.prune_max = e.prune, e.prune_max
     if e.policy then
       entry.policy = absolute(base, e.policy)
       local exists, kind = core.fs.exists(entry.policy)

@@ -9,7 +9,8 @@
 -- bytes_transferred, images_replicated, images_up_to_date, images_failed,
 -- blobs_copied, blobs_skipped, blobs_mounted, retries (whole numbers,
 -- default 0), duration_seconds (a number), repositories = { [repo] = {the
--- same counters but duration} }, and optionally run_id and interrupted.
+-- same counters but duration} }, and optionally run_id, interrupted and
+-- tags_deleted (prune).
 -- Anything else is left out, so the file's shape does not depend on who
 -- wrote it.
 
@@ -42,6 +43,7 @@ function M.normalise(c)
   end
   if c.run_id ~= nil then doc.run_id = tostring(c.run_id) end
   if c.interrupted ~= nil then doc.interrupted = c.interrupted and true or false end
+  if c.tags_deleted ~= nil then doc.tags_deleted = whole(c.tags_deleted) end
   return doc
 end
 

@@ -98,20 +98,23 @@ function M.plan(plan, dst, opts)
   for _, r in ipairs(per_repo) do
     for _, tag in ipairs(r.go) do
       local digest = r.digest_of[tag]
+      local shared = digest and r.stays[digest]
       out.deletions[#out.deletions + 1] = { repository = r.repo, tag = tag, digest = digest,
-        shared_with = digest and r.stays[digest],
-        reason = "the entry selects no image for this tag (gone from the source, or no longer selected)" }
+        shared_with = shared,
+        reason = "the entry selects no image for this tag (gone from the source, or no longer selected)"
+          .. (shared and string.format("; its manifest is also tagged '%s', which stays: deleted only "
+            .. "where the registry deletes by tag", shared) or "") }
     end
   end
   return out
 end
 
---- Delete what plan() listed. Returns the list of deletions done
--- ({repository, tag, digest, how = "tag" | "digest"}) and failures
--- ({repository, tag, message, code}); a tag kept by a guardrail is a
--- failure with code "KEPT".
+--- Delete what plan() listed. Returns the deletions done ({repository,
+-- tag, digest, how = "tag" | "digest"}), the failures ({repository, tag,
+-- message, code}) and the tags a guardrail kept ({repository, tag,
+-- reason}).
 function M.apply(p, dst)
-  local done, failures = {}, {}
+  local done, failures, kept = {}, {}, {}
   local by_tag = true         -- until the registry says it cannot
   local gone_digests = {}     -- digests deleted already (their tags went with them)
   for _, d in ipairs(p.deletions) do
@@ -124,16 +127,18 @@ function M.apply(p, dst)
         ok, msg, code = dst.ep:manifest_delete(d.repository, d.tag)
         if ok then
           done[#done + 1] = { repository = d.repository, tag = d.tag, digest = d.digest, how = "tag" }
-        elseif code ~= "NOT_FOUND" and code ~= "UNAUTHORIZED" and code ~= "DENIED" then
-          by_tag = false -- e.g. Distribution: DIGEST_INVALID for a tag
+        elseif code == "UNSUPPORTED" then
+          by_tag = false -- e.g. Distribution 2.x: no deletion by tag
         end
       end
       if not ok and not by_tag then
         if not d.digest then
           msg, code = "no digest for the tag (HEAD failed)", "NOT_FOUND"
         elseif d.shared_with then
-          msg, code = string.format("manifest %s is also tagged '%s', which stays; this registry deletes "
-            .. "only by digest, which would remove both", d.digest, d.shared_with), "KEPT"
+          ok = "kept"
+          kept[#kept + 1] = { repository = d.repository, tag = d.tag, reason = string.format(
+            "manifest %s is also tagged '%s', which stays; this registry deletes only by digest, "
+            .. "which would remove both", d.digest, d.shared_with) }
         else
           ok, msg, code = dst.ep:manifest_delete(d.repository, d.digest)
           if ok then
@@ -147,7 +152,7 @@ function M.apply(p, dst)
       end
     end
   end
-  return done, failures
+  return done, failures, kept
 end
 
 return M

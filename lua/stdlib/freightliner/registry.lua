@@ -11,7 +11,8 @@
 --   reg:head("team/app:v1")            -> { digest, media_type, size }
 --   reg:blob_exists("team/app", digest) -> true, size | false
 --   reg:blob("team/app", digest)        -> bytes (small blobs: configs)
---   reg:delete("team/app:v1")
+--   reg:delete("team/app:v1")        (by tag; where the registry cannot,
+--                                       the manifest, with all its tags)
 --   reg:referrers("team/app:v1", { artifact_type = "..." })
 --   reg:stats()                         -> requests, retries, rate limits
 --
@@ -236,7 +237,15 @@ function Registry:delete(ref)
   if not reference then
     error("delete: give a tag or digest, e.g. 'repo:tag'", 2)
   end
-  return self.ep:manifest_delete(repo, reference)
+  local ok, msg
+  ok, msg, code = self.ep:manifest_delete(repo, reference)
+  if ok or code ~= "UNSUPPORTED" or reference:find(":", 1, true) then return ok, msg, code end
+  -- a registry without tag deletion (Distribution 2.x): delete the manifest
+  -- the tag names, and with it every tag on that manifest
+  local head
+  head, msg, code = self.ep:manifest_head(repo, reference)
+  if not head then return nil, msg, code end
+  return self.ep:manifest_delete(repo, head.digest)
 end
 
 -- Tag-schema fallback: cosign-style tags sha256-<hex>[.sig|.att|.sbom].

@@ -141,7 +141,10 @@ local function prune_entries(job, plan, summary)
                 action = "prune", reason = d.reason }
             end
           else
-            local done, failures = prune.apply(p, dst)
+            local done, failures, kept = prune.apply(p, dst)
+            for _, k in ipairs(kept) do
+              stderr("kept %s (%s)", replicate.image(host, k.repository, k.tag), k.reason)
+            end
             for _, d in ipairs(done) do
               stderr("deleted %s (%s, by %s)", replicate.image(host, d.repository, d.tag), d.digest or "?", d.how)
             end

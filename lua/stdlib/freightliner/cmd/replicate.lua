@@ -21,6 +21,8 @@ options:
   --referrers                also copy signatures, attestations and SBOMs
   --force                    copy even if the destination is up to date
   --strict                   exit 1 when a tag rule selects nothing
+  --prune                    delete destination tags the rules no longer select
+                             (at most max(10%, 20) unless --force-prune)
   --parallel-workers N       images and blobs in flight (default 8)
   --checkpoint-file FILE     record progress; 'freightliner resume' finishes
   --metrics-file FILE        write counters as JSON at the end
@@ -40,7 +42,7 @@ local spec = {
   { name = "exclude-tag", value = true, multi = true },
   { name = "dest-prefix", value = true },
   { name = "platform", value = true, multi = true },
-  { name = "referrers" }, { name = "force" }, { name = "strict" },
+  { name = "referrers" }, { name = "force" }, { name = "strict" }, { name = "prune" }, { name = "force-prune" },
   { name = "parallel-workers", value = true, number = true, min = 1 },
   { name = "checkpoint-file", value = true },
   { name = "metrics-file", value = true },
