@@ -28,7 +28,9 @@ local plan = assert(fl.replicate.plan{ source = src, destination = dst, pattern 
                                        source_options = { requests_per_second = rps, max_concurrency = 2 } })
 local summary = fl.replicate.run(plan, { parallel = 2, hooks = hooks })
 fl.replicate.print_summary(summary)
-local stats = fl.registry(src):stats()
+-- the stats of the endpoint the copies used (fl.copy's store cache), not
+-- of a fresh one that made no request
+local stats = assert(fl.endpoint(src)):stats()
 if stats.ratelimit_remaining then
   print(string.format("source pull quota remaining: %d of %d", stats.ratelimit_remaining, stats.ratelimit_limit or -1))
 end

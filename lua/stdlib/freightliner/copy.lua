@@ -292,13 +292,13 @@ Task.__index = Task
 Task.__name = "freightliner.task"
 
 function Task:__tostring()
-  return string.format("task %d (%s)", self.id, self.status)
+  return string.format("task %d (%s)", self.id, self.st)
 end
 
 local function task_ended(task)
   state.tasks[task.co] = nil
   state.ntasks = state.ntasks - 1
-  task.status = task.error and "failed" or "done"
+  task.st = task.error and "failed" or "done"
   if #task.waiters > 0 then task.observed = true end
   if task.error and not task.observed then state.errors[#state.errors + 1] = task end
   for _, co in ipairs(task.waiters) do state.runnable[#state.runnable + 1] = { co, task } end
@@ -324,7 +324,7 @@ local function resume(task, value)
   elseif kind == "sleep" then
     state.sleepers[#state.sleepers + 1] = { task.co, arg }
   elseif kind == "task" then
-    if arg.status == "done" or arg.status == "failed" then
+    if arg.st == "done" or arg.st == "failed" then
       state.runnable[#state.runnable + 1] = { task.co, arg }
     else
       arg.waiters[#arg.waiters + 1] = task.co
@@ -366,7 +366,7 @@ function M.spawn(fn, ...)
   if type(fn) ~= "function" then error("fl.spawn: expected a function", 2) end
   local args = table.pack(...)
   next_task_id = next_task_id + 1
-  local task = setmetatable({ id = next_task_id, status = "ready", waiters = {} }, Task)
+  local task = setmetatable({ id = next_task_id, st = "ready", waiters = {} }, Task)
   task.co = coroutine.create(function()
     local r = table.pack(xpcall(fn, traceback, table.unpack(args, 1, args.n)))
     if r[1] then
@@ -391,7 +391,7 @@ local function blocked_forever()
     names[#names + 1] = string.format("task %d waits for %s", task.id,
       type(on) == "table" and ("task " .. on.id) or tostring(on or "nothing"))
     state.tasks[co] = nil
-    task.status, task.error = "failed", "blocked forever"
+    task.st, task.error = "failed", "blocked forever"
   end
   state.ntasks = 0
   table.sort(names)
@@ -433,7 +433,7 @@ local function outcome(task)
 end
 
 function Task:wait()
-  if self.status == "done" or self.status == "failed" then return outcome(self) end
+  if self.st == "done" or self.st == "failed" then return outcome(self) end
   local co = coroutine.running()
   if in_task() then
     if co == self.co then error("task:wait(): a task cannot wait for itself", 2) end
@@ -441,12 +441,12 @@ function Task:wait()
     return outcome(self)
   end
   self.observed = true
-  run_until(function() return self.status ~= "ready" end)
+  run_until(function() return self.st ~= "ready" end)
   return outcome(self)
 end
 
 function Task:status()
-  return self.status
+  return self.st
 end
 
 --- Run every spawned task to its end. An error in a task that no

@@ -60,7 +60,7 @@ M.sleep = copy.sleep
 -- freightliner.replicate).
 M.replicate = require("freightliner.replicate")
 
---- JSON (lua-cjson, integers kept as integers).
+--- JSON (core.json on jansson, built in; integers kept as integers).
 M.json = require("freightliner.json")
 
 return M
