@@ -306,7 +306,7 @@ function M.plan(p)
           passed = passed + 1
           add_item(repo, tag, false)
         elseif keep == false then
-          drop(repo, tag, "policy filter", why and ("policy filter: " .. tostring(why)) or "policy filter")
+          drop(repo, tag, "policy filter", why and tostring(why) or "the policy's filter returned false")
         end
       end
       if hooks.filter then count("policy filter", #selected, passed) end
