@@ -28,6 +28,9 @@ M.ref = core.ref
 --- fnmatch(3) glob match: fl.glob("v1.*", "v1.2") -> true.
 M.glob = core.glob
 
+--- PCRE2 regular expressions: fl.regex.compile("^v\\d+$"):match("v1").
+M.regex = core.regex
+
 local registry = require("freightliner.registry")
 
 --- Open a registry ("host[:port]", "http://host", "oci:PATH"); see
