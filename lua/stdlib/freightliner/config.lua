@@ -75,6 +75,21 @@ local function template_check(v)
   if not ok then return err end
 end
 
+local function prefix_check(v)
+  local ok, err = naming.check_prefix(v)
+  if not ok then return err end
+end
+
+-- Tag keys that do nothing without another: refused, not ignored.
+local function tag_rules_check(_, raw)
+  if raw.latest_by ~= nil and raw.latest == nil then
+    return "latest_by needs latest: N (the number of newest tags to keep)", "latest_by"
+  end
+  if raw.include_prerelease ~= nil and raw.semver == nil and raw.latest == nil then
+    return "include_prerelease has an effect only with semver or latest", "include_prerelease"
+  end
+end
+
 local function digest_check(v)
   local ok, err = core.digest.parse(v)
   if not ok then return err end
@@ -160,7 +175,7 @@ local SPEC = S.map({
     }, { required = true, check = exactly_one_source }),
     destination = S.map({
       registry = S.string{ required = true },
-      prefix = S.string(),
+      prefix = S.string{ check = prefix_check },
       template = S.string{ check = template_check },
     }, { required = true, check = prefix_or_template }),
     tags = S.map({
@@ -177,7 +192,7 @@ local SPEC = S.map({
       end },
       include_prerelease = S.boolean(),
       digests = S.list(S.string{ check = digest_check }, { scalar_ok = true }),
-    }),
+    }, { check = tag_rules_check }),
     platforms = platforms,
     referrers = S.boolean(),
     policy = S.string(),

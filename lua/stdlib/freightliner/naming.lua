@@ -77,6 +77,32 @@ function M.check_template(t)
     return nil, string.format("template '%s' names no repository: use {repo} or {name}, "
       .. "or every image lands in the same repository", t)
   end
+  -- the fixed parts must be valid wherever they land: render it for a
+  -- plain name and check the result against the grammar
+  local r, tag = M.split_rendered(M.render(t, "a/b", "t"), "t")
+  local ok, err = M.check_repository(r)
+  if ok then ok, err = M.check_tag(tag) end
+  if not ok then
+    return nil, string.format("template '%s' makes invalid names (for a/b:t it gives %s:%s): %s", t, r, tag,
+      err)
+  end
+  return true
+end
+
+--- "repo:tag" from a rendered template: a ':' after the last '/' sets the
+-- tag; without one the tag stays `tag`.
+function M.split_rendered(s, tag)
+  local r, t = s:match("^(.*[^/]):([^/:]+)$")
+  return r or s, t or tag
+end
+
+--- A prefix: a repository path (or empty).
+function M.check_prefix(p)
+  if type(p) ~= "string" then return nil, "a destination prefix must be a string" end
+  local trimmed = p:gsub("^/+", ""):gsub("/+$", "")
+  if trimmed == "" then return true end
+  local ok, err = M.check_repository(trimmed)
+  if not ok then return nil, "prefix " .. err end
   return true
 end
 
@@ -107,9 +133,7 @@ function M.destination(spec)
     local ok, err = M.check_template(spec.template)
     if not ok then return nil, err, "INVALID" end
     base = function(repo, tag)
-      local s = M.render(spec.template, repo, tag)
-      local r, t = s:match("^(.*[^/]):([^/:]+)$")
-      return r or s, t or tag
+      return M.split_rendered(M.render(spec.template, repo, tag), tag)
     end
   elseif spec.fn then
     if type(spec.fn) ~= "function" then
@@ -127,8 +151,9 @@ function M.destination(spec)
       return join(to, rest), tag
     end
   else
-    if spec.prefix ~= nil and type(spec.prefix) ~= "string" then
-      return nil, "a destination prefix must be a string", "INVALID"
+    if spec.prefix ~= nil then
+      local ok, err = M.check_prefix(spec.prefix)
+      if not ok then return nil, err, "INVALID" end
     end
     base = function(repo, tag) return join(spec.prefix, repo), tag end
   end
