@@ -194,7 +194,8 @@ describe("policy hooks and naming", function()
       { { template = "m/{repo" }, "unbalanced '{' or '}' in template 'm/{repo'" },
       { { template = "fixed" }, "template 'fixed' names no repository: use {repo} or {name}, "
         .. "or every image lands in the same repository" },
-      { { prefix = "a", template = "{repo}" }, "give at most one of a destination prefix, template, rename_prefix or function" },
+      { { prefix = "a", template = "{repo}" },
+        "give at most one of a destination prefix, template, rename_prefix or function" },
     }
     for _, c in ipairs(cases) do
       local n, msg, code = naming.destination(c[1])

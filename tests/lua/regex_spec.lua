@@ -60,6 +60,8 @@ describe("core.regex", function()
     assert.matches("at character 7", msg)
     re, msg, code, offset = core.regex.compile("ab[")
     assert.is_nil(re)
+    assert.equal("INVALID", code)
+    assert.matches("at character 4: missing terminating %]", msg)
     assert.equal(3, offset)
   end)
 

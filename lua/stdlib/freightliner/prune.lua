@@ -120,7 +120,6 @@ function M.apply(p, dst)
   for _, d in ipairs(p.deletions) do
     local ok, msg, code
     if d.digest and gone_digests[d.digest] then
-      ok = true
       done[#done + 1] = { repository = d.repository, tag = d.tag, digest = d.digest, how = "digest" }
     else
       if by_tag then

@@ -37,7 +37,8 @@ return {
       return 2
     end
     local job = config.job(plan, {
-      dry_run = o["dry-run"] or false, format = o.format, force = o.force or nil, strict = o.strict or nil, force_prune = o["force-prune"] or nil,
+      dry_run = o["dry-run"] or false, format = o.format, force = o.force or nil, strict = o.strict or nil,
+      force_prune = o["force-prune"] or nil,
       parallel = o.parallel or plan.parallel, checkpoint_file = o["checkpoint-file"],
       metrics_file = o["metrics-file"], progress = not o["no-progress"],
     })
