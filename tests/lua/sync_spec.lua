@@ -310,6 +310,75 @@ sync:
     assert.equal(1, m.images_replicated)
   end)
 
+  it("hooks: one failure record for retry and on_error; a plan-time hook that raises fails its image", function()
+    local log = dir .. "/hooks.jsonl"
+    helpers.write_file(dir .. "/hooks.lua", ([[
+local json = require("freightliner.json")
+local function record(kind, x)
+  local f = assert(io.open("%s", "a"))
+  f:write(json.encode({ kind = kind, record = x }), "\n")
+  f:close()
+end
+return {
+  filter = function(image)
+    if image.tag == "v1.1" then error("no filter for " .. image.tag) end
+    return true
+  end,
+  retry = function(failure)
+    record("retry", failure)
+    if failure.attempt < 2 then return 0.01 end
+  end,
+  on_error = function(failure) record("on_error", failure) end,
+}
+]]):format(log))
+    local metrics = dir .. "/hooks-metrics.json"
+    local status, out, err = sync([[
+version: 1
+sync:
+  - source: { registry: SRC, repository: project-b/tool }
+    destination: { registry: DST, prefix: hooks }
+    tags:
+      include: ["v1.*"]
+      digests: ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]
+    policy: hooks.lua
+]], "--metrics-file", metrics)
+    assert.equal(1, status, out .. err)
+    -- v1.0 copied; v1.1's filter raised (file and line named); the pin is missing
+    assert.same({ "v1.0" }, tags("hooks/project-b/tool"))
+    assert.matches("policy hook filter raised: [^\n]*hooks%.lua:9: no filter for v1%.1", out)
+    assert.matches("1 images replicated, 0 up to date, 1 failed", out)
+    local records = {}
+    for line in helpers.slurp(log):gmatch("[^\n]+") do records[#records + 1] = json.decode(line) end
+    assert.equal(3, #records)
+    local want_image = src.host .. "/project-b/tool@sha256:" .. string.rep("0", 64)
+    for i, kind in ipairs({ "retry", "retry", "on_error" }) do
+      local r = records[i]
+      assert.equal(kind, r.kind)
+      assert.equal(want_image, r.record.image)
+      assert.equal(want_image, r.record.source)
+      assert.equal(dst.host .. "/hooks/project-b/tool@sha256:" .. string.rep("0", 64), r.record.destination)
+      assert.equal("NOT_FOUND", r.record.code)
+      assert.is_string(r.record.message)
+    end
+    assert.same({ 1, 2, 2 }, { records[1].record.attempt, records[2].record.attempt, records[3].record.attempt })
+    local m = json.decode(helpers.slurp(metrics))
+    assert.equal(1, m.images_failed)
+  end)
+
+  it("a policy with an unknown hook is refused before anything is copied", function()
+    helpers.write_file(dir .. "/typo.lua", "return { on_erorr = function() end }\n")
+    local status, out, err = sync([[
+version: 1
+sync:
+  - source: { registry: SRC, repository: project-b/tool }
+    destination: { registry: DST, prefix: typo }
+    policy: typo.lua
+]])
+    assert.equal(2, status, out .. err)
+    assert.matches("unknown hook 'on_erorr'; did you mean 'on_error'%?", err)
+    assert.same({}, tags("typo/project-b/tool"))
+  end)
+
   it("warns about a rule that selects nothing; --strict makes it exit 1; the dry run explains", function()
     local yaml = [[
 version: 1

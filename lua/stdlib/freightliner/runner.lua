@@ -55,6 +55,19 @@ local function load_policy(path)
   if type(hooks) ~= "table" then
     return nil, string.format("policy %s must return a table of hooks (filter, rename, retry, on_done, on_error)", path)
   end
+  local known = { "filter", "on_done", "on_error", "rename", "retry" }
+  for k, v in pairs(hooks) do
+    local ok = false
+    for _, name in ipairs(known) do ok = ok or k == name end
+    if not ok then
+      local hint = lib("schema").closest(tostring(k), known)
+      return nil, string.format("policy %s: unknown hook '%s'%s (hooks: %s)", path, tostring(k),
+        hint and ("; did you mean '" .. hint .. "'?") or "", table.concat(known, ", "))
+    end
+    if type(v) ~= "function" then
+      return nil, string.format("policy %s: hook '%s' must be a function, not a %s", path, k, type(v))
+    end
+  end
   return hooks
 end
 
