@@ -9,7 +9,8 @@
  * Integers stay integers both ways; other numbers are encoded with 14
  * significant digits (as lua-cjson did). A table is a JSON array when its
  * keys are exactly 1..n (n >= 1), otherwise an object (integer keys become
- * strings; other key types are refused); an empty table is {}. NaN,
+ * strings; other key types are refused); an empty table is {}, unless its
+ * metatable has __jsontype = "array" (json.array in Lua): then []. NaN,
  * infinities, functions and nesting deeper than JSON_DEPTH_MAX are refused.
  * The jansson tree of a call is held by an fl_lua_owned box, so a Lua error
  * (out of memory) while converting cannot leak it.
@@ -98,6 +99,30 @@ static json_t *to_json(lua_State *L, int idx, int depth, const char **why);
 static json_t *table_to_json(lua_State *L, int idx, int depth,
                              const char **why) {
   idx = lua_absindex(L, idx);
+  if (luaL_getmetafield(L, idx, "__jsontype") != LUA_TNIL) {
+    int is_array = lua_type(L, -1) == LUA_TSTRING &&
+                   strcmp(lua_tostring(L, -1), "array") == 0;
+    lua_pop(L, 1);
+    if (is_array) {
+      /* json.array(t): a list, even when empty */
+      json_t *a = json_array();
+      if (!a)
+        return *why = "out of memory", NULL;
+      lua_Integer len = (lua_Integer)lua_rawlen(L, idx);
+      for (lua_Integer i = 1; i <= len; i++) {
+        lua_rawgeti(L, idx, i);
+        json_t *x = to_json(L, -1, depth + 1, why);
+        lua_pop(L, 1);
+        if (!x || json_array_append_new(a, x) != 0) {
+          json_decref(a);
+          if (!*why)
+            *why = "out of memory";
+          return NULL;
+        }
+      }
+      return a;
+    }
+  }
   lua_Integer n = 0;
   size_t count = 0;
   int array = 1;

@@ -11,6 +11,13 @@ local M = {}
 
 M.null = core.json.null
 
+local ARRAY = { __jsontype = "array" }
+
+--- Mark a list so that it encodes as a JSON array even when empty.
+function M.array(t)
+  return setmetatable(t or {}, ARRAY)
+end
+
 function M.decode(s)
   if type(s) ~= "string" then return nil, "invalid JSON: expected a string, got " .. type(s), "INVALID" end
   local v, err = core.json.decode(s)

@@ -187,7 +187,13 @@ local function dry_run_output(summary, plan, format)
     for _, a in ipairs(summary.actions) do
       if a.action == "copy" then copies = copies + 1 elseif a.action == "up to date" then current = current + 1 end
     end
-    io.stdout:write(json.encode({ actions = actions, explain = plan.explain, warnings = plan.warnings,
+    local explain = {}
+    for i, e in ipairs(plan.explain or {}) do
+      explain[i] = { label = e.label, repositories = e.repositories, candidates = e.candidates,
+                     selected = e.selected, rules = json.array(e.rules), dropped = json.array(e.dropped) }
+    end
+    io.stdout:write(json.encode({ actions = json.array(actions), explain = json.array(explain),
+      warnings = json.array(plan.warnings or {}),
       totals = { copy = copies, up_to_date = current, skipped = #plan.skipped, errors = #summary.errors } }), "\n")
   else
     replicate.print_explain(plan.explain or {}, io.stdout)
