@@ -223,7 +223,7 @@ sync:
   it("registries: insecure, limits, chunk sizes, TLS with a client certificate", function()
     local tls = regtest.start("mtls")
     finally(function() regtest.stop(tls) end)
-    local path = helpers.write_file(dir .. "/tls.yaml", ([[
+    local path = ([[
 version: 1
 registries:
   src: { host: "%s", insecure: true, max_concurrency: 2, requests_per_second: 100 }
@@ -231,14 +231,28 @@ registries:
     host: "%s"
     chunk_size: 64KiB
     resume_chunk_size: 0
-    tls: { ca_file: "%s", client_cert: "%s", client_key: "%s", verify: true }
+    tls: { ca_file: "%s", client_cert: "%s", client_key: "%s", verify: true, pinned_pubkey: "%s" }
 sync:
   - source: { registry: src, repository: project-a/app }
     destination: { registry: dst, prefix: tls }
-    tags: { include: v1.1 }
-]]):format(src.host, tls.host, tls.ca, tls.client_cert, tls.client_key))
-    local status, out, err = helpers.run({ "sync", "--config", path, "--no-progress" })
+    tags: { include: PIN_TAG }
+]])
+    -- the server key's pin, as curl takes it: sha256//base64(sha256(SPKI DER))
+    local _, pin = regtest.sh(string.format("openssl x509 -in %s/server.crt -pubkey -noout | "
+      .. "openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64", tls.dir))
+    pin = "sha256//" .. pin:gsub("%s+", "")
+    local function run(with_pin, tag)
+      helpers.write_file(dir .. "/tls.yaml", path:format(src.host, tls.host, tls.ca, tls.client_cert,
+        tls.client_key, with_pin):gsub("PIN_TAG", tag))
+      return helpers.run({ "sync", "--config", dir .. "/tls.yaml", "--no-progress" })
+    end
+    local status, out, err = run(pin, "v1.1")
     assert.equal(0, status, out .. err)
+    assert.same({ "v1.1" }, tags("tls/project-a/app", tls))
+    -- another key's pin: refused, nothing copied
+    status, out, err = run("sha256//" .. string.rep("A", 43) .. "=", "v2.0")
+    assert.equal(1, status, out .. err)
+    assert.matches("TLS", out .. err)
     assert.same({ "v1.1" }, tags("tls/project-a/app", tls))
   end)
 
