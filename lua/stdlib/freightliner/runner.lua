@@ -57,9 +57,9 @@ local function load_policy(path)
   end
   local known = { "filter", "on_done", "on_error", "rename", "retry" }
   for k, v in pairs(hooks) do
-    local ok = false
-    for _, name in ipairs(known) do ok = ok or k == name end
-    if not ok then
+    local is_hook = false
+    for _, name in ipairs(known) do is_hook = is_hook or k == name end
+    if not is_hook then
       local hint = lib("schema").closest(tostring(k), known)
       return nil, string.format("policy %s: unknown hook '%s'%s (hooks: %s)", path, tostring(k),
         hint and ("; did you mean '" .. hint .. "'?") or "", table.concat(known, ", "))
