@@ -139,4 +139,40 @@ sync:
     assert.matches("not pruned: its plan had 1 error", out)
     assert.same({ "keep" }, tags("np/no/such"))
   end)
+
+  it("one entry never prunes the tags another entry of the run wants; a layout is one scope", function()
+    put(src.host .. "/project-b/tool:v1.0", dst.host .. "/two/project-a/web:stale")
+    local status, out, err = sync([[
+version: 1
+sync:
+  - source: { registry: SRC, repository: project-a/web }
+    destination: { registry: DST, prefix: two }
+    tags: { include: "v1.*" }
+    prune: true
+  - source: { registry: SRC, repository: project-a/web }
+    destination: { registry: DST, prefix: two }
+    tags: { include: latest }
+    prune: true
+]])
+    assert.equal(0, status, out .. err)
+    assert.same({ "latest", "v1.0", "v1.1" }, tags("two/project-a/web"))
+    -- an OCI layout: two repositories' tags in one namespace
+    local layout = dir .. "/prune-layout"
+    put(src.host .. "/project-b/tool:v2.0", "oci:" .. layout .. ":junk")
+    local yaml = [[
+version: 1
+sync:
+  - source: { registry: SRC, repository: [project-a/app, project-b/tool] }
+    destination: { registry: "oci:LAYOUT", template: "x/{name}:{name}-{tag}" }
+    tags: { include: "v1.*" }
+    prune: true
+]]
+    status, out, err = sync((yaml:gsub("LAYOUT", layout)))
+    assert.equal(0, status, out .. err)
+    local index = json.decode(helpers.slurp(layout .. "/index.json"))
+    local names = {}
+    for _, m in ipairs(index.manifests) do names[#names + 1] = m.annotations["org.opencontainers.image.ref.name"] end
+    table.sort(names)
+    assert.same({ "app-v1.0", "app-v1.1", "tool-v1.0", "tool-v1.1" }, names)
+  end)
 end)

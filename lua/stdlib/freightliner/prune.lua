@@ -7,6 +7,9 @@
 -- plan: a replicate.plan result (its scope and wanted sets); dst: the
 -- destination registry object (freightliner.registry).
 --
+-- opts: max (prune_max), force (--force-prune), parallel, also_wanted
+-- (what other entries of the run want at the same destination).
+--
 -- Guardrails (README, "Prune"):
 --   * scope: only repositories of the entry's destination scope, i.e. the
 --     names the entry's naming gives for the source repositories it listed
@@ -39,13 +42,33 @@ function M.plan(plan, dst, opts)
   local repos = {}
   for r in pairs(plan.scope or {}) do repos[#repos + 1] = r end
   table.sort(repos)
+  -- what this entry wants, plus what other entries of the same run want
+  -- at the same destination (opts.also_wanted[repo][tag]): one entry never
+  -- prunes another's tags
+  local wanted_of = {}
+  for _, source in ipairs({ plan.wanted, opts.also_wanted or {} }) do
+    for repo, tags in pairs(source) do
+      wanted_of[repo] = wanted_of[repo] or {}
+      for t in pairs(tags) do wanted_of[repo][t] = true end
+    end
+  end
+  if dst.kind == "oci" and #repos > 0 then
+    -- a layout has one tag namespace for every "repository": prune it once,
+    -- keeping every tag any repository wants
+    local all = {}
+    for _, tags in pairs(wanted_of) do
+      for t in pairs(tags) do all[t] = true end
+    end
+    repos = { repos[1] }
+    wanted_of = { [repos[1]] = all }
+  end
   local listed, failed = dst:tags_many(repos, { concurrency = opts.parallel or 8 })
   local per_repo = {}
   for _, repo in ipairs(repos) do
     local tags = listed[repo]
     if tags then
       out.total = out.total + #tags
-      local wanted = plan.wanted[repo] or {}
+      local wanted = wanted_of[repo] or {}
       local go = {}
       for _, tag in ipairs(tags) do
         if not wanted[tag] then go[#go + 1] = tag end

@@ -122,6 +122,16 @@ local function prune_entries(job, plan, summary)
   local prune = lib("prune")
   summary.tags_deleted = 0
   summary.prune = {}
+  -- every destination tag any entry of the run wants, per destination
+  local wanted = {}
+  for _, e in ipairs(plan.entries) do
+    local w = wanted[e.plan.destination] or {}
+    wanted[e.plan.destination] = w
+    for repo, tags in pairs(e.plan.wanted) do
+      w[repo] = w[repo] or {}
+      for t in pairs(tags) do w[repo][t] = true end
+    end
+  end
   for _, e in ipairs(plan.entries) do
     if e.prune then
       local label = e.plan.explain.label
@@ -134,7 +144,8 @@ local function prune_entries(job, plan, summary)
         local p
         if dst then
           p, msg, code = prune.plan(e.plan, dst, { max = e.prune_max, force = job.force_prune,
-                                                   parallel = job.parallel })
+                                                   parallel = job.parallel,
+                                                   also_wanted = wanted[e.plan.destination] })
         end
         if not p then
           summary.errors[#summary.errors + 1] = { code = code, message = string.format("%s: prune: %s", label, msg) }
