@@ -306,6 +306,7 @@ return {
 }
 ]])
     local metrics = dir .. "/policy-metrics.json"
+    local checkpoint = dir .. "/policy-checkpoint"
     local status, out, err = sync([[
 version: 1
 sync:
@@ -313,7 +314,7 @@ sync:
     destination: { registry: DST }
     tags: { include: "v*" }
     policy: policy.lua
-]], "--metrics-file", metrics)
+]], "--metrics-file", metrics, "--checkpoint-file", checkpoint)
     assert(policy)
     assert.equal(1, status, out .. err)
     assert.same({ "v1.0-r", "v2.0-r" }, tags("renamed/project-b/tool"))
@@ -322,6 +323,11 @@ sync:
     local m = json.decode(helpers.slurp(metrics))
     assert.equal(1, m.images_failed)
     assert.equal(1, m.images_replicated)
+    -- the checkpoint recorded the failed image: resume tries only that one
+    status, out, err = helpers.run({ "resume", "--checkpoint-file", checkpoint, "--no-progress" })
+    assert.equal(1, status, out .. err)
+    assert.matches("policy hook on_done raised: [^\n]*refusing [^\n]*:v2%.0%-r", out)
+    assert.matches("0 images replicated, [01] up to date, 1 failed", out)
   end)
 
   it("hooks: one failure record for retry and on_error; a plan-time hook that raises fails its image", function()
