@@ -92,8 +92,10 @@ static int l_decode(lua_State *L) {
 /* ---- encode ------------------------------------------------------------- */
 
 /* Build the jansson value of the Lua value at idx; NULL with *why set (a
- * static message) when it cannot be encoded. No Lua error is raised here
- * except by the Lua API itself (memory), and the caller's box frees. */
+ * static message) when it cannot be encoded; the partial tree is freed
+ * first. Only Lua API calls that raise nothing but out-of-memory are used
+ * (lua_next, lua_rawgeti, lua_tolstring on strings, luaL_getmetafield), and
+ * the stack is grown with lua_checkstack, which does not raise. */
 static json_t *to_json(lua_State *L, int idx, int depth, const char **why);
 
 static json_t *table_to_json(lua_State *L, int idx, int depth,
@@ -192,7 +194,10 @@ static json_t *table_to_json(lua_State *L, int idx, int depth,
 static json_t *to_json(lua_State *L, int idx, int depth, const char **why) {
   if (depth > JSON_DEPTH_MAX)
     return *why = "nesting is too deep (or a table contains itself)", NULL;
-  luaL_checkstack(L, 4, "JSON too deep");
+  /* lua_checkstack, not luaL_checkstack: no Lua error while the partial
+   * tree is held only by C */
+  if (!lua_checkstack(L, 4))
+    return *why = "nesting is too deep for the Lua stack", NULL;
   switch (lua_type(L, idx)) {
   case LUA_TNIL:
     return json_null();
