@@ -214,7 +214,8 @@ function M.plan(p)
     if hooks.rename then
       local ok, r, t = call_hook("rename", hooks.rename, dst_repo, dst_tag)
       if not ok then
-        plan.errors[#plan.errors + 1] = { repository = repo, message = r, code = "POLICY" }
+        plan.errors[#plan.errors + 1] = { repository = repo, code = "POLICY",
+          message = string.format("%s: %s: %s", label, image(p.source, repo, ref), r) }
         return
       end
       dst_repo, dst_tag = r or dst_repo, (not is_digest) and t or dst_tag
@@ -292,20 +293,17 @@ function M.plan(p)
       for _, st in ipairs(stats or {}) do count(st.rule, st.seen, st.passed) end
       local passed = 0
       for _, tag in ipairs(selected) do
-        local keep, why = true, nil
+        local ok, keep, why = true, true, nil
         if hooks.filter then
-          local ok, k, w = call_hook("filter", hooks.filter, { repository = repo, tag = tag, registry = p.source })
-          if not ok then
-            plan.errors[#plan.errors + 1] = { repository = repo, message = k, code = "POLICY" }
-            keep = nil
-          else
-            keep, why = k, w
-          end
+          ok, keep, why = call_hook("filter", hooks.filter, { repository = repo, tag = tag, registry = p.source })
         end
-        if keep then
+        if not ok then
+          plan.errors[#plan.errors + 1] = { repository = repo, code = "POLICY",
+            message = string.format("%s: %s: %s", label, image(p.source, repo, tag), keep) }
+        elseif keep then
           passed = passed + 1
           add_item(repo, tag, false)
-        elseif keep == false then
+        else
           drop(repo, tag, "policy filter", why and tostring(why) or "the policy's filter returned false")
         end
       end
