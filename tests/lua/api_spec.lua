@@ -166,4 +166,26 @@ describe("the Lua API", function()
     assert.matches('"e":%[%]', encoded)
     assert.equal('\t"a\\/b\\u0001"\tINVALID\n', out:sub(#encoded + 1))
   end)
+
+  it("a script run by the binary: fl.regex, fl.replicate.plan with tag rules and explain, fl.counters", function()
+    local script = helpers.write_file(os.tmpname(), [[
+local src, dst = arg[1], arg[2]
+local re = assert(fl.regex.compile("^v(\\d+)\\.(\\d+)$"))
+assert(select(3, re:find("v1.10")) == "1")
+local plan = assert(fl.replicate.plan{ source = src, destination = dst, repositories = { "project-a/web" },
+  tags = { regex = "^v\\d+\\.\\d+$", latest = 1 }, dest_template = "script/{name}:{tag}-x" })
+local e = plan.explain
+print(e.candidates, e.selected, #plan.warnings)
+local summary = fl.replicate.run(plan, { parallel = 2 })
+print(summary.status, summary.images_replicated, fl.counters().images_replicated >= 1)
+print(fl.json.encode(fl.json.array()))
+]])
+    local status, out, err = helpers.run({ "run", script, src.host, dst.host })
+    os.remove(script)
+    assert.equal(0, status, out .. err)
+    assert.equal("4\t1\t0\n0\t1\ttrue\n[]\n", out)
+    local reg = assert(fl.registry(dst.host))
+    assert.same({ "v2.0-x" }, reg:tags("script/web"))
+    reg:close()
+  end)
 end)

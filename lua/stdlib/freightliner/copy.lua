@@ -36,6 +36,7 @@ local state = {
   sleepers = {},       -- list of { co, wake_at } for fl.sleep
   progress = nil,      -- function(engine) called while waiting
   errors = {},         -- ended tasks that raised, for fl.wait to report
+  counted = {},        -- counters of engines fl.configure replaced
 }
 
 local CONFIGURE_KEYS = { workers = "integer", attempts = "integer", progress = "function" }
@@ -77,6 +78,11 @@ function M.configure(opts)
         if state.engine:pending() > 0 then
           error(string.format("fl.configure: cannot change %s with copies in flight; "
             .. "call it before the copies or after fl.wait()", k), 2)
+        end
+        -- its counters carry over: fl.counters() counts the whole process
+        local c = state.engine:counters()
+        for name, n in pairs(c) do
+          if math.type(n) == "integer" then state.counted[name] = (state.counted[name] or 0) + n end
         end
         state.engine:close()
         state.engine = nil
@@ -487,7 +493,11 @@ end
 --- Engine counters: bytes_transferred, blobs_copied/skipped/mounted,
 -- manifests_pushed, images_replicated/up_to_date/failed, retries.
 function M.counters()
-  return M.engine():counters()
+  local c = M.engine():counters()
+  for name, n in pairs(state.counted) do
+    if math.type(c[name]) == "integer" then c[name] = c[name] + n end
+  end
+  return c
 end
 
 --- Cancel everything in flight (after SIGINT/SIGTERM).

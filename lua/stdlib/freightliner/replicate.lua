@@ -386,6 +386,7 @@ function M.run(plan, opts)
   core.engine.trap_signals()
   local saved = copy.settings()
   copy.configure{ workers = parallel }
+  local retries_before = copy.counters().retries
   local cp = opts.checkpoint
   local display = opts.progress and progress.wanted() and progress.new(#plan.items) or nil
   if display then copy.configure{ progress = display.update } end
@@ -468,8 +469,8 @@ function M.run(plan, opts)
   if display then display.finish() end
   local now = core.now()
   summary.duration_seconds = now - started
-  local counters = copy.counters()
-  summary.retries = counters.retries
+  -- this run's retries: the process-wide counter less what it was at the start
+  summary.retries = (copy.counters().retries or 0) - (retries_before or 0)
   summary.interrupted = core.engine.signal() ~= nil
   summary.status = exit_status(summary)
   if cp then cp:flush() end
