@@ -20,7 +20,7 @@ description = {
   detailed = [[
 Copies container images between OCI/Docker registries and OCI layouts,
 streaming blobs with digest checks. The C core (libcurl, OpenSSL, jansson,
-libyaml) is exposed to Lua as freightliner.core; the stdlib (freightliner.*)
+libyaml, PCRE2) is exposed to Lua as freightliner.core; the stdlib (freightliner.*)
 provides the CLI commands, policies and replication planning.
 ]],
   license = "Apache-2.0",
@@ -29,7 +29,6 @@ provides the CLI commands, policies and replication planning.
 
 dependencies = {
   "lua >= 5.4, < 5.5",
-  "lua-cjson",
 }
 
 external_dependencies = {
@@ -38,6 +37,7 @@ external_dependencies = {
   OPENSSL = { header = "openssl/evp.h" },
   JANSSON = { header = "jansson.h" },
   YAML = { header = "yaml.h" },
+  PCRE2 = { header = "pcre2.h" },
 }
 
 build = {
@@ -87,6 +87,7 @@ build = {
       ["freightliner.naming"]                  = "lua/stdlib/freightliner/naming.lua",
       ["freightliner.pretty"]                  = "lua/stdlib/freightliner/pretty.lua",
       ["freightliner.progress"]                = "lua/stdlib/freightliner/progress.lua",
+      ["freightliner.prune"]                   = "lua/stdlib/freightliner/prune.lua",
       ["freightliner.regflags"]                = "lua/stdlib/freightliner/regflags.lua",
       ["freightliner.registry"]                = "lua/stdlib/freightliner/registry.lua",
       ["freightliner.repl"]                    = "lua/stdlib/freightliner/repl.lua",

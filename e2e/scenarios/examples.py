@@ -110,3 +110,94 @@ def example_ratelimited_mirror(ctx):
     check(worst <= 1, "the source saw more than %d requests per second (+ a burst of %d): "
           "%d requests over %.2f s, %.1f over the budget", rps, rps, len(ts), ts[-1] - ts[0], worst)
     ctx.note("%d source requests over %.2f s at %d/s", len(ts), ts[-1] - ts[0], rps)
+
+
+# ---- the example sync files (scripts/examples/*.yaml): validated, then run
+# ---- with `freightliner sync` against local registries, effect checked here.
+
+def sync_example(ctx, name, env, *args):
+    path = os.path.join(ROOT, "scripts", "examples", name)
+    r = ctx.run([BIN, "validate-config", path], env=env)
+    check(r.status == 0 and ": valid (" in r.out and "invalid" not in r.out, "validate-config %s: %r", name, r)
+    return ctx.run([BIN, "sync", "--config", path, "--no-progress"] + list(args), env=env)
+
+
+def platforms_of(reg, repo, tag):
+    status, raw, _, _ = reg.manifest(repo, tag)
+    check(status == 200, "no %s:%s", repo, tag)
+    return sorted(m["platform"]["architecture"] for m in json.loads(raw)["manifests"])
+
+
+@scenario(weight=3)
+def example_sync_dockerhub_mirror(ctx):
+    src, _ = ctx.shared("small")
+    dst = ctx.registry()
+    env = {"SRC_REGISTRY": src.host, "DST_REGISTRY": dst.host, "MIRROR_PATTERN": "project-a/*",
+           "MIRROR_LATEST": "2"}
+    r = sync_example(ctx, "dockerhub_mirror.yaml", env)
+    check(r.status == 0, "dockerhub_mirror.yaml: %r", r)
+    for repo in ("project-a/app", "project-a/web"):
+        check(dst.tags("hub/" + repo) == ["latest", "v1.1", "v2.0"], "hub/%s: %s", repo, dst.tags("hub/" + repo))
+        verify.same_image(ctx, src, repo, "v2.0", dst, "hub/" + repo, "v2.0")
+    check(platforms_of(dst, "hub/project-a/multi", "v1") == ["amd64", "arm64"], "platforms of hub/project-a/multi")
+    check(dst.tags("hub/project-b/tool") == [], "copied outside MIRROR_PATTERN")
+
+
+@scenario(weight=3)
+def example_sync_promotion(ctx):
+    src, _ = ctx.shared("small")
+    dst = ctx.registry()
+    env = {"STAGING": src.host, "PROD": dst.host, "PROMOTE_DENY": "v1.0"}
+    r = sync_example(ctx, "promotion.yaml", env)
+    check(r.status == 0, "promotion.yaml: %r", r)
+    for name in ("app", "web"):
+        check(dst.tags("release/" + name) == ["v1.1-stable", "v2.0-stable"], "release/%s: %s", name,
+              dst.tags("release/" + name))
+        verify.same_image(ctx, src, "project-a/" + name, "v1.1", dst, "release/" + name, "v1.1-stable")
+    check("promoted " in r.err, "on_done hook did not run: %r", r)
+    # the dry run explains: the policy filter dropped v1.0, the regex "latest"
+    r = sync_example(ctx, "promotion.yaml", env, "--dry-run")
+    check(r.status == 0, "promotion.yaml --dry-run: %r", r)
+    check("project-a/app:v1.0 (policy filter: not approved for production)" in r.out, "dry run: %s", r.out)
+    check("project-a/app:latest (tags.regex:" in r.out, "dry run: %s", r.out)
+
+
+@scenario(weight=3)
+def example_sync_airgap_export(ctx):
+    src, _ = ctx.shared("small")
+    layout = os.path.join(ctx.tmp("export"), "layout")
+    env = {"SRC_REGISTRY": src.host, "EXPORT_DIR": layout}
+    r = sync_example(ctx, "airgap_export.yaml", env)
+    check(r.status == 0, "airgap_export.yaml: %r", r)
+    with open(os.path.join(layout, "index.json")) as f:
+        names = sorted(m["annotations"]["org.opencontainers.image.ref.name"] for m in json.load(f)["manifests"])
+    check(names == ["app-v1.1", "app-v2.0", "tool-v1.1", "tool-v2.0"], "layout tags: %s", names)
+    # and back into a registry, as the air-gapped site would
+    dst = ctx.registry()
+    r = ctx.fl("replicate", "oci:%s:app-v2.0" % layout, "%s/imported/app:v2.0" % dst.host, "--no-progress")
+    check(r.status == 0, "import from the layout: %r", r)
+    verify.same_image(ctx, src, "project-a/app", "v2.0", dst, "imported/app", "v2.0")
+
+
+@scenario(weight=3)
+def example_sync_prune(ctx):
+    src, _ = ctx.shared("small")
+    dst = ctx.registry()
+    env = {"SRC_REGISTRY": src.host, "DST_REGISTRY": dst.host, "PRUNE_PATTERN": "project-a/*"}
+    r = sync_example(ctx, "prune_mirror.yaml", env)
+    check(r.status == 0, "prune_mirror.yaml: %r", r)
+    check(dst.tags("mirror/project-a/app") == ["v1.0", "v1.1", "v2.0"], "first run: %s", dst.tags("mirror/project-a/app"))
+    # the rules change: v1.* no longer wanted (4 tags in app and web)
+    env.update({"PRUNE_EXCLUDE": "v1.*", "PRUNE_MAX": "3"})
+    r = sync_example(ctx, "prune_mirror.yaml", env, "--dry-run")
+    check(r.status == 1 and "over the limit of 3" in r.out, "guardrail in the dry run: %r", r)
+    r = sync_example(ctx, "prune_mirror.yaml", env)
+    check(r.status == 1 and "nothing was deleted" in r.out, "guardrail: %r", r)
+    check(dst.tags("mirror/project-a/app") == ["v1.0", "v1.1", "v2.0"], "the guardrail deleted something")
+    metrics = os.path.join(ctx.tmp("prune"), "m.json")
+    r = sync_example(ctx, "prune_mirror.yaml", env, "--force-prune", "--metrics-file", metrics)
+    check(r.status == 0, "--force-prune: %r", r)
+    for repo in ("mirror/project-a/app", "mirror/project-a/web"):
+        check(dst.tags(repo) == ["v2.0"], "%s after prune: %s", repo, dst.tags(repo))
+    with open(metrics) as f:
+        check(json.load(f)["tags_deleted"] == 4, "tags_deleted")

@@ -365,19 +365,15 @@ static fl_code reg_manifest_delete(fl_endpoint *ep, const char *repo,
   rc = delete_url(r, url, repo, what, &resp, err);
   long status = resp.status;
   fl_http_response_clear(&resp);
-  if (rc == FL_OK || is_digest(ref) || status == 404 || status == 401 ||
-      status == 403 || status == 0)
+  if (rc == FL_OK || is_digest(ref) || (status != 400 && status != 405))
     return rc;
-  /* Registries without tag deletion (Distribution 2.x): delete the manifest
-   * the tag points at. */
-  fl_descriptor d;
-  rc = reg_manifest_head(ep, repo, ref, &d, err);
-  if (rc != FL_OK)
-    return rc;
-  snprintf(url, sizeof url, "/v2/%s/manifests/%s", repo, d.digest);
-  rc = delete_url(r, url, repo, what, &resp, err);
-  fl_http_response_clear(&resp);
-  return rc;
+  /* Registries without tag deletion (Distribution 2.x answer 400 or 405).
+   * Deleting the manifest instead would remove every tag on it: that choice
+   * is the caller's (registry.lua's reg:delete, prune.lua), not made here. */
+  return fl_error_set(err, FL_EUNSUPPORTED,
+                      "%s: the registry does not delete by tag (HTTP %ld); "
+                      "delete the manifest by digest",
+                      what, status);
 }
 
 /* ---- blobs --------------------------------------------------------------- */

@@ -34,7 +34,7 @@ describe("filters.tag_selector", function()
     assert.same({ "latest" }, kept)
   end)
 
-  it("regex and exclude_regex (POSIX ERE)", function()
+  it("regex and exclude_regex (PCRE2)", function()
     local sel = assert(filters.tag_selector({ regex = "^v[0-9]+\\.[0-9]+\\.[0-9]+$", exclude_regex = "^v2" }))
     local kept, skipped = sel("app", TAGS)
     assert.same({ "v1.0.0", "v1.1.0", "v1.2.0" }, kept)
@@ -110,7 +110,7 @@ describe("filters.tag_selector", function()
     local cases = {
       { { include = { "v[1" } }, "tags.include: unbalanced '[' in glob 'v[1'" },
       { { exclude = { "" } }, "tags.exclude: empty glob" },
-      { { regex = "a(b" }, "tags.regex: invalid regular expression 'a(b': Unmatched ( or \\(" },
+      { { regex = "a(b" }, "tags.regex: invalid regular expression 'a(b' at character 4: missing closing parenthesis" },
       { { semver = ">>1" }, "tags.semver: invalid semver range '>>1': unknown operator '>>'" },
       { { latest = 0 }, "tags.latest: latest must be a whole number >= 1, got 0" },
       { { latest = 1.5 }, "tags.latest: latest must be a whole number >= 1, got 1.5" },
@@ -167,17 +167,6 @@ describe("filters.repository_selector", function()
 end)
 
 describe("policy hooks and naming", function()
-  it("image_filter wraps a policy filter with reasons", function()
-    local keep = filters.image_filter(function(img)
-      if img.tag == "bad" then return false, "known broken" end
-      return img.tag ~= "skip"
-    end)
-    assert.is_true(keep({ repository = "a", tag = "ok" }))
-    assert.same({ false, "policy filter: known broken" }, { keep({ repository = "a", tag = "bad" }) })
-    assert.same({ false, "policy filter" }, { keep({ repository = "a", tag = "skip" }) })
-    assert.is_true(filters.image_filter(nil)({}))
-  end)
-
   it("names destinations by prefix, template, function and rename hook", function()
     local by_prefix = assert(naming.destination({ prefix = "mirror/" }))
     assert.same({ "mirror/team/app", "v1" }, { by_prefix("team/app", "v1") })
@@ -187,8 +176,12 @@ describe("policy hooks and naming", function()
     assert.same({ "backup/app", "v1" }, { t("team/app", "v1") })
     t = assert(naming.destination({ template = "m/{repo}:{tag}-amd64" }))
     assert.same({ "m/team/app", "v1-amd64" }, { t("team/app", "v1") })
-    local f = assert(naming.destination({ fn = function(repo, tag) return repo:upper(), tag .. "x" end }))
-    assert.same({ "TEAM/APP", "v1x" }, { f("team/app", "v1") })
+    local f = assert(naming.destination({ fn = function(repo, tag) return repo .. "-x", tag .. "x" end }))
+    assert.same({ "team/app-x", "v1x" }, { f("team/app", "v1") })
+    local moved = assert(naming.destination({ rename_prefix = { from = "team", to = "backup/squad" } }))
+    assert.same({ "backup/squad/app", "v1" }, { moved("team/app", "v1") })
+    -- a pinned image (no tag): only the repository
+    assert.same({ "m/team/app" }, { t("team/app") })
     local renamed = assert(naming.destination({ prefix = "m", rename = function(repo)
       return repo:gsub("^m/team", "m/squad"), nil
     end }))
@@ -201,7 +194,8 @@ describe("policy hooks and naming", function()
       { { template = "m/{repo" }, "unbalanced '{' or '}' in template 'm/{repo'" },
       { { template = "fixed" }, "template 'fixed' names no repository: use {repo} or {name}, "
         .. "or every image lands in the same repository" },
-      { { prefix = "a", template = "{repo}" }, "give at most one of a destination prefix, template or function" },
+      { { prefix = "a", template = "{repo}" },
+        "give at most one of a destination prefix, template, rename_prefix or function" },
     }
     for _, c in ipairs(cases) do
       local n, msg, code = naming.destination(c[1])
@@ -212,19 +206,7 @@ describe("policy hooks and naming", function()
     local bad = assert(naming.destination({ fn = function() return "", "v" end }))
     local r, msg = bad("team/app", "v1")
     assert.is_nil(r)
-    assert.matches("destination repository for team/app:v1 is not a valid name", msg, 1, true)
-  end)
-
-  it("filters.images selects, filters and names one repository's images", function()
-    local images, skipped = assert(filters.images("team/app", { "v1", "v2", "dev" }, {
-      select = assert(filters.tag_selector({ exclude = { "dev" } })),
-      filter = function(img) return img.tag ~= "v2" end,
-      destination = assert(naming.destination({ prefix = "mirror" })),
-      registry = "src:5000",
-    }))
-    assert.same({ { repository = "team/app", tag = "v1", dst_repository = "mirror/team/app", dst_tag = "v1" } },
-      images)
-    assert.same({ dev = "excluded by 'dev'", v2 = "policy filter" }, reasons(skipped))
+    assert.matches("destination repository for team/app:v1: '' is not a repository name", msg, 1, true)
   end)
 
   it("filters.timestamp reads RFC 3339 times and numbers", function()

@@ -1,4 +1,4 @@
--- core.regex: POSIX extended regular expressions.
+-- core.regex: PCRE2 regular expressions (the syntax of RE2/Go, PCRE, Perl).
 local core = require("freightliner.core")
 
 describe("core.regex", function()
@@ -15,21 +15,54 @@ describe("core.regex", function()
     assert.equal("regex /rc|beta/", tostring(any))
   end)
 
-  it("supports ERE syntax: groups, alternation, intervals, classes", function()
+  it("supports the syntax users bring from RE2/Go and PCRE", function()
     local re = assert(core.regex.compile("^(alpha|beta)-[[:digit:]]{2,3}$"))
     assert.is_true(re:match("alpha-12"))
     assert.is_true(re:match("beta-123"))
     assert.is_false(re:match("beta-1"))
     assert.is_false(re:match("gamma-12"))
+    local semverish = assert(core.regex.compile("^v\\d+\\.\\d+\\.\\d+$"))
+    assert.is_true(semverish:match("v1.20.3"))
+    assert.is_false(semverish:match("v1.20"))
+    assert.is_false(semverish:match("vx.2.3"))
+    assert.is_true(assert(core.regex.compile("^\\w+$")):match("abc_1"))
+    assert.is_false(assert(core.regex.compile("^\\w+$")):match("a-b"))
+    assert.is_true(assert(core.regex.compile("(?i)^LATEST$")):match("latest"))
+    assert.is_true(assert(core.regex.compile("^(?:a|b)+$")):match("abba"))
+    -- non-greedy: the first capture stops at the first '-'
+    local ng = assert(core.regex.compile("^(.+?)-(.*)$"))
+    local s, e, a, b = ng:find("1.2-rc-1")
+    assert.same({ 1, 8, "1.2", "rc-1" }, { s, e, a, b })
+    assert.is_nil(ng:find("nodash"))
+  end)
+
+  it("bounds backtracking: a pathological pattern fails to match, never hangs", function()
+    local re = assert(core.regex.compile("^(a+)+$"))
+    local t0 = os.clock()
+    assert.is_false(re:match(string.rep("a", 40) .. "b"))
+    assert.is_true(os.clock() - t0 < 10)
   end)
 
   it("returns nil, message, INVALID for a bad pattern", function()
-    for _, bad in ipairs({ "a(b", "[a", "a{1", "*" .. "(" }) do
+    for _, bad in ipairs({ "a(b", "[a", "a{2,1}", "*" .. "(", "(?<", "\\" }) do
       local re, msg, code = core.regex.compile(bad)
       assert.is_nil(re)
       assert.equal("INVALID", code)
-      assert.matches("^invalid regular expression '" .. bad:gsub("%p", "%%%0") .. "': ", msg)
+      assert.matches("^invalid regular expression '" .. bad:gsub("%p", "%%%0") .. "' at character %d+: ", msg)
     end
+  end)
+
+  it("points at the offending character", function()
+    local re, msg, code, offset = core.regex.compile("^v(\\d+")
+    assert.is_nil(re)
+    assert.equal("INVALID", code)
+    assert.equal(6, offset)
+    assert.matches("at character 7", msg)
+    re, msg, code, offset = core.regex.compile("ab[")
+    assert.is_nil(re)
+    assert.equal("INVALID", code)
+    assert.matches("at character 4: missing terminating %]", msg)
+    assert.equal(3, offset)
   end)
 
   it("closes (idempotent) and refuses use after close", function()

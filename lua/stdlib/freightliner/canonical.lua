@@ -14,7 +14,7 @@
 --
 --   canonical.array(t) -> t, marked as an array (so an empty one is []).
 
-local cjson = require("cjson")
+local cjson = require("freightliner.json") -- encode and null, as lua-cjson had
 
 local M = {}
 

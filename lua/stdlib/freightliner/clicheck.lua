@@ -112,9 +112,13 @@ local function shown(v)
   return string.format("%s (a %s)", tostring(v), type(v))
 end
 
---- The policy's hooks, each checked at the boundary: a hook that raises or
--- returns a value of the wrong type is a configuration error (exit 2)
--- naming the policy file and the hook.
+--- The policy's hooks, each checked at the boundary. A hook that is not a
+-- known name or not a function is a configuration error (exit 2) when the
+-- policy loads; a result of the wrong type raises a user error naming the
+-- policy file and the hook: before any transfer for the plan-time hooks
+-- (filter, rename: exit 2), the image's failure for the run-time ones
+-- (replicate.call_hook decides). A hook that raises keeps its own error, so
+-- the report names the policy's file and line.
 M.HOOKS = { "filter", "rename", "retry", "on_done", "on_error" }
 
 function M.wrap_policy(hooks, path)
@@ -134,11 +138,7 @@ function M.wrap_policy(hooks, path)
     local check = RESULTS[name]
     out[name] = function(...)
       local r = table.pack(pcall(fn, ...))
-      if not r[1] then
-        if exitcode.is_user_error(r[2]) then error(r[2], 0) end
-        exitcode.raise(exitcode.USAGE, string.format("policy %s: hook '%s' raised an error: %s", path, name,
-          tostring(r[2])))
-      end
+      if not r[1] then error(r[2], 0) end
       if check then
         local problem, value = check(table.unpack(r, 2, r.n))
         if problem then

@@ -35,7 +35,8 @@
 --           destination: {registry, prefix | template},
 --           tags: {include, exclude, regex, exclude_regex, semver, latest,
 --                  latest_by, include_prerelease, digests},
---           platforms: [os/arch[/variant]], referrers, policy: FILE.lua}]
+--           platforms: [os/arch[/variant]], referrers, policy: FILE.lua,
+--           prune: true, prune_max: N}]
 -- Strings may use ${VAR} and ${VAR:-default}. Relative paths (policy,
 -- tls files, password_file) start at the file's directory. A `password:`
 -- key anywhere is refused.
@@ -60,8 +61,8 @@ local function glob_check(v)
 end
 
 local function regex_check(v)
-  local ok, err = filters.check_regex(v)
-  if not ok then return err end
+  local ok, err, offset = filters.check_regex(v)
+  if not ok then return err, offset end
 end
 
 local function semver_check(v)
@@ -72,6 +73,21 @@ end
 local function template_check(v)
   local ok, err = naming.check_template(v)
   if not ok then return err end
+end
+
+local function prefix_check(v)
+  local ok, err = naming.check_prefix(v)
+  if not ok then return err end
+end
+
+-- Tag keys that do nothing without another: refused, not ignored.
+local function tag_rules_check(_, raw)
+  if raw.latest_by ~= nil and raw.latest == nil then
+    return "latest_by needs latest: N (the number of newest tags to keep)", "latest_by"
+  end
+  if raw.include_prerelease ~= nil and raw.semver == nil and raw.latest == nil then
+    return "include_prerelease has an effect only with semver or latest", "include_prerelease"
+  end
 end
 
 local function digest_check(v)
@@ -148,7 +164,7 @@ local SPEC = S.map({
     max_concurrency = S.integer{ min = 1 },
     requests_per_second = S.number{ above = 0 },
     chunk_size = S.size(),
-    resume_chunk_size = S.size(),
+    resume_chunk_size = S.size{ min = 0 },
   })),
   sync = S.list(S.map({
     source = S.map({
@@ -159,7 +175,7 @@ local SPEC = S.map({
     }, { required = true, check = exactly_one_source }),
     destination = S.map({
       registry = S.string{ required = true },
-      prefix = S.string(),
+      prefix = S.string{ check = prefix_check },
       template = S.string{ check = template_check },
     }, { required = true, check = prefix_or_template }),
     tags = S.map({
@@ -176,11 +192,17 @@ local SPEC = S.map({
       end },
       include_prerelease = S.boolean(),
       digests = S.list(S.string{ check = digest_check }, { scalar_ok = true }),
-    }),
+    }, { check = tag_rules_check }),
     platforms = platforms,
     referrers = S.boolean(),
     policy = S.string(),
-  })),
+    prune = S.boolean(),
+    prune_max = S.integer{ min = 0 },
+  }, { check = function(_, raw)
+    if raw.prune_max ~= nil and raw.prune ~= true then
+      return "prune_max needs prune: true", "prune_max"
+    end
+  end })),
 })
 M.SPEC = SPEC
 
@@ -292,6 +314,7 @@ local function entries_of(value, doc, positions, plan, base, problems)
     entry.tags = e.tags or {}
     entry.platforms = e.platforms or plan.defaults.platforms
     if e.referrers ~= nil then entry.referrers = e.referrers else entry.referrers = plan.defaults.referrers end
+    entry.prune, entry.prune_max = e.prune, e.prune_max
     if e.policy then
       entry.policy = absolute(base, e.policy)
       local exists, kind = core.fs.exists(entry.policy)
@@ -322,8 +345,10 @@ function M.parse(text, filename, opts)
   end
   local problems, changed, failed = interpolate.document(doc, positions, opts.env)
   find_passwords(doc, positions, problems)
+  local lines = {}
+  for line in (text .. "\n"):gmatch("(.-)\r?\n") do lines[#lines + 1] = line end
   local value, more = S.validate(doc, SPEC, positions,
-    { interpolated = changed, skip = failed, ignore_keys = { password = true } })
+    { interpolated = changed, skip = failed, ignore_keys = { password = true }, lines = lines })
   for _, p in ipairs(more) do problems[#problems + 1] = p end
   value = value or {}
 

@@ -28,31 +28,99 @@ local state = {
   config = { workers = 8, attempts = 3 },
   endpoints = {},      -- spec -> registry object (one endpoint per store)
   registry_opts = {},  -- host -> options for fl.registry
-  tasks = {},          -- coroutine -> true, for scheduled tasks
+  tasks = {},          -- coroutine -> task handle, for scheduled tasks
   ntasks = 0,
   waiting = {},        -- job id -> coroutine
   finished = {},       -- job id -> result (for top-level waits)
   runnable = {},       -- list of { co, value }
   sleepers = {},       -- list of { co, wake_at } for fl.sleep
   progress = nil,      -- function(engine) called while waiting
+  errors = {},         -- ended tasks that raised, for fl.wait to report
+  counted = {},        -- counters of engines fl.configure replaced
 }
 
---- Engine settings (before the first copy): workers (concurrent blob
--- transfers), attempts (per blob). Also `progress = function(engine)`.
+local CONFIGURE_KEYS = { workers = "integer", attempts = "integer", progress = "function" }
+M.CONFIGURE_KEYS = CONFIGURE_KEYS
+
+-- Raise on a key not in `known` (a set), naming the closest valid one.
+local function check_keys(what, opts, known, level)
+  if opts == nil then return end
+  if type(opts) ~= "table" then error(string.format("%s: options must be a table", what), level + 1) end
+  for k in pairs(opts) do
+    if known[k] == nil then
+      local names = {}
+      for name in pairs(known) do names[#names + 1] = name end
+      table.sort(names)
+      local hint = require("freightliner.schema").closest(tostring(k), names)
+      error(string.format("%s: unknown option '%s'%s (valid: %s)", what, tostring(k),
+        hint and ("; did you mean '" .. hint .. "'?") or "", table.concat(names, ", ")), level + 1)
+    end
+  end
+end
+M.check_keys = check_keys
+
+--- Engine settings: workers (concurrent blob transfers), attempts (per
+-- blob), progress = function(engine). After the engine started, a new
+-- worker count or attempts applies to the next engine: the idle engine is
+-- shut down and restarted on the next copy; with copies in flight it
+-- raises (it is never silently ignored).
 function M.configure(opts)
+  check_keys("fl.configure", opts, CONFIGURE_KEYS, 2)
   for k, v in pairs(opts) do
     if k == "progress" then
+      if v ~= nil and type(v) ~= "function" then error("fl.configure: progress must be a function", 2) end
       state.progress = v
     else
+      if math.type(v) ~= "integer" or v < 1 then
+        error(string.format("fl.configure: %s must be a whole number >= 1", k), 2)
+      end
+      if state.engine and state.config[k] ~= v then
+        if state.engine:pending() > 0 then
+          error(string.format("fl.configure: cannot change %s with copies in flight; "
+            .. "call it before the copies or after fl.wait()", k), 2)
+        end
+        -- its counters carry over: fl.counters() counts the whole process
+        local c = state.engine:counters()
+        for name, n in pairs(c) do
+          if math.type(n) == "integer" then state.counted[name] = (state.counted[name] or 0) + n end
+        end
+        state.engine:close()
+        state.engine = nil
+      end
       state.config[k] = v
     end
   end
 end
 
---- Options for a registry host, used whenever a reference names it.
+--- The current engine settings (for replicate.run to restore them).
+function M.settings()
+  return { workers = state.config.workers, attempts = state.config.attempts, progress = state.progress }
+end
+
+function M.restore(saved)
+  state.progress = saved.progress
+  M.configure{ workers = saved.workers, attempts = saved.attempts }
+end
+
+-- The key of a store in the cache: the spec, with Docker Hub's names
+-- folded into the host its API is served from (as core.ref gives it).
+local function store_key(spec)
+  if spec == "docker.io" or spec == "index.docker.io" then return "registry-1.docker.io" end
+  return spec
+end
+
+--- Options for a registry host, used whenever a reference names it
+-- ("docker.io" and "registry-1.docker.io" are one host). Unknown option
+-- keys raise, naming the closest valid one.
 function M.registry_options(host, opts)
-  state.registry_opts[host] = opts
-  state.endpoints[host] = nil
+  if type(host) ~= "string" or host == "" then
+    error("fl.registry_options: expected a registry host like 'registry.example.com:5000'", 2)
+  end
+  registry.check_options("fl.registry_options", opts, 2)
+  local key = store_key(host)
+  state.registry_opts[key] = opts
+  -- the old object is dropped, not closed: copies in flight may still use it
+  state.endpoints[key] = nil
 end
 
 function M.engine()
@@ -68,25 +136,36 @@ end
 
 -- One registry object per store, so the engine recognises shared blobs.
 local function open_store(spec, host, source)
-  local reg = state.endpoints[spec]
+  local key = store_key(spec)
+  local reg = state.endpoints[key]
   if reg then return reg end
   local msg, code
-  local opts = state.registry_opts[spec] or state.registry_opts[host or spec]
-  if source and spec:match("^oci:") then opts = { create = false } end -- reading never creates a layout
-  reg, msg, code = registry.open(spec, opts)
+  local opts = state.registry_opts[key] or (host and state.registry_opts[store_key(host)])
+  if source and key:match("^oci:") then opts = { create = false } end -- reading never creates a layout
+  reg, msg, code = registry.open(key, opts)
   if not reg then return nil, msg, code end
-  state.endpoints[spec] = reg
+  state.endpoints[key] = reg
   return reg
 end
 
 --- The registry object fl.copy uses for store `spec` ("host:port" or
--- "oci:PATH"), opened on first use, when `opts` are the options it is opened
--- with (those given to fl.registry_options for spec, or nil for none).
--- Listing through it lets the copies that follow reuse its scheme probe,
--- tokens and connections. Returns false when opts differ (open your own),
--- or nil, message, CODE when it cannot be opened. Do not close it.
+-- "oci:PATH"), opened on first use with the options given to
+-- fl.registry_options. Its :stats() are those of the copies' requests;
+-- listing through it reuses their scheme probe, tokens and connections.
+-- Returns the object | nil, message, CODE. Do not close it (fl.copy owns
+-- it; fl.registry_options for the host replaces it).
+function M.endpoint(spec)
+  if type(spec) ~= "string" or spec == "" then
+    error("fl.endpoint: expected a registry spec like 'host:port' or 'oci:PATH'", 2)
+  end
+  return open_store(spec)
+end
+
+--- M.endpoint(spec) when `opts` are the options fl.copy uses for spec
+-- (those given to fl.registry_options, or nil for none); false when they
+-- differ (open your own), or nil, message, CODE.
 function M.store(spec, opts)
-  if opts ~= state.registry_opts[spec] then return false end
+  if opts ~= state.registry_opts[store_key(spec)] then return false end
   return open_store(spec)
 end
 
@@ -180,8 +259,17 @@ local function finish(result)
   return nil, result.error, result.code
 end
 
+-- Scheduler yields carry this private marker first, so a task that
+-- calls coroutine.yield(42) itself is never taken for a wait on job 42.
+local YIELD = setmetatable({}, { __name = "freightliner.copy.yield" })
+
+local COPY_KEYS = { platforms = true, referrers = true, force = true, dry_run = true }
+M.COPY_KEYS = COPY_KEYS
+
 --- Copy one image (with everything it references). See the module comment.
+-- Unknown option keys raise, naming the closest valid one.
 function M.copy(src, dst, opts)
+  check_keys("fl.copy", opts, COPY_KEYS, 2)
   opts = opts or {}
   local s, msg, code = M.resolve(src, true)
   if not s then return nil, msg, code end
@@ -197,7 +285,7 @@ function M.copy(src, dst, opts)
   if not id then return nil, msg, code end
   local result
   if in_task() then
-    result = coroutine.yield(id)
+    result = coroutine.yield(YIELD, "job", id)
   else
     while state.finished[id] == nil do pump(200) end
     result = state.finished[id]
@@ -208,23 +296,51 @@ function M.copy(src, dst, opts)
   return finish(result)
 end
 
-local function resume(co, value)
-  local ok, yielded = coroutine.resume(co, value)
-  if not ok then
-    state.tasks[co] = nil
-    state.ntasks = state.ntasks - 1
-    error(yielded, 0)
+-- ---- tasks ------------------------------------------------------------------
+
+local Task = {}
+Task.__index = Task
+Task.__name = "freightliner.task"
+
+function Task:__tostring()
+  return string.format("task %d (%s)", self.id, self.st)
+end
+
+local function task_ended(task)
+  state.tasks[task.co] = nil
+  state.ntasks = state.ntasks - 1
+  task.st = task.error and "failed" or "done"
+  if #task.waiters > 0 then task.observed = true end
+  if task.error and not task.observed then state.errors[#state.errors + 1] = task end
+  for _, co in ipairs(task.waiters) do state.runnable[#state.runnable + 1] = { co, task } end
+  task.waiters = {}
+end
+
+local function resume(task, value)
+  task.blocked_on = nil
+  local ok, marker, kind, arg = coroutine.resume(task.co, value)
+  if not ok then -- the task body never raises (it is wrapped); an internal error
+    task.error = tostring(marker)
+    task_ended(task)
+    return
   end
-  if coroutine.status(co) == "dead" then
-    state.tasks[co] = nil
-    state.ntasks = state.ntasks - 1
-  elseif math.type(yielded) == "integer" then
-    state.waiting[yielded] = co
-  elseif type(yielded) == "table" and yielded.sleep_until then
-    state.sleepers[#state.sleepers + 1] = { co, yielded.sleep_until }
-  else
-    -- a plain coroutine.yield() from a task: run it again later
-    state.runnable[#state.runnable + 1] = { co }
+  if coroutine.status(task.co) == "dead" then
+    task_ended(task)
+  elseif marker ~= YIELD then
+    -- the task itself called coroutine.yield(...): run it again later
+    state.runnable[#state.runnable + 1] = { task.co }
+  elseif kind == "job" then
+    state.waiting[arg] = task.co
+    task.blocked_on = "copy job " .. tostring(arg)
+  elseif kind == "sleep" then
+    state.sleepers[#state.sleepers + 1] = { task.co, arg }
+  elseif kind == "task" then
+    if arg.st == "done" or arg.st == "failed" then
+      state.runnable[#state.runnable + 1] = { task.co, arg }
+    else
+      arg.waiters[#arg.waiters + 1] = task.co
+      task.blocked_on = arg
+    end
   end
 end
 
@@ -243,37 +359,67 @@ end
 --- Sleep: inside a task, only the task waits; at the top level, blocks.
 function M.sleep(seconds)
   if in_task() then
-    coroutine.yield({ sleep_until = clock() + seconds })
+    coroutine.yield(YIELD, "sleep", clock() + seconds)
   else
     sleep_ms(seconds * 1000)
   end
 end
 
---- Start fn(...) as a task; it runs when fl.wait() (or fl.parallel) runs.
+local next_task_id = 0
+
+--- Start fn(...) as a task; it runs when fl.wait(), a task:wait() or
+-- fl.parallel runs the scheduler. Returns the task handle:
+--   task:wait()   -> fn's results | nil, message, "ERROR" when fn raised
+--                    (from the top level it runs the scheduler until the
+--                    task ends; from another task it suspends only that
+--                    task)
+--   task:status() -> "ready" | "done" | "failed"
 function M.spawn(fn, ...)
+  if type(fn) ~= "function" then error("fl.spawn: expected a function", 2) end
   local args = table.pack(...)
-  local co = coroutine.create(function()
-    local ok, err = xpcall(fn, traceback, table.unpack(args, 1, args.n))
-    if not ok then error(err, 0) end
+  next_task_id = next_task_id + 1
+  local task = setmetatable({ id = next_task_id, st = "ready", waiters = {} }, Task)
+  task.co = coroutine.create(function()
+    local r = table.pack(xpcall(fn, traceback, table.unpack(args, 1, args.n)))
+    if r[1] then
+      task.results = table.pack(table.unpack(r, 2, r.n))
+    else
+      task.error = r[2]
+    end
   end)
-  state.tasks[co] = true
+  state.tasks[task.co] = task
   state.ntasks = state.ntasks + 1
-  state.runnable[#state.runnable + 1] = { co }
-  return co
+  state.runnable[#state.runnable + 1] = { task.co }
+  return task
 end
 
---- Run every spawned task to its end. An error in a task is raised here
--- once the other tasks have been run to their end.
-function M.wait()
-  if in_task() then error("fl.wait() cannot be called from inside a task", 2) end
-  local first_error
-  while state.ntasks > 0 do
+-- Tasks that can never run again: blocked on a task that is (directly or
+-- through others) blocked on them. Raises naming them, after dropping
+-- them so the scheduler stays usable.
+local function blocked_forever()
+  local names = {}
+  for co, task in pairs(state.tasks) do
+    local on = task.blocked_on
+    names[#names + 1] = string.format("task %d waits for %s", task.id,
+      type(on) == "table" and ("task " .. on.id) or tostring(on or "nothing"))
+    state.tasks[co] = nil
+    task.st, task.error = "failed", "blocked forever"
+  end
+  state.ntasks = 0
+  table.sort(names)
+  error(string.format("fl.wait: %d task%s blocked forever (a cycle of task:wait() calls): %s", #names,
+    #names == 1 and " is" or "s are", table.concat(names, "; ")), 3)
+end
+
+-- Run the scheduler until done() is true or no task is left.
+local function run_until(done)
+  while state.ntasks > 0 and not done() do
     if #state.runnable > 0 then
       local batch = state.runnable
       state.runnable = {}
       for _, item in ipairs(batch) do
-        local ok, err = pcall(resume, item[1], item[2])
-        if not ok and not first_error then first_error = err end
+        local task = state.tasks[item[1]]
+        if task then resume(task, item[2]) end
       end
     elseif next(state.waiting) or #state.sleepers > 0 then
       local next_ms = wake_sleepers()
@@ -286,15 +432,54 @@ function M.wait()
         wake_sleepers()
       end
     else
-      break -- tasks blocked on something other than the engine
+      blocked_forever()
     end
   end
-  if first_error then error(first_error, 0) end
+end
+
+-- task:wait's results from an ended task.
+local function outcome(task)
+  task.observed = true
+  if task.error then return nil, tostring(task.error), "ERROR" end
+  return table.unpack(task.results, 1, task.results.n)
+end
+
+function Task:wait()
+  if self.st == "done" or self.st == "failed" then return outcome(self) end
+  local co = coroutine.running()
+  if in_task() then
+    if co == self.co then error("task:wait(): a task cannot wait for itself", 2) end
+    coroutine.yield(YIELD, "task", self)
+    return outcome(self)
+  end
+  self.observed = true
+  run_until(function() return self.st ~= "ready" end)
+  return outcome(self)
+end
+
+function Task:status()
+  return self.st
+end
+
+--- Run every spawned task to its end. An error in a task that no
+-- task:wait() collects is raised here once the other tasks have been run
+-- to their end; tasks blocked forever (waiting for each other) raise too.
+function M.wait()
+  if in_task() then error("fl.wait() cannot be called from inside a task", 2) end
+  run_until(function() return false end)
+  local errors = state.errors
+  state.errors = {}
+  for _, task in ipairs(errors) do
+    if not task.observed then error(task.error, 0) end
+  end
 end
 
 --- Run fn(item, index) for every item, at most `concurrency` at a time, and
 -- return the list of results (first return value of each call).
 function M.parallel(items, fn, opts)
+  -- checked before any worker is spawned: nothing is left half-started
+  if in_task() then error("fl.parallel() cannot be nested inside a task", 2) end
+  check_keys("fl.parallel", opts, { concurrency = true }, 2)
   local n = math.max(1, math.tointeger((opts or {}).concurrency) or state.config.workers)
   local results = {}
   local next_index = 0
@@ -307,9 +492,6 @@ function M.parallel(items, fn, opts)
     end
   end
   for _ = 1, math.min(n, #items) do M.spawn(worker) end
-  if in_task() then
-    error("fl.parallel() cannot be nested inside a task", 2)
-  end
   M.wait()
   return results
 end
@@ -317,7 +499,11 @@ end
 --- Engine counters: bytes_transferred, blobs_copied/skipped/mounted,
 -- manifests_pushed, images_replicated/up_to_date/failed, retries.
 function M.counters()
-  return M.engine():counters()
+  local c = M.engine():counters()
+  for name, n in pairs(state.counted) do
+    if math.type(c[name]) == "integer" then c[name] = c[name] + n end
+  end
+  return c
 end
 
 --- Cancel everything in flight (after SIGINT/SIGTERM).

@@ -1,28 +1,29 @@
 --- freightliner.filters: which repositories and tags to copy.
 --
 --   filters.tag_selector(rules [, opts]) -> select | nil, message, "INVALID"
---     rules = { include = {globs}, exclude = {globs}, regex = ERE,
---               exclude_regex = ERE, semver = "range", include_prerelease,
+--     rules = { include = {globs}, exclude = {globs}, regex = RE,
+--               exclude_regex = RE, semver = "range", include_prerelease,
 --               latest = N, latest_by = "semver" | "created",
 --               digests = {"sha256:..."} }
---     opts.created = function(repo, tag) -> time | nil, message
---       (time: seconds since the epoch or an RFC 3339 string such as an
---       image config's `created`); required for latest_by = "created".
---     select(repo, tags) -> kept, skipped, digests
+--     RE: a PCRE2 regular expression (core.regex: \d, \w, (?i), non-greedy),
+--       searched, not anchored: write ^...$ to match the whole tag.
+--     opts.created_many = function(repo, tags) -> { [tag] = time },
+--       { [tag] = message } (replicate.plan gives one that reads each
+--       image's config blob), or opts.created = function(repo, tag) ->
+--       time | nil, message; time: seconds since the epoch or an RFC 3339
+--       string such as a config's `created`. Needed for latest_by created.
+--     select(repo, tags) -> kept, skipped, digests, stats
 --       kept: the selected tags in the order given; skipped: { {tag=,
---       reason=} }; digests: the pinned digests (copied by digest).
+--       rule= "tags.include" | ..., reason=} }; digests: the pinned digests
+--       (copied by digest); stats: { {rule=, seen=, passed=} } in order.
 --   filters.check_rules(rules) -> { {field=, index=, message=} } (empty: ok)
 --   filters.check_glob(glob)   -> true | nil, message
 --   filters.repository_selector(spec) -> match(repo) -> bool | nil, msg, code
 --     spec: a glob string, or { glob | pattern = GLOB, regex = ERE,
 --     list = {repos}, exclude = {globs} }
---   filters.image_filter(hook) -> keep(image) -> bool, reason
---     hook(image) from a policy: image = { registry, repository, tag }.
---   filters.destination(spec)  -> see freightliner.naming
---   filters.images(repo, tags, how) -> images, skipped, digests
---     all of the above for one repository: how = { select =, filter =,
---     destination =, registry = }; images: { {repository, tag,
---     dst_repository, dst_tag} }.
+--
+-- freightliner.replicate.plan is the pipeline that uses these (with the
+-- policy hooks and freightliner.naming); there is no second one.
 --
 -- Order: include globs (any; none given = every tag), exclude globs, regex,
 -- exclude_regex, the semver range, then latest N of what is left. Pre-
@@ -33,7 +34,6 @@
 
 local core = require("freightliner.core")
 local semver = require("freightliner.semver")
-local naming = require("freightliner.naming")
 
 local M = {}
 
@@ -70,8 +70,8 @@ local function check_regex(re)
     return nil, string.format("a regular expression must be a string, not a %s", type(re))
   end
   if re == "" then return nil, "empty regular expression" end
-  local r, err = core.regex.compile(re)
-  if not r then return nil, err end
+  local r, err, _, offset = core.regex.compile(re)
+  if not r then return nil, err, offset end
   return r
 end
 M.check_regex = check_regex
@@ -180,65 +180,96 @@ function M.tag_selector(rules, opts)
   local pre = rules.include_prerelease or false
   local range = rules.semver and semver.range(rules.semver, { include_prerelease = pre })
   local latest, by = rules.latest, rules.latest_by or "semver"
-  if latest and by == "created" and type(opts.created) ~= "function" then
-    return nil, "latest_by = 'created' needs a lookup of image creation times (opts.created)", "INVALID"
+  if latest and by == "created" and type(opts.created) ~= "function"
+    and type(opts.created_many) ~= "function" then
+    return nil, "latest_by = 'created' needs a lookup of image creation times (opts.created or "
+      .. "opts.created_many; replicate.plan provides one)", "INVALID"
   end
   local digests = {}
   for i, d in ipairs(rules.digests or {}) do digests[i] = d end
   local only_pins = #digests > 0 and #include == 0 and not regex and not range and not latest
 
-  local function first_reason(tag)
-    if only_pins then return "only the pinned digests are selected" end
-    if #include > 0 then
-      local hit = false
+  -- The rules in the order they apply: name (as in the sync file), and a
+  -- test(tag) -> nil (passes) | reason (drops it).
+  local chain = {}
+  local function rule(name, test) chain[#chain + 1] = { name = name, test = test } end
+  if only_pins then
+    rule("tags.digests", function() return "only the pinned digests are selected" end)
+  end
+  if #include > 0 then
+    rule("tags.include", function(tag)
       for _, g in ipairs(include) do
-        if core.glob(g, tag) then hit = true break end
+        if core.glob(g, tag) then return nil end
       end
-      if not hit then
-        return string.format("not matched by include filter%s '%s'", #include > 1 and "s" or "",
-          table.concat(include, "', '"))
+      return string.format("not matched by include filter%s '%s'", #include > 1 and "s" or "",
+        table.concat(include, "', '"))
+    end)
+  end
+  if #exclude > 0 then
+    rule("tags.exclude", function(tag)
+      for _, g in ipairs(exclude) do
+        if core.glob(g, tag) then return string.format("excluded by '%s'", g) end
       end
-    end
-    for _, g in ipairs(exclude) do
-      if core.glob(g, tag) then return string.format("excluded by '%s'", g) end
-    end
-    if regex and not regex:match(tag) then
-      return string.format("does not match regex '%s'", rules.regex)
-    end
-    if exclude_regex and exclude_regex:match(tag) then
-      return string.format("excluded by regex '%s'", rules.exclude_regex)
-    end
-    if range then
+    end)
+  end
+  if regex then
+    rule("tags.regex", function(tag)
+      if not regex:match(tag) then return string.format("does not match regex '%s'", rules.regex) end
+    end)
+  end
+  if exclude_regex then
+    rule("tags.exclude_regex", function(tag)
+      if exclude_regex:match(tag) then return string.format("excluded by regex '%s'", rules.exclude_regex) end
+    end)
+  end
+  if range then
+    rule("tags.semver", function(tag)
       if not semver.parse(tag) then
         return string.format("not a semantic version (semver range '%s')", rules.semver)
       end
       if not range:test(tag) then
         return string.format("outside semver range '%s'", rules.semver)
       end
+    end)
+  end
+
+  -- creation times of candidates: { [tag] = seconds }, { [tag] = message }
+  local function creation_times(repo, candidates)
+    if opts.created_many then return opts.created_many(repo, candidates) end
+    local times, errs = {}, {}
+    for _, tag in ipairs(candidates) do
+      local when, err = opts.created(repo, tag)
+      times[tag], errs[tag] = when, err
     end
-    return nil
+    return times, errs
   end
 
   -- latest N by semver or by creation time; returns the set of tags kept.
+  -- Ties (equal versions such as v1.0 and 1.0.0, or equal times) are broken
+  -- by the tag itself, the greater string first, so the choice never
+  -- depends on the order the registry listed them in.
   local function newest(repo, candidates, skipped)
     local ranked = {}
+    local times, errs
+    if by == "created" then times, errs = creation_times(repo, candidates) end
     for _, tag in ipairs(candidates) do
       if by == "semver" then
         local v = semver.parse(tag)
         if not v then
-          skipped[#skipped + 1] = { tag = tag, reason = string.format("not a semantic version (latest %d)", latest) }
+          skipped[#skipped + 1] = { tag = tag, rule = "tags.latest",
+            reason = string.format("not a semantic version (latest %d)", latest) }
         elseif v:is_prerelease() and not pre then
-          skipped[#skipped + 1] = { tag = tag, reason = string.format(
+          skipped[#skipped + 1] = { tag = tag, rule = "tags.latest", reason = string.format(
             "pre-release (latest %d; set include_prerelease to count it)", latest) }
         else
           ranked[#ranked + 1] = { tag = tag, key = v }
         end
       else
-        local when, err = opts.created(repo, tag)
-        local t = M.timestamp(when)
+        local t = M.timestamp(times[tag])
         if not t then
-          skipped[#skipped + 1] = { tag = tag, reason = string.format("creation time unknown (latest %d by created)%s",
-            latest, err and (": " .. tostring(err)) or "") }
+          local err = errs and errs[tag]
+          skipped[#skipped + 1] = { tag = tag, rule = "tags.latest", reason = string.format(
+            "creation time unknown (latest %d by created)%s", latest, err and (": " .. tostring(err)) or "") }
         else
           ranked[#ranked + 1] = { tag = tag, key = t }
         end
@@ -259,32 +290,44 @@ function M.tag_selector(rules, opts)
       if i <= latest then
         keep[r.tag] = true
       else
-        skipped[#skipped + 1] = { tag = r.tag, reason = string.format("not among the latest %d%s", latest,
-          by == "created" and " by creation time" or "") }
+        skipped[#skipped + 1] = { tag = r.tag, rule = "tags.latest", reason = string.format(
+          "not among the latest %d%s", latest, by == "created" and " by creation time" or "") }
       end
     end
     return keep
   end
 
+  -- select(repo, tags) -> kept, skipped, digests, stats; stats: one
+  -- { rule =, seen =, passed = } per rule, in order (what each rule saw and
+  -- let through), for explaining a selection and warning about a rule that
+  -- selects nothing.
   return function(repo, tags)
-    local kept, skipped, candidates = {}, {}, {}
+    local skipped, candidates = {}, {}
+    local stats = {}
+    for i, r in ipairs(chain) do stats[i] = { rule = r.name, seen = 0, passed = 0 } end
     for _, tag in ipairs(tags) do
-      local why = first_reason(tag)
-      if why then
-        skipped[#skipped + 1] = { tag = tag, reason = why }
-      else
-        candidates[#candidates + 1] = tag
+      local why
+      for i, r in ipairs(chain) do
+        stats[i].seen = stats[i].seen + 1
+        why = r.test(tag)
+        if why then
+          skipped[#skipped + 1] = { tag = tag, rule = r.name, reason = why }
+          break
+        end
+        stats[i].passed = stats[i].passed + 1
       end
+      if not why then candidates[#candidates + 1] = tag end
     end
+    local kept = candidates
     if latest then
       local keep = newest(repo, candidates, skipped)
+      kept = {}
       for _, tag in ipairs(candidates) do
         if keep[tag] then kept[#kept + 1] = tag end
       end
-    else
-      kept = candidates
+      stats[#stats + 1] = { rule = "tags.latest", seen = #candidates, passed = #kept }
     end
-    return kept, skipped, digests
+    return kept, skipped, digests, stats
   end
 end
 
@@ -322,40 +365,6 @@ function M.repository_selector(spec)
     end
     return true
   end
-end
-
---- Wrap a policy's filter(image) hook: keep(image) -> bool, reason.
-function M.image_filter(hook)
-  if hook == nil then return function() return true end end
-  if type(hook) ~= "function" then error("a policy filter must be a function", 2) end
-  return function(image)
-    local keep, why = hook(image)
-    if keep then return true end
-    return false, why and ("policy filter: " .. tostring(why)) or "policy filter"
-  end
-end
-
-M.destination = naming.destination
-
---- Select and name the images of one repository (see the module comment).
-function M.images(repo, tags, how)
-  how = how or {}
-  local selected, skipped, digests = tags, {}, {}
-  if how.select then selected, skipped, digests = how.select(repo, tags) end
-  local keep = M.image_filter(how.filter)
-  local dest = how.destination or naming.destination{}
-  local images = {}
-  for _, tag in ipairs(selected) do
-    local ok, why = keep({ registry = how.registry, repository = repo, tag = tag })
-    if not ok then
-      skipped[#skipped + 1] = { tag = tag, reason = why }
-    else
-      local dst_repo, dst_tag, code = dest(repo, tag)
-      if not dst_repo then return nil, dst_tag, code end
-      images[#images + 1] = { repository = repo, tag = tag, dst_repository = dst_repo, dst_tag = dst_tag }
-    end
-  end
-  return images, skipped, digests or {}
 end
 
 return M

@@ -28,6 +28,9 @@ M.ref = core.ref
 --- fnmatch(3) glob match: fl.glob("v1.*", "v1.2") -> true.
 M.glob = core.glob
 
+--- PCRE2 regular expressions: fl.regex.compile("^v\\d+$"):match("v1").
+M.regex = core.regex
+
 local registry = require("freightliner.registry")
 
 --- Open a registry ("host[:port]", "http://host", "oci:PATH"); see
@@ -51,6 +54,8 @@ M.parallel = copy.parallel
 M.counters = copy.counters
 M.configure = copy.configure
 M.registry_options = copy.registry_options
+--- The registry object fl.copy uses for a store (its stats, its tokens).
+M.endpoint = copy.endpoint
 M.sleep = copy.sleep
 
 --- Many images: fl.replicate.plan{...} lists them from a catalog with
@@ -58,7 +63,7 @@ M.sleep = copy.sleep
 -- freightliner.replicate).
 M.replicate = require("freightliner.replicate")
 
---- JSON (lua-cjson, integers kept as integers).
+--- JSON (core.json on jansson, built in; integers kept as integers).
 M.json = require("freightliner.json")
 
 return M

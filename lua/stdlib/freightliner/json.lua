@@ -1,35 +1,35 @@
---- freightliner.json: JSON for the stdlib, on lua-cjson.
+--- freightliner.json: JSON for the stdlib, on core.json (jansson, built
+-- into the binary: no Lua C module is loaded from the system).
 --
--- cjson decodes every number as a float under Lua 5.4; manifests are full of
--- sizes, so decode() turns integral floats back into integers. Errors are
--- returned (`nil, message, "INVALID"`), never raised.
-local cjson = require("cjson.safe")
+-- Integers stay integers and other numbers are floats, both ways. Errors
+-- of decode() are returned (`nil, message, "INVALID"`), never raised;
+-- encode() raises on a value JSON cannot hold (a function, NaN, a table
+-- with other than string or integer keys), which is a programming error.
+local core = require("freightliner.core")
 
 local M = {}
 
-M.null = cjson.null
+M.null = core.json.null
 
-local function integers(v)
-  local t = type(v)
-  if t == "number" then
-    return math.tointeger(v) or v
-  elseif t == "table" then
-    for k, x in pairs(v) do v[k] = integers(x) end
+local ARRAY = { __jsontype = "array" }
+
+--- Mark a list so that it encodes as a JSON array even when empty.
+function M.array(t)
+  return setmetatable(t or {}, ARRAY)
+end
+
+function M.decode(s)
+  if type(s) ~= "string" then return nil, "invalid JSON: expected a string, got " .. type(s), "INVALID" end
+  local v, err = core.json.decode(s)
+  if v == nil and err then
+    return nil, "invalid JSON: " .. tostring(err), "INVALID"
   end
   return v
 end
 
-function M.decode(s)
-  local v, err = cjson.decode(s)
-  if v == nil then
-    return nil, "invalid JSON: " .. tostring(err), "INVALID"
-  end
-  return integers(v)
-end
-
 function M.encode(v)
-  local s, err = cjson.encode(v)
-  if not s then error("cannot encode JSON: " .. tostring(err), 2) end
+  local s, err = core.json.encode(v)
+  if not s then error(tostring(err), 2) end
   return s
 end
 

@@ -11,7 +11,8 @@
 --   reg:head("team/app:v1")            -> { digest, media_type, size }
 --   reg:blob_exists("team/app", digest) -> true, size | false
 --   reg:blob("team/app", digest)        -> bytes (small blobs: configs)
---   reg:delete("team/app:v1")
+--   reg:delete("team/app:v1")        (by tag; where the registry cannot,
+--                                       the manifest, with all its tags)
 --   reg:referrers("team/app:v1", { artifact_type = "..." })
 --   reg:stats()                         -> requests, retries, rate limits
 --
@@ -61,12 +62,42 @@ function M.parse_spec(spec)
   return { kind = "registry", host = host, scheme = scheme or "auto" }
 end
 
+--- Every option fl.registry, fl.registry_options and the sync file's
+-- registries take: those of core.endpoint.registry (src/lua/l_endpoint.c;
+-- a new option there is added here too) plus insecure and create.
+M.OPTION_KEYS = {
+  ca_file = true, client_cert = true, client_key = true, tls_verify = true, pinned_pubkey = true,
+  username = true, password_env = true, password_file = true, credential_helper = true,
+  max_attempts = true, retry_base_ms = true, retry_max_ms = true, max_concurrency = true,
+  requests_per_second = true, chunk_size = true, resume_chunk_size = true, page_size = true,
+  connect_timeout_ms = true, low_speed_time = true, breaker_threshold = true, breaker_cooldown = true,
+  scheme = true, insecure = true, create = true,
+}
+
+-- Raise on an option key not in OPTION_KEYS, naming the closest one.
+local function check_options(what, opts, level)
+  if opts == nil then return end
+  if type(opts) ~= "table" then error(string.format("%s: options must be a table", what), level + 1) end
+  for k in pairs(opts) do
+    if not M.OPTION_KEYS[k] then
+      local names = {}
+      for name in pairs(M.OPTION_KEYS) do names[#names + 1] = name end
+      table.sort(names)
+      local hint = require("freightliner.schema").closest(tostring(k), names)
+      error(string.format("%s: unknown option '%s'%s (valid: %s)", what, tostring(k),
+        hint and ("; did you mean '" .. hint .. "'?") or "", table.concat(names, ", ")), level + 1)
+    end
+  end
+end
+M.check_options = check_options
+
 --- Open a registry or OCI layout. opts: TLS (ca_file, client_cert,
 -- client_key, tls_verify, pinned_pubkey), credentials by reference
 -- (username, password_env, password_file, credential_helper), limits
 -- (max_attempts, max_concurrency, requests_per_second, ...), insecure
 -- (plain HTTP), create (OCI layouts: make the directory).
 function M.open(spec, opts)
+  check_options("fl.registry", opts, 2)
   opts = opts or {}
   local s, msg, code = M.parse_spec(spec)
   if not s then return nil, msg, code end
@@ -206,7 +237,15 @@ function Registry:delete(ref)
   if not reference then
     error("delete: give a tag or digest, e.g. 'repo:tag'", 2)
   end
-  return self.ep:manifest_delete(repo, reference)
+  local ok, msg
+  ok, msg, code = self.ep:manifest_delete(repo, reference)
+  if ok or code ~= "UNSUPPORTED" or reference:find(":", 1, true) then return ok, msg, code end
+  -- a registry without tag deletion (Distribution 2.x): delete the manifest
+  -- the tag names, and with it every tag on that manifest
+  local head
+  head, msg, code = self.ep:manifest_head(repo, reference)
+  if not head then return nil, msg, code end
+  return self.ep:manifest_delete(repo, head.digest)
 end
 
 -- Tag-schema fallback: cosign-style tags sha256-<hex>[.sig|.att|.sbom].

@@ -103,20 +103,34 @@ local function dry_run_output(summary, plan, format)
   if format == "json" then
     local actions = {}
     for _, a in ipairs(summary.actions) do actions[#actions + 1] = a end
+    for _, a in ipairs(summary.prune or {}) do actions[#actions + 1] = a end
     for _, s in ipairs(plan.skipped) do
-      actions[#actions + 1] = { src = s.src, action = "skip", reason = s.reason }
+      actions[#actions + 1] = { src = s.src, action = "skip", rule = s.rule, reason = s.reason }
     end
     for _, e in ipairs(summary.errors or {}) do
       actions[#actions + 1] = { src = e.repository, action = "error", reason = e.message, code = e.code }
     end
+    -- per entry: candidates, selected, and each dropped tag with its rule
+    local explain = {}
+    for i, e in ipairs(plan.explain or {}) do
+      explain[i] = { label = e.label, repositories = e.repositories, candidates = e.candidates,
+                     selected = e.selected, rules = canonical.array(e.rules or {}),
+                     dropped = canonical.array(e.dropped or {}) }
+    end
     io.stdout:write(assert(canonical.encode({ run_id = log.run_id(), actions = canonical.array(actions),
+      explain = canonical.array(explain), warnings = canonical.array(plan.warnings or {}),
       totals = totals })), "\n")
   else
+    require("freightliner.replicate").print_explain(plan.explain or {}, io.stdout)
     for _, a in ipairs(summary.actions) do
       io.stdout:write(string.format("%-10s %s -> %s (%s)\n", a.action, esc(a.src), esc(a.dst), esc(a.reason)))
     end
+    for _, a in ipairs(summary.prune or {}) do
+      io.stdout:write(string.format("%-10s %s (%s)\n", a.action, esc(a.dst), esc(a.reason)))
+    end
     for _, s in ipairs(plan.skipped) do
-      io.stdout:write(string.format("%-10s %s (%s)\n", "skip", esc(s.src), esc(s.reason)))
+      io.stdout:write(string.format("%-10s %s (%s%s)\n", "skip", esc(s.src), s.rule and (esc(s.rule) .. ": ") or "",
+        esc(s.reason)))
     end
     for _, e in ipairs(summary.errors or {}) do
       io.stdout:write(string.format("%-10s %s (%s)\n", "error", esc(e.message), esc(e.code or "ERROR")))
@@ -141,6 +155,9 @@ local function summary_output(summary, rec, status)
     M.plural(summary.images_replicated, "image"), summary.images_up_to_date, summary.images_failed,
     progress.human(summary.bytes_transferred), M.plural(summary.blobs_copied, "blob"), summary.blobs_skipped,
     summary.blobs_mounted, summary.duration_seconds, tail)
+  if (summary.tags_deleted or 0) > 0 then
+    line = line .. string.format("; %s deleted (prune)", M.plural(summary.tags_deleted, "tag"))
+  end
   if log.json() then
     for _, e in ipairs(summary.errors or {}) do
       log.log("error", e.message, nil, { code = e.code or "ERROR", repository = e.repository })
@@ -150,6 +167,7 @@ local function summary_output(summary, rec, status)
       images_replicated = summary.images_replicated, images_up_to_date = summary.images_up_to_date,
       images_failed = summary.images_failed, images_skipped_by_filter = #rec.plan.skipped,
       errors = #(summary.errors or {}), bytes_transferred = summary.bytes_transferred,
+      tags_deleted = summary.tags_deleted or 0,
       interrupted = summary.interrupted or false })
     return
   end
@@ -179,7 +197,7 @@ local function metrics_output(summary, rec, status)
     images_up_to_date = summary.images_up_to_date, images_failed = summary.images_failed + #(summary.errors or {}),
     images_skipped_by_filter = #plan.skipped, bytes_transferred = summary.bytes_transferred,
     blobs_copied = summary.blobs_copied, blobs_skipped = summary.blobs_skipped,
-    blobs_mounted = summary.blobs_mounted, retries = summary.retries,
+    blobs_mounted = summary.blobs_mounted, retries = summary.retries, tags_deleted = summary.tags_deleted,
     failed_images = failed, destinations = rec.destinations, status = status,
   }
   if job.resumed then

@@ -14,11 +14,12 @@
 --
 -- Before any transfer: policy hooks are wrapped so their results are
 -- type-checked (clicheck.wrap_policy), every planned destination must be a
--- valid reference, and selections that select nothing are reported; a
--- problem there is a user error (exit 2). What the run says is
--- freightliner.report's job.
+-- valid reference, and selections that select nothing (repository
+-- patterns, tag rules) are reported; a problem there is a user error
+-- (exit 2). After the copies, entries with prune delete what they no
+-- longer select (freightliner.prune, with its guardrails). What the run
+-- says is freightliner.report's job.
 
-local core = require("freightliner.core")
 local copy = require("freightliner.copy")
 local registry = require("freightliner.registry")
 local replicate = require("freightliner.replicate")
@@ -50,26 +51,12 @@ local function lib(name)
   return require("freightliner." .. name)
 end
 
---- A tag selector from filter rules; returns fn(repo, tags) -> kept, skipped.
-function M.tag_selector(rules)
-  rules = rules or {}
-  local ok, filters = pcall(lib, "filters")
-  if ok and filters.tag_selector then
-    local sel, err = filters.tag_selector(rules)
-    if not sel then return nil, err end
-    return sel
-  end
-  -- fallback: include/exclude globs only
-  return function(_, tags)
-    local kept, skipped = {}, {}
-    for _, t in ipairs(tags) do
-      local inc = not rules.include or #rules.include == 0
-      for _, g in ipairs(rules.include or {}) do if core.glob(g, t) then inc = true end end
-      for _, g in ipairs(rules.exclude or {}) do if core.glob(g, t) then inc = false end end
-      if inc then kept[#kept + 1] = t else skipped[#skipped + 1] = { tag = t, reason = "tag filter" } end
-    end
-    return kept, skipped
-  end
+--- A tag selector from filter rules (freightliner.filters, the one
+-- implementation); returns fn(repo, tags) -> kept, skipped | nil, message.
+function M.tag_selector(rules, opts)
+  local sel, err = lib("filters").tag_selector(rules or {}, opts)
+  if not sel then return nil, err end
+  return sel
 end
 
 -- Registry options for every host the job names (TLS, credentials).
@@ -92,44 +79,128 @@ local function load_policy(path)
 end
 M.load_policy = load_policy
 
---- Build the plan of every entry of the job.
+-- "sync[2] (line 14)" for a sync entry, "replicate" for the CLI's one.
+local function entry_label(job, i, entry)
+  if job.config then
+    return string.format("%s: sync[%d]%s", job.config, i, entry.line and (" (line " .. entry.line .. ")") or "")
+  end
+  return #job.entries > 1 and string.format("entry %d", i) or "selection"
+end
+
+--- Build the plan of every entry of the job, through replicate.plan (the
+-- one selection pipeline). plan.explain lists each entry's selection;
+-- plan.warnings its rules that selected nothing.
 function M.plan(job)
   configure_registries(job)
-  local all = { items = {}, skipped = {}, errors = {}, hooks = {}, selections = {} }
-  for index, entry in ipairs(job.entries) do
+  local all = { items = {}, skipped = {}, errors = {}, warnings = {}, explain = {}, entries = {}, selections = {} }
+  for i, entry in ipairs(job.entries) do
     local hooks, err = load_policy(entry.policy)
     if not hooks then return nil, err, "INVALID" end
-    local select, serr = M.tag_selector(entry.tags)
-    if not select then return nil, serr, "INVALID" end
-    local repository_filter
-    if entry.regex then
-      local re, rerr = core.regex.compile(entry.regex)
-      if not re then return nil, rerr, "INVALID" end
-      repository_filter = function(r) return re:match(r) end
-    end
     local source = entry.source or job.source
     local plan, msg, code = replicate.plan{
       source = source, destination = entry.destination or job.destination,
       source_options = (job.registries or {})[source],
-      repositories = entry.repositories, pattern = entry.pattern,
-      repository_filter = repository_filter,
-      select_tags = select, dest_prefix = entry.dest_prefix, dest_template = entry.dest_template,
+      repositories = entry.repositories, pattern = entry.pattern, regex = entry.regex,
+      exclude_repositories = entry.exclude_repositories,
+      tags = entry.tags or {}, dest_prefix = entry.dest_prefix, dest_template = entry.dest_template,
       rename_prefix = entry.rename_prefix,
-      hooks = hooks, parallel = job.parallel,
+      hooks = { filter = hooks.filter, rename = hooks.rename }, parallel = job.parallel,
+      label = entry_label(job, i, entry),
       shard = job.shard,
     }
     if not plan then return nil, msg, code end
-    all.selections[#all.selections + 1] = { entry = entry, source = source, index = index,
+    all.selections[#all.selections + 1] = { entry = entry, source = source, index = i,
       selected = #plan.items + #plan.skipped + #plan.errors }
     for _, it in ipairs(plan.items) do
       it.copy = { platforms = entry.platforms, referrers = entry.referrers, force = job.force }
       it.hooks = hooks
+      it.entry = i
       all.items[#all.items + 1] = it
     end
     for _, s in ipairs(plan.skipped) do all.skipped[#all.skipped + 1] = s end
     for _, e in ipairs(plan.errors) do all.errors[#all.errors + 1] = e end
+    for _, w in ipairs(plan.warnings) do all.warnings[#all.warnings + 1] = w end
+    all.explain[#all.explain + 1] = plan.explain
+    all.entries[i] = { plan = plan, prune = entry.prune or job.prune, prune_max = entry.prune_max }
   end
   return all
+end
+
+-- Prune every entry that asks for it (after the copies). Deletions and
+-- refusals are printed and counted in summary.tags_deleted; a refused or
+-- failed prune makes the status 1. The dry run only lists what would go.
+local function prune_entries(job, plan, summary)
+  local prune = lib("prune")
+  summary.tags_deleted = 0
+  summary.prune = {}
+  -- every destination tag any entry of the run wants, per destination
+  local wanted = {}
+  for _, e in ipairs(plan.entries) do
+    local w = wanted[e.plan.destination] or {}
+    wanted[e.plan.destination] = w
+    for repo, tags in pairs(e.plan.wanted) do
+      w[repo] = w[repo] or {}
+      for t in pairs(tags) do w[repo][t] = true end
+    end
+  end
+  for _, e in ipairs(plan.entries) do
+    if e.prune then
+      local label = e.plan.explain.label
+      if #e.plan.errors > 0 then
+        summary.errors[#summary.errors + 1] = { code = "PRUNE_SKIPPED", message = string.format(
+          "%s: not pruned: its plan had %d error%s (a tag that could not be planned is not a tag to delete)",
+          label, #e.plan.errors, #e.plan.errors == 1 and "" or "s") }
+      else
+        local dst, msg, code = copy.endpoint(e.plan.destination)
+        local p
+        if dst then
+          p, msg, code = prune.plan(e.plan, dst, { max = e.prune_max, force = job.force_prune,
+                                                   parallel = job.parallel,
+                                                   also_wanted = wanted[e.plan.destination] })
+        end
+        if not p then
+          summary.errors[#summary.errors + 1] = { code = code, message = string.format("%s: prune: %s", label, msg) }
+        else
+          for _, err in ipairs(p.errors) do summary.errors[#summary.errors + 1] = err end
+          local host = e.plan.destination
+          if p.refused then
+            summary.errors[#summary.errors + 1] = { code = "PRUNE_LIMIT", message = p.refused }
+          end
+          for _, k in ipairs(p.kept) do
+            local a = { dst = replicate.image(host, k.repository, k.tag), action = "keep", reason = k.reason }
+            if job.dry_run then
+              summary.prune[#summary.prune + 1] = a
+            else
+              log.log("warn", string.format("kept %s (%s)", a.dst, a.reason), nil, { prune = "kept" })
+            end
+          end
+          if job.dry_run then
+            for _, d in ipairs(p.deletions) do
+              summary.prune[#summary.prune + 1] = { dst = replicate.image(host, d.repository, d.tag),
+                action = "prune", reason = d.reason }
+            end
+          else
+            local done, failures, kept = prune.apply(p, dst)
+            for _, k in ipairs(kept) do
+              log.log("warn", string.format("kept %s (%s)", replicate.image(host, k.repository, k.tag), k.reason),
+                nil, { prune = "kept" })
+            end
+            -- every deletion is logged (warn: shown at the default level)
+            for _, d in ipairs(done) do
+              log.log("warn", string.format("deleted %s (%s, by %s)", replicate.image(host, d.repository, d.tag),
+                d.digest or "?", d.how), nil, { prune = "deleted", digest = d.digest })
+            end
+            summary.tags_deleted = summary.tags_deleted + #done
+            for _, f in ipairs(failures) do
+              summary.errors[#summary.errors + 1] = { code = f.code, message = string.format(
+                "%s: not deleted: %s", replicate.image(host, f.repository, f.tag), f.message) }
+            end
+          end
+        end
+      end
+    end
+  end
+  if #summary.errors > 0 and summary.status == 0 then summary.status = 1 end
 end
 
 -- Every planned image's references, checked before any transfer: a
@@ -211,6 +282,11 @@ function M.execute(job, checkpoint)
   end
   check_items(plan)
   local empty = check_selections(job, plan)
+  for _, w in ipairs(plan.warnings) do
+    log.log(job.strict and "error" or "warn", w .. (job.strict and " (an error under --strict)" or ""), nil,
+      { selection = "rule" })
+  end
+  empty = empty + #plan.warnings
   local cp = checkpoint
   if not cp and job.checkpoint_file and not job.dry_run then
     local checkpoints = lib("checkpoint")
@@ -238,6 +314,7 @@ function M.execute(job, checkpoint)
     parallel = job.parallel, dry_run = job.dry_run, checkpoint = cp,
     progress = job.progress, hooks = {}, copy = job.copy or {},
   })
+  prune_entries(job, plan, summary)
   local status = report.finish(rec, summary)
   copy.shutdown()
   if status == exitcode.OK and empty > 0 and job.strict then status = exitcode.FAILED end
@@ -259,6 +336,7 @@ function M.job_from_options(o)
     parallel = o.parallel or 8, dry_run = o["dry-run"] or false, force = o.force or nil,
     format = o.format, checkpoint_file = o["checkpoint-file"], metrics_file = o["metrics-file"],
     progress = not o["no-progress"], strict = o.strict or nil,
+    prune = o.prune or nil, force_prune = o["force-prune"] or nil,
     shard = o.shard, -- resolved by freightliner.shard in the command
   }
 end

@@ -9,8 +9,11 @@
 -- Constructors: S.map(fields [, {check =}]), S.dict(value_spec),
 -- S.list(item_spec [, {scalar_ok = true}]) (scalar_ok: a lone item is a
 -- list of one), S.string{check =}, S.integer{min =}, S.number{above =},
--- S.boolean(), S.size() (bytes: a whole number or "8MiB", "512k", ...).
--- Every spec takes required = true. check(value) -> nil | message.
+-- S.boolean(), S.size{min =} (bytes: a whole number or "8MiB", "512k", ...;
+-- at least 1 unless min = 0).
+-- Every spec takes required = true. check(value) -> nil | message [,
+-- offset]: with a 0-based offset into a string the problem is reported at
+-- that character (opts.lines, the source lines, tell a quote to skip).
 --
 -- validate returns the value with nulls dropped and interpolated strings
 -- coerced where a number or boolean is expected (opts.interpolated, from
@@ -172,14 +175,23 @@ local function validator(positions, opts)
       end
     elseif kind == "size" then
       local n = M.parse_size(v)
-      if not n or n <= 0 then
+      if not n or n < (spec.min or 1) then
         return add(p, "%s: expected a size in bytes (a whole number, or like '8MiB'), got %s", path, describe(v))
       end
       v = n
     end
     if spec.check then
-      local err = spec.check(v)
-      if err then return add(p, "%s: %s", path, err) end
+      local err, offset = spec.check(v)
+      if err then
+        -- a check may point at a character of the string (0-based offset):
+        -- the column moves there, past an opening quote
+        if offset and p.line then
+          local line = opts.lines and opts.lines[p.line] or ""
+          local q = line:sub(p.column, p.column)
+          p = { line = p.line, column = p.column + offset + ((q == "'" or q == '"') and 1 or 0) }
+        end
+        return add(p, "%s: %s", path, err)
+      end
     end
     return v
   end

@@ -22,6 +22,9 @@ options:
   --force                    copy even if the destination is up to date
   --parallel N               images and blobs in flight (default 8;
                              --parallel-workers is the same)
+  --prune                    delete destination tags the rules no longer select
+                             (at most max(10%, 20) unless --force-prune)
+  --force-prune              prune past that guardrail
   --checkpoint-file FILE     record progress; 'freightliner resume' finishes
   --metrics-file FILE        write counters as JSON at the end
   --config FILE              registry settings (TLS, credentials) from a sync file
@@ -29,7 +32,8 @@ options:
   --dry-run                  print the plan on stdout, write nothing; it
                              counts errors and exits as the run would
   --format text|json         the form of the --dry-run plan
-  --strict                   a pattern that selects nothing is an error
+  --strict                   a pattern or tag rule that selects nothing is an
+                             error (exit 1), not a warning
   --shard INDEX/COUNT        copy only shard INDEX (0-based) of COUNT (also
                              FREIGHTLINER_SHARD; --shard-count COUNT takes
                              INDEX from JOB_COMPLETION_INDEX); repositories
@@ -53,7 +57,7 @@ local spec = {
   { name = "exclude-tag", value = true, multi = true },
   { name = "dest-prefix", value = true },
   { name = "platform", value = true, multi = true },
-  { name = "referrers" }, { name = "force" },
+  { name = "referrers" }, { name = "force" }, { name = "prune" }, { name = "force-prune" },
   { name = "parallel", value = true, number = true, min = 1, max = 256,
     aliases = { "parallel-workers" } },
   { name = "checkpoint-file", value = true },

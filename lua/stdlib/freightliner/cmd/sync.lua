@@ -4,13 +4,16 @@ local args = require("freightliner.args")
 local runner = require("freightliner.runner")
 
 local usage = [==[usage: freightliner sync --config FILE [--dry-run [--format text|json]] [--parallel N]
-                         [--checkpoint-file FILE] [--metrics-file FILE] [--force] [--strict]
+                         [--checkpoint-file FILE] [--metrics-file FILE] [--force] [--strict] [--force-prune]
                          [--shard INDEX/COUNT | --shard-count COUNT]
 
 Runs every entry of a YAML sync file: registries (host, TLS, credentials by
 reference), and sync entries (source repository, pattern or regex;
 destination prefix or template; tag rules; platforms; referrers; a Lua
 policy). Check a file first with 'freightliner validate-config FILE'.
+A tag rule that selects nothing is a warning; --strict makes it exit 1.
+Entries with prune: true delete destination tags they no longer select,
+at most prune_max per entry unless --force-prune (see README, "Prune").
 
 options:
   --config FILE            the sync file
@@ -22,7 +25,9 @@ options:
   --checkpoint-file FILE   record progress; 'freightliner resume FILE' finishes
   --metrics-file FILE      write the run's metrics as JSON at the end
   --force                  copy even images the destination already has
-  --strict                 a selection that selects nothing is an error
+  --strict                 a pattern or tag rule that selects nothing is an
+                           error (exit 1), not a warning
+  --force-prune            prune past the prune_max guardrail
   --no-progress            no progress line on a terminal
 
 ]==] .. require("freightliner.exitcode").help()
@@ -32,7 +37,7 @@ local spec = {
   { name = "parallel", value = true, number = true, min = 1, max = 256,
     aliases = { "parallel-workers" } },
   { name = "checkpoint-file", value = true }, { name = "metrics-file", value = true },
-  { name = "no-progress" }, { name = "force" }, { name = "strict" },
+  { name = "no-progress" }, { name = "force" }, { name = "strict" }, { name = "force-prune" },
 }
 for _, f in ipairs(require("freightliner.shard").flags) do spec[#spec + 1] = f end -- --shard ...
 
@@ -65,12 +70,12 @@ return {
       return runner.usage_error(string.format("%s has no sync entries, so it would copy nothing", o.config), "sync")
     end
     local job = config.job(plan, {
-      dry_run = o["dry-run"] or false, format = o.format, force = o.force or nil,
+      dry_run = o["dry-run"] or false, format = o.format, force = o.force or nil, strict = o.strict or nil,
+      force_prune = o["force-prune"] or nil,
       parallel = o.parallel or plan.parallel, checkpoint_file = o["checkpoint-file"],
       metrics_file = o["metrics-file"], progress = not o["no-progress"],
     })
     job.shard = shard
-    job.strict = o.strict or nil
     return runner.execute(job)
   end,
 }
