@@ -72,7 +72,7 @@ sync:
     status, out, err = sync(second:gsub("PRUNE_MAX", "2"), "--metrics-file", metrics)
     assert.equal(1, status, out .. err)
     assert.matches("prune would delete 3 of 7 tags in scope, over the limit of 2 %(prune_max%); nothing was deleted",
-      out)
+      err)
     assert.same({ "alias", "latest", sig, "stale", "v1.0", "v1.1", "v2.0" }, tags("pr/project-a/app"))
     -- the dry run lists exactly what would go (and the kept signature)
     status, out, err = sync(second:gsub("PRUNE_MAX", "20"), "--dry-run", "--format", "json")
@@ -95,7 +95,7 @@ sync:
     assert.matches("deleted " .. dst.host:gsub("%p", "%%%0")
       .. "/pr/project%-a/app:stale %(sha256:%x+, by digest%)", err)
     assert.matches("kept [^\n]*app:alias %(manifest sha256:%x+ is also tagged 'v1.0', which stays", err)
-    assert.matches("2 tags deleted %(prune%)", out)
+    assert.matches("2 tags deleted %(prune%)", err)
     assert.equal(2, json.decode(helpers.slurp(metrics)).tags_deleted)
   end)
 
@@ -136,7 +136,7 @@ sync:
     prune: true
 ]])
     assert.equal(1, status, out .. err)
-    assert.matches("not pruned: its plan had 1 error", out)
+    assert.matches("not pruned: its plan had 1 error", err)
     assert.same({ "keep" }, tags("np/no/such"))
   end)
 

@@ -208,8 +208,29 @@ local function metrics_output(summary, rec, status)
   if not ok then log.log("error", string.format("writing metrics %s: %s", job.metrics_file, err)) end
 end
 
+-- Failures the run recorded that the on_error wrapper did not see: an
+-- image whose copy succeeded but whose on_done hook raised is failed by
+-- replicate.run (code POLICY) without an on_error call.
+local function reconcile(rec, summary)
+  local seen = {}
+  for _, f in ipairs(rec.failed) do seen[f.image .. " -> " .. (f.destination or "")] = true end
+  for _, f in ipairs(summary.failures or {}) do
+    if not seen[f.src .. " -> " .. (f.dst or "")] then
+      rec.failed[#rec.failed + 1] = { image = f.src, destination = f.dst, message = f.message, code = f.code }
+      local d = rec.destinations[destination_key({ dst = f.dst })]
+      if d and d.images_replicated > 0 then
+        d.images_replicated = d.images_replicated - 1
+        d.images_failed = d.images_failed + 1
+      end
+      log.log("error", string.format("failed: %s (%s)", f.message, f.code or "ERROR"), f.src,
+        { destination = f.dst, code = f.code or "ERROR", result = "failed" })
+    end
+  end
+end
+
 --- Print and write everything about a finished run; returns its exit status.
 function M.finish(rec, summary)
+  reconcile(rec, summary)
   local job = rec.job
   local status = summary.status
   if job.dry_run then
