@@ -271,8 +271,10 @@ sync:
          "'rename' must be a function"),
         ("policy hook returns a number", ["sync", "--config", pols["returns_number"]], 2,
          ["returns_number.lua", "hook 'rename' must return a repository name"]),
-        ("policy hook raises", ["sync", "--config", pols["raises"], "--dry-run"], 2,
-         ["raises.lua", "hook 'filter' raised an error", "oops"]),
+        # a hook that raises fails its image (POLICY, the policy's file and
+        # line named); the others go on: exit 1, as the run would
+        ("policy hook raises", ["sync", "--config", pols["raises"], "--dry-run"], 1,
+         ["raises.lua:", "policy hook filter raised", "oops"]),
         ("policy renames to a bad name", ["sync", "--config", pols["bad_name"]], 2,
          "not a valid reference"),
         ("policy hook misspelled", ["validate-config", pols["typo"]], 2, "did you mean 'rename'?"),

@@ -192,7 +192,7 @@ def example_sync_prune(ctx):
     r = sync_example(ctx, "prune_mirror.yaml", env, "--dry-run")
     check(r.status == 1 and "over the limit of 3" in r.out, "guardrail in the dry run: %r", r)
     r = sync_example(ctx, "prune_mirror.yaml", env)
-    check(r.status == 1 and "nothing was deleted" in r.out, "guardrail: %r", r)
+    check(r.status == 1 and "nothing was deleted" in r.err, "guardrail: %r", r)
     check(dst.tags("mirror/project-a/app") == ["v1.0", "v1.1", "v2.0"], "the guardrail deleted something")
     metrics = os.path.join(ctx.tmp("prune"), "m.json")
     r = sync_example(ctx, "prune_mirror.yaml", env, "--force-prune", "--metrics-file", metrics)

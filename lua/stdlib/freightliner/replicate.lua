@@ -231,9 +231,10 @@ function M.plan(p)
       local vok, verr = naming.check_repository(dst_repo)
       if vok and not is_digest then vok, verr = naming.check_tag(dst_tag) end
       if not vok then
-        plan.errors[#plan.errors + 1] = { repository = repo, code = "INVALID",
-          message = string.format("%s: rename hook for %s: %s", label, image(p.source, repo, ref), verr) }
-        return
+        -- a policy-returned value that makes no valid destination is a
+        -- configuration error, found before any transfer (exit 2)
+        exitcode.raise(exitcode.USAGE, string.format("%s: the rename hook made the destination of %s "
+          .. "not a valid reference: %s", label, image(p.source, repo, ref), verr))
       end
     end
     local item = {
