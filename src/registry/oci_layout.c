@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 #include "registry/oci_layout.h"
+#include "registry/reference.h"
 
 #define CHUNK (256 * 1024)
 /* index.json grows with tags, but stays bounded. */
@@ -38,7 +39,6 @@
 #define REF_NAME "org.opencontainers.image.ref.name"
 #define LAYOUT_VERSION "1.0.0"
 #define LAYOUT_JSON "{\"imageLayoutVersion\":\"" LAYOUT_VERSION "\"}"
-#define TAG_MAX 128
 
 static const char empty_index[] =
     "{\"schemaVersion\":2,\"mediaType\":\"" FL_MT_OCI_INDEX
@@ -318,38 +318,16 @@ static fl_code manifest_type(const json_t *m, const char *declared,
 
 /* ---- references ---------------------------------------------------------- */
 
-/* A reference is a digest when it starts with a known algorithm name and a
- * colon (then it must be a valid digest); anything else is a tag. */
+/* A reference is a digest when it holds a ':' (no tag can), checked by the
+ * one digest grammar (reference.c); anything else is a tag, looked up as it
+ * is: tags already in index.json are data, whatever wrote them. Tags that
+ * this endpoint writes are checked with fl_ref_check_reference. */
 static fl_code classify(const char *ref, int *is_digest, fl_error *err) {
   *is_digest = 0;
   if (!ref || !*ref)
     return fl_error_set(err, FL_EINVALID, "empty tag or digest");
-  const char *colon = strchr(ref, ':');
-  fl_digest_alg alg = FL_SHA256;
-  *is_digest = colon && fl_digest_alg_from_name(ref, (size_t)(colon - ref),
-                                                &alg) == FL_OK;
-  return *is_digest ? fl_digest_parse(ref, NULL, err) : FL_OK;
-}
-
-/* The distribution tag grammar: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}. */
-static fl_code check_tag(const char *tag, fl_error *err) {
-  size_t i = 0;
-  for (; tag[i]; i++) {
-    char c = tag[i];
-    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-             (c >= '0' && c <= '9') || c == '_' ||
-             (i > 0 && (c == '.' || c == '-'));
-    if (!ok)
-      return fl_error_set(err, FL_EINVALID,
-                          "invalid tag \"%.140s\": character %zu is not "
-                          "allowed (tags are [A-Za-z0-9_][A-Za-z0-9_.-]*)",
-                          tag, i + 1);
-  }
-  if (i == 0 || i > TAG_MAX)
-    return fl_error_set(err, FL_EINVALID,
-                        "invalid tag \"%.140s\": must be 1 to %d characters",
-                        tag, TAG_MAX);
-  return FL_OK;
+  *is_digest = strchr(ref, ':') != NULL;
+  return *is_digest ? fl_ref_check_digest(ref, NULL, err) : FL_OK;
 }
 
 /* ---- index.json ---------------------------------------------------------- */
@@ -727,10 +705,8 @@ static fl_code oci_manifest_put(fl_endpoint *e, const char *repo,
   char digest[FL_DIGEST_STR_MAX], mt[FL_MEDIA_TYPE_MAX];
   json_t *m = NULL, *desc = NULL;
   int is_digest;
-  fl_code rc = classify(reference, &is_digest, err);
+  fl_code rc = fl_ref_check_reference(reference, &is_digest, err);
   if (rc != FL_OK)
-    return rc;
-  if (!is_digest && (rc = check_tag(reference, err)) != FL_OK)
     return rc;
   if (len > FL_MANIFEST_MAX)
     return fl_error_set(err, FL_ETOO_LARGE,

@@ -16,6 +16,7 @@
 
 #include "core/log.h"
 #include "registry/manifest.h"
+#include "registry/reference.h"
 #include "registry/registry.h"
 
 #define URL_MAX 4096
@@ -41,53 +42,16 @@ static registry *as_registry(fl_endpoint *ep) { return (registry *)ep; }
 
 /* ---- input validation ---------------------------------------------------- */
 
+/* The grammar is reference.c's; these only name it for the operations. */
 static fl_code check_repo(const char *repo, fl_error *err) {
-  size_t n = repo ? strlen(repo) : 0;
-  if (n == 0 || n > 255)
-    return fl_error_set(err, FL_EINVALID, "invalid repository name \"%s\"",
-                        repo ? repo : "");
-  for (size_t i = 0; i < n; i++) {
-    char c = repo[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-          c == '_' || c == '-' || c == '/'))
-      return fl_error_set(err, FL_EINVALID,
-                          "invalid repository name \"%s\": character %zu "
-                          "('%c') is not allowed (lower-case letters, digits, "
-                          "'.', '_', '-', '/')",
-                          repo, i + 1, c);
-  }
-  if (repo[0] == '/' || repo[n - 1] == '/' || strstr(repo, "//"))
-    return fl_error_set(err, FL_EINVALID, "invalid repository name \"%s\"",
-                        repo);
-  return FL_OK;
+  return fl_ref_check_repository(repo, err);
 }
 
 static int is_digest(const char *ref) { return strchr(ref, ':') != NULL; }
 
-/* A tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}) or a valid digest. */
+/* A tag or a digest. */
 static fl_code check_reference(const char *ref, fl_error *err) {
-  if (!ref || !*ref)
-    return fl_error_set(err, FL_EINVALID, "empty tag or digest");
-  if (is_digest(ref))
-    return fl_digest_parse(ref, NULL, err);
-  size_t n = strlen(ref);
-  if (n > 128)
-    return fl_error_set(err, FL_EINVALID,
-                        "tag \"%.40s...\" is over 128 "
-                        "characters",
-                        ref);
-  for (size_t i = 0; i < n; i++) {
-    char c = ref[i];
-    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-             (c >= '0' && c <= '9') || c == '_' ||
-             (i > 0 && (c == '.' || c == '-'));
-    if (!ok)
-      return fl_error_set(err, FL_EINVALID,
-                          "invalid tag \"%s\": character %zu ('%c') is not "
-                          "allowed",
-                          ref, i + 1, c);
-  }
-  return FL_OK;
+  return fl_ref_check_reference(ref, NULL, err);
 }
 
 static fl_code check_repo_ref(const char *repo, const char *ref,

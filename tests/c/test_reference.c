@@ -213,7 +213,7 @@ static const invalid_case invalid_cases[] = {
     {"foo@SHA256:" H64, "invalid character 'S' in algorithm (at offset 4)"},
     {"foo@sha256+:" H64, "invalid character ':' in algorithm"},
     {"foo@sha256:" H64 "@x", "invalid character '@' in hex (at offset 75)"},
-    {"foo@sha256:abc", "hex must be at least 32 characters, got 3"},
+    {"foo@sha256:abc", "sha256 hex must be 64 characters, got 3"},
     {"foo@sha256:"
      "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF",
      "hex must be lower-case (at offset 11)"},
@@ -541,6 +541,99 @@ static void test_loopback(void **state) {
   }
 }
 
+/* ---- one production alone (fl_ref_check_*) ----------------------------- */
+
+typedef struct check_case {
+  fl_code (*check)(const char *, fl_error *);
+  const char *in;
+  fl_code code; /* FL_OK: valid */
+  const char *msg;
+} check_case;
+
+static fl_code check_digest_only(const char *s, fl_error *err) {
+  return fl_ref_check_digest(s, NULL, err);
+}
+
+static fl_code check_ref_only(const char *s, fl_error *err) {
+  return fl_ref_check_reference(s, NULL, err);
+}
+
+static void test_check_parts(void **state) {
+  (void)state;
+  static const check_case cases[] = {
+      {fl_ref_check_repository, "library/alpine", FL_OK, NULL},
+      {fl_ref_check_repository, "a/b__c/d-----e.f", FL_OK, NULL},
+      {fl_ref_check_repository, "", FL_EINVALID,
+       "invalid repository name \"\": repository name must have "
+       "at least one component"},
+      {fl_ref_check_repository, "UPPER/case", FL_EINVALID,
+       "invalid repository name \"UPPER/case\": repository name "
+       "must be lowercase (at offset 0)"},
+      {fl_ref_check_repository, "a//b", FL_EINVALID,
+       "empty path component in repository name (at offset 2)"},
+      {fl_ref_check_repository, "a/b/", FL_EINVALID, "(at offset 4)"},
+      {fl_ref_check_repository, "dock..er", FL_EINVALID,
+       "invalid separator \"..\""},
+      {fl_ref_check_repository, "x-", FL_EINVALID,
+       "must not end with a separator (at offset 1)"},
+      /* a domain is not part of a repository name in a URL */
+      {fl_ref_check_repository, "localhost:5000/x", FL_EINVALID,
+       "invalid character ':' in repository name (at offset 9)"},
+      {fl_ref_check_repository, "../etc", FL_EINVALID,
+       "must start with a lower-case letter or digit, not '.'"},
+      {fl_ref_check_tag, "v1.2.3-rc_1", FL_OK, NULL},
+      {fl_ref_check_tag, "", FL_EINVALID, "a tag must not be empty"},
+      {fl_ref_check_tag, ".dot", FL_EINVALID,
+       "invalid tag \".dot\": must start with a letter, digit or '_', not "
+       "'.' (at offset 0)"},
+      {fl_ref_check_tag, "bad/tag", FL_EINVALID,
+       "invalid tag \"bad/tag\": invalid character '/' (at offset 3)"},
+      {check_digest_only, D256, FL_OK, NULL},
+      {check_digest_only, D512, FL_OK, NULL},
+      {check_digest_only, "", FL_EINVALID, "expected algorithm:hex"},
+      {check_digest_only, "sha256:../../etc", FL_EINVALID,
+       "invalid digest \"sha256:../../etc\": invalid character '.' in hex "
+       "(at offset 7)"},
+      {check_digest_only, "md5:d41d8cd98f00b204e9800998ecf8427e",
+       FL_EUNSUPPORTED, "unsupported digest algorithm \"md5\""},
+      {check_digest_only, "sha256:", FL_EINVALID, "no hex after ':'"},
+      {check_ref_only, "latest", FL_OK, NULL},
+      {check_ref_only, D256, FL_OK, NULL},
+      {check_ref_only, "", FL_EINVALID, "empty tag or digest"},
+      {check_ref_only, "a:b", FL_EUNSUPPORTED,
+       "invalid digest \"a:b\": unsupported digest algorithm \"a\""},
+      {check_ref_only, "-x", FL_EINVALID, "invalid tag \"-x\""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const check_case *c = &cases[i];
+    fl_error err = {FL_OK, ""};
+    fl_code rc = c->check(c->in, &err);
+    if (rc != c->code || (c->msg && !strstr(err.msg, c->msg)))
+      print_error("input \"%s\": rc %d, message \"%s\", wanted %d \"%s\"\n",
+                  c->in, (int)rc, err.msg, (int)c->code, c->msg ? c->msg : "");
+    assert_int_equal(rc, c->code);
+    if (c->msg)
+      assert_non_null(strstr(err.msg, c->msg));
+  }
+  /* the length limit of a name in a URL; NULL is an error, not a crash */
+  char in[300];
+  fl_error err;
+  memset(in, 'a', 255);
+  in[255] = '\0';
+  assert_int_equal(fl_ref_check_repository(in, &err), FL_OK);
+  strcpy(in + 255, "a");
+  assert_int_equal(fl_ref_check_repository(in, &err), FL_EINVALID);
+  assert_non_null(
+      strstr(err.msg, "not be more than 255 characters (it is 256)"));
+  assert_int_equal(fl_ref_check_repository(NULL, NULL), FL_EINVALID);
+  assert_int_equal(fl_ref_check_tag(NULL, NULL), FL_EINVALID);
+  assert_int_equal(fl_ref_check_digest(NULL, NULL, NULL), FL_EINVALID);
+  assert_int_equal(fl_ref_check_reference(NULL, NULL, NULL), FL_EINVALID);
+  fl_digest_alg alg = FL_SHA256;
+  assert_int_equal(fl_ref_check_digest(D512, &alg, NULL), FL_OK);
+  assert_int_equal(alg, FL_SHA512);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid),
@@ -549,6 +642,7 @@ int main(void) {
       cmocka_unit_test(test_name_length),
       cmocka_unit_test(test_tag_length),
       cmocka_unit_test(test_repository),
+      cmocka_unit_test(test_check_parts),
       cmocka_unit_test(test_format),
       cmocka_unit_test(test_format_truncates),
       cmocka_unit_test(test_round_trip),
