@@ -13,7 +13,7 @@ CC=${CC:-clang}
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc $(pkg-config --cflags lua5.4) -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE"
 # shellcheck disable=SC2046
 LIBS="$(pkg-config --libs libcurl openssl jansson lua5.4 yaml-0.1) -lpthread -lm"
-CORE="src/core/error.c src/core/digest.c src/core/log.c src/registry/reference.c
+CORE="src/core/error.c src/core/digest.c src/core/fsutil.c src/core/log.c src/registry/reference.c
       src/registry/auth.c src/registry/credentials.c src/registry/manifest.c
       src/registry/endpoint.c src/registry/http.c src/lua/lua_util.c src/lua/l_yaml.c"
 status=0

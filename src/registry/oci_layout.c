@@ -13,8 +13,6 @@
  * replaced by rename, so a lock on it would lock the old file. Readers need
  * no lock: they always see a whole index.json, old or new.
  */
-#define _GNU_SOURCE /* mkostemp: temp files created with O_CLOEXEC */
-
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -29,6 +27,7 @@
 
 #include <jansson.h>
 
+#include "core/fsutil.h"
 #include "registry/oci_layout.h"
 #include "registry/reference.h"
 
@@ -52,12 +51,6 @@ typedef struct oci_ep {
 } oci_ep;
 
 /* ---- paths and file helpers ---------------------------------------------- */
-
-static fl_code sys_error(fl_error *err, const char *what, const char *path) {
-  int e = errno;
-  fl_code code = e == ENOENT ? FL_ENOT_FOUND : e == ENOMEM ? FL_ENOMEM : FL_EIO;
-  return fl_error_set(err, code, "cannot %s %s: %s", what, path, strerror(e));
-}
 
 static fl_code path_fmt(char *out, size_t cap, fl_error *err, const char *fmt,
                         ...) __attribute__((format(printf, 4, 5)));
@@ -91,164 +84,6 @@ static fl_code blob_paths(const oci_ep *ep, const char *digest,
                 fl_digest_alg_name(a));
   if (rc == FL_OK)
     rc = path_fmt(file, PATH_MAX, err, "%s/%s", dir, hex);
-  return rc;
-}
-
-static fl_code mkdir_p(const char *path, fl_error *err) {
-  char buf[PATH_MAX];
-  fl_code rc = path_fmt(buf, sizeof buf, err, "%s", path);
-  if (rc != FL_OK)
-    return rc;
-  for (char *p = buf + 1;; p++) {
-    if (*p != '/' && *p != '\0')
-      continue;
-    char saved = *p;
-    *p = '\0';
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-      return sys_error(err, "create directory", buf);
-    *p = saved;
-    if (!saved)
-      break;
-  }
-  struct stat st;
-  if (stat(path, &st) != 0)
-    return sys_error(err, "stat", path);
-  if (!S_ISDIR(st.st_mode))
-    return fl_error_set(err, FL_EINVALID, "%s is not a directory", path);
-  return FL_OK;
-}
-
-static fl_code fsync_dir(const char *dir, fl_error *err) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    return sys_error(err, "open directory", dir);
-  fl_code rc = FL_OK;
-  if (fsync(fd) != 0 && errno != EINVAL)
-    rc = sys_error(err, "fsync directory", dir);
-  close(fd);
-  return rc;
-}
-
-static fl_code write_all(int fd, const void *data, size_t len, const char *path,
-                         fl_error *err) {
-  const char *p = data;
-  while (len > 0) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return fl_error_set(err, FL_EIO, "cannot write %s: %s", path,
-                          strerror(errno));
-    p += n;
-    len -= (size_t)n;
-  }
-  return FL_OK;
-}
-
-/* Create dir/.tmp-XXXXXX (readable like any blob: 0644). */
-static fl_code make_temp(const char *dir, char *tmp, int *fd, fl_error *err) {
-  fl_code rc = path_fmt(tmp, PATH_MAX, err, "%s/.tmp-XXXXXX", dir);
-  if (rc != FL_OK)
-    return rc;
-  *fd = mkostemp(tmp, O_CLOEXEC);
-  if (*fd < 0)
-    return sys_error(err, "create temporary file in", dir);
-  if (fchmod(*fd, 0644) != 0) {
-    rc = sys_error(err, "chmod", tmp);
-    close(*fd);
-    *fd = -1;
-    unlink(tmp);
-  }
-  return rc;
-}
-
-/* fsync and close *fd, rename tmp to path, fsync dir. *fd is -1 after. */
-static fl_code commit_temp(int *fd, const char *tmp, const char *path,
-                           const char *dir, fl_error *err) {
-  int f = *fd;
-  *fd = -1;
-  if (fsync(f) != 0) {
-    fl_code rc = sys_error(err, "fsync", tmp);
-    close(f);
-    return rc;
-  }
-  if (close(f) != 0)
-    return sys_error(err, "close", tmp);
-  if (rename(tmp, path) != 0)
-    return fl_error_set(err, FL_EIO, "cannot rename %s to %s: %s", tmp, path,
-                        strerror(errno));
-  return fsync_dir(dir, err);
-}
-
-/* Replace dir/name with data, atomically. */
-static fl_code write_atomic(const char *dir, const char *path, const void *data,
-                            size_t len, fl_error *err) {
-  char tmp[PATH_MAX];
-  int fd = -1;
-  fl_code rc = make_temp(dir, tmp, &fd, err);
-  if (rc != FL_OK)
-    return rc;
-  if ((rc = write_all(fd, data, len, tmp, err)) != FL_OK)
-    goto out;
-  rc = commit_temp(&fd, tmp, path, dir, err);
-out:
-  if (fd >= 0)
-    close(fd);
-  if (rc != FL_OK)
-    unlink(tmp);
-  return rc;
-}
-
-/* Read a whole regular file of at most max bytes (stat first); the buffer
- * is NUL-terminated. FL_ETOO_LARGE over max, FL_ENOT_FOUND when absent. */
-static fl_code read_file(const char *path, size_t max, char **data, size_t *len,
-                         fl_error *err) {
-  fl_code rc = FL_OK;
-  char *buf = NULL;
-  size_t got = 0;
-  struct stat st;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return sys_error(err, "open", path);
-  if (fstat(fd, &st) != 0) {
-    rc = sys_error(err, "stat", path);
-    goto out;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    rc = fl_error_set(err, FL_EINVALID, "%s is not a regular file", path);
-    goto out;
-  }
-  if ((uint64_t)st.st_size > max) {
-    rc = fl_error_set(err, FL_ETOO_LARGE,
-                      "%s is %lld bytes, over the limit of %zu bytes", path,
-                      (long long)st.st_size, max);
-    goto out;
-  }
-  size_t want = (size_t)st.st_size;
-  if (!(buf = malloc(want + 1))) {
-    rc = fl_error_set(err, FL_ENOMEM, "out of memory reading %s", path);
-    goto out;
-  }
-  while (got < want) {
-    ssize_t n = read(fd, buf + got, want - got);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      rc = fl_error_set(err, FL_EIO, "cannot read %s: %s", path,
-                        strerror(errno));
-      goto out;
-    }
-    if (n == 0)
-      break;
-    got += (size_t)n;
-  }
-  buf[got] = '\0';
-  *data = buf;
-  *len = got;
-  buf = NULL;
-out:
-  free(buf);
-  close(fd);
   return rc;
 }
 
@@ -346,7 +181,7 @@ static fl_code index_load(const oci_ep *ep, json_t **out, fl_error *err) {
   fl_code rc = index_path(ep, path, err);
   if (rc != FL_OK)
     return rc;
-  rc = read_file(path, INDEX_MAX, &data, &len, err);
+  rc = fl_fs_read_file(path, NULL, INDEX_MAX, FL_FS_REGULAR, &data, &len, err);
   if (rc == FL_ENOT_FOUND)
     rc = parse_json(empty_index, strlen(empty_index), path, &root, err);
   else if (rc == FL_OK)
@@ -382,7 +217,7 @@ static fl_code index_save(const oci_ep *ep, json_t *root, fl_error *err) {
   char *text = json_dumps(root, JSON_COMPACT);
   if (!text)
     return fl_error_set(err, FL_ENOMEM, "out of memory writing %s", path);
-  rc = write_atomic(ep->path, path, text, strlen(text), err);
+  rc = fl_fs_write_atomic(path, text, strlen(text), err);
   free(text);
   return rc;
 }
@@ -396,11 +231,11 @@ typedef fl_code (*index_edit_fn)(json_t *manifests, void *ud, int *changed,
 static fl_code lock_dir(const char *path, int *fd, fl_error *err) {
   *fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (*fd < 0)
-    return sys_error(err, "open directory", path);
+    return fl_fs_error(err, FL_OK, errno, "open directory", path);
   while (flock(*fd, LOCK_EX) != 0) {
     if (errno == EINTR)
       continue;
-    fl_code rc = sys_error(err, "lock", path);
+    fl_code rc = fl_fs_error(err, FL_OK, errno, "lock", path);
     close(*fd);
     *fd = -1;
     return rc;
@@ -489,7 +324,8 @@ static fl_code read_manifest_blob(const oci_ep *ep, const char *digest,
   fl_code rc = blob_paths(ep, digest, &alg, dir, file, err);
   if (rc != FL_OK)
     return rc;
-  rc = read_file(file, FL_MANIFEST_MAX, data, len, err);
+  rc = fl_fs_read_file(file, NULL, FL_MANIFEST_MAX, FL_FS_REGULAR, data, len,
+                       err);
   if (rc == FL_ENOT_FOUND)
     return fl_error_set(err, rc, "manifest %s not found in OCI layout %s",
                         digest, ep->path);
@@ -572,7 +408,8 @@ static fl_code oci_manifest_head(fl_endpoint *e, const char *repo,
   /* By digest (or a tag whose descriptor lacks mediaType): the blob tells. */
   if ((rc = blob_paths(ep, d.digest, NULL, dir, file, err)) != FL_OK)
     return rc;
-  rc = read_file(file, FL_MANIFEST_MAX, &data, &len, err);
+  rc = fl_fs_read_file(file, NULL, FL_MANIFEST_MAX, FL_FS_REGULAR, &data, &len,
+                       err);
   if (rc == FL_ENOT_FOUND)
     return fl_error_set(err, rc, "manifest %s not found in OCI layout %s",
                         d.digest, ep->path);
@@ -601,9 +438,9 @@ static fl_code put_small_blob(const oci_ep *ep, const char *digest,
   if (stat(file, &st) == 0 && S_ISREG(st.st_mode) &&
       (uint64_t)st.st_size == len)
     return FL_OK;
-  if ((rc = mkdir_p(dir, err)) != FL_OK)
+  if ((rc = fl_fs_mkdir_p(dir, 0755, err)) != FL_OK)
     return rc;
-  return write_atomic(dir, file, data, len, err);
+  return fl_fs_write_atomic(file, data, len, err);
 }
 
 typedef struct tag_edit {
@@ -814,7 +651,7 @@ static fl_code oci_blob_exists(fl_endpoint *e, const char *repo,
       return fl_error_set(err, FL_ENOT_FOUND,
                           "blob %s not found in OCI layout %s", digest,
                           ep->path);
-    return sys_error(err, "stat", file);
+    return fl_fs_error(err, FL_OK, errno, "stat", file);
   }
   if (!S_ISREG(st.st_mode))
     return fl_error_set(err, FL_EINVALID, "%s is not a regular file", file);
@@ -865,10 +702,10 @@ static fl_code oci_blob_get(fl_endpoint *e, const char *repo,
       return fl_error_set(err, FL_ENOT_FOUND,
                           "blob %s not found in OCI layout %s", digest,
                           ep->path);
-    return sys_error(err, "open", file);
+    return fl_fs_error(err, FL_OK, errno, "open", file);
   }
   if (fstat(fd, &st) != 0) {
-    rc = sys_error(err, "stat", file);
+    rc = fl_fs_error(err, FL_OK, errno, "stat", file);
     goto out;
   }
   if (offset > (uint64_t)st.st_size) {
@@ -885,7 +722,7 @@ out:
 
 /* Pull src into fd, hashing; stops as soon as it has more than `size`
  * bytes. *total gets the byte count. */
-static fl_code copy_source(fl_source *src, int fd, const char *tmp,
+static fl_code copy_source(fl_source *src, int fd, const char *file,
                            fl_hasher *h, unsigned char *buf, uint64_t size,
                            const char *digest, uint64_t *total, fl_error *err) {
   for (;;) {
@@ -912,7 +749,7 @@ static fl_code copy_source(fl_source *src, int fd, const char *tmp,
                           digest, (unsigned long long)size);
     if (fl_hasher_update(h, buf, (size_t)n) != FL_OK)
       return fl_error_set(err, FL_ENOMEM, "hashing blob %s failed", digest);
-    fl_code rc = write_all(fd, buf, (size_t)n, tmp, err);
+    fl_code rc = fl_fs_write_all(fd, buf, (size_t)n, file, err);
     if (rc != FL_OK)
       return rc;
   }
@@ -927,13 +764,13 @@ static fl_code oci_blob_put(fl_endpoint *e, const char *repo,
                             fl_error *err) {
   (void)repo;
   oci_ep *ep = (oci_ep *)e;
-  char dir[PATH_MAX], file[PATH_MAX], tmp[PATH_MAX];
+  char dir[PATH_MAX], file[PATH_MAX];
   char actual[FL_DIGEST_STR_MAX];
+  fl_fs_temp t;
   unsigned char *buf = NULL;
   fl_hasher *h = NULL;
   fl_digest_alg alg = FL_SHA256;
   uint64_t total = 0;
-  int fd = -1;
   struct stat st;
   fl_code rc = blob_paths(ep, digest, &alg, dir, file, err);
   if (rc != FL_OK)
@@ -941,9 +778,9 @@ static fl_code oci_blob_put(fl_endpoint *e, const char *repo,
   if (stat(file, &st) == 0 && S_ISREG(st.st_mode) &&
       (uint64_t)st.st_size == size)
     return FL_OK;
-  if ((rc = mkdir_p(dir, err)) != FL_OK)
+  if ((rc = fl_fs_mkdir_p(dir, 0755, err)) != FL_OK)
     return rc;
-  if ((rc = make_temp(dir, tmp, &fd, err)) != FL_OK)
+  if ((rc = fl_fs_temp_open(&t, file, 0644, err)) != FL_OK)
     return rc;
   buf = malloc(CHUNK);
   h = fl_hasher_new(alg);
@@ -951,7 +788,7 @@ static fl_code oci_blob_put(fl_endpoint *e, const char *repo,
     rc = fl_error_set(err, FL_ENOMEM, "out of memory writing blob %s", digest);
     goto out;
   }
-  rc = copy_source(src, fd, tmp, h, buf, size, digest, &total, err);
+  rc = copy_source(src, t.fd, file, h, buf, size, digest, &total, err);
   if (rc != FL_OK)
     goto out;
   if ((rc = fl_hasher_final(h, actual)) != FL_OK) {
@@ -966,12 +803,9 @@ static fl_code oci_blob_put(fl_endpoint *e, const char *repo,
                       (unsigned long long)size);
     goto out;
   }
-  rc = commit_temp(&fd, tmp, file, dir, err);
+  rc = fl_fs_temp_commit(&t, err);
 out:
-  if (fd >= 0)
-    close(fd);
-  if (rc != FL_OK)
-    unlink(tmp);
+  fl_fs_temp_discard(&t);
   fl_hasher_free(h);
   free(buf);
   return rc;
@@ -1004,9 +838,9 @@ static fl_code oci_blob_delete(fl_endpoint *e, const char *repo,
       return fl_error_set(err, FL_ENOT_FOUND,
                           "blob %s not found in OCI layout %s", digest,
                           ep->path);
-    return sys_error(err, "delete", file);
+    return fl_fs_error(err, FL_OK, errno, "delete", file);
   }
-  return fsync_dir(dir, err);
+  return fl_fs_fsync_dir(dir, err);
 }
 
 /* ---- referrers ----------------------------------------------------------- */
@@ -1062,7 +896,8 @@ static fl_code check_referrer(const oci_ep *ep, const json_t *listed,
   if (!digest || listed_in(result, digest) ||
       blob_paths(ep, digest, NULL, dir, file, NULL) != FL_OK)
     return FL_OK;
-  fl_code rc = read_file(file, FL_MANIFEST_MAX, &data, &len, &rerr);
+  fl_code rc = fl_fs_read_file(file, NULL, FL_MANIFEST_MAX, FL_FS_REGULAR,
+                               &data, &len, &rerr);
   if (rc == FL_ENOT_FOUND || rc == FL_ETOO_LARGE || rc == FL_EINVALID)
     return FL_OK;
   if (rc != FL_OK)
@@ -1154,7 +989,8 @@ static fl_code oci_ping(fl_endpoint *e, fl_error *err) {
   fl_code rc = path_fmt(path, sizeof path, err, "%s/oci-layout", ep->path);
   if (rc != FL_OK)
     return rc;
-  rc = read_file(path, LAYOUT_FILE_MAX, &data, &len, err);
+  rc = fl_fs_read_file(path, NULL, LAYOUT_FILE_MAX, FL_FS_REGULAR, &data, &len,
+                       err);
   if (rc == FL_ENOT_FOUND)
     return fl_error_set(err, rc,
                         "%s is not an OCI image layout (no oci-layout file)",
@@ -1268,8 +1104,8 @@ static fl_code ensure_file(const char *dir, const char *name,
   if (stat(path, &st) == 0)
     return FL_OK;
   if (errno != ENOENT)
-    return sys_error(err, "stat", path);
-  return write_atomic(dir, path, content, strlen(content), err);
+    return fl_fs_error(err, FL_OK, errno, "stat", path);
+  return fl_fs_write_atomic(path, content, strlen(content), err);
 }
 
 /* mkdir -p, then blobs/, oci-layout and index.json, under the directory
@@ -1277,14 +1113,14 @@ static fl_code ensure_file(const char *dir, const char *name,
 static fl_code create_layout(const char *path, fl_error *err) {
   char blobs[PATH_MAX];
   int dirfd = -1;
-  fl_code rc = mkdir_p(path, err);
+  fl_code rc = fl_fs_mkdir_p(path, 0755, err);
   if (rc != FL_OK)
     return rc;
   if ((rc = lock_dir(path, &dirfd, err)) != FL_OK)
     return rc;
   if ((rc = path_fmt(blobs, sizeof blobs, err, "%s/blobs", path)) != FL_OK)
     goto out;
-  if ((rc = mkdir_p(blobs, err)) != FL_OK)
+  if ((rc = fl_fs_mkdir_p(blobs, 0755, err)) != FL_OK)
     goto out;
   if ((rc = ensure_file(path, "oci-layout", LAYOUT_JSON, err)) != FL_OK)
     goto out;
@@ -1301,7 +1137,7 @@ static fl_code check_layout(const char *path, fl_error *err) {
     if (errno == ENOENT)
       return fl_error_set(err, FL_ENOT_FOUND, "OCI layout %s does not exist",
                           path);
-    return sys_error(err, "stat", path);
+    return fl_fs_error(err, FL_OK, errno, "stat", path);
   }
   if (!S_ISDIR(st.st_mode))
     return fl_error_set(err, FL_EINVALID,
@@ -1316,7 +1152,7 @@ static fl_code check_layout(const char *path, fl_error *err) {
                           "%s is not an OCI image layout (no oci-layout "
                           "file)",
                           path);
-    return sys_error(err, "stat", file);
+    return fl_fs_error(err, FL_OK, errno, "stat", file);
   }
   return FL_OK;
 }
