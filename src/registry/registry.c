@@ -784,8 +784,6 @@ static fl_code reg_blob_put(fl_endpoint *ep, const char *repo,
   rc = fl_http_do(r->http, &req, &resp, err);
   if (rc == FL_OK && resp.status != 201) {
     rc = fl_http_status_error(r->http, &resp, what, err);
-    if (strstr(err->msg, "DIGEST_INVALID"))
-      err->code = rc = FL_EDIGEST_MISMATCH;
   }
   fl_http_response_clear(&resp);
   if (rc == FL_OK)
