@@ -79,10 +79,16 @@ fl_code fl_fs_error(fl_error *err, fl_code code, int errnum, const char *what,
 
 static fl_code copy_path(char *dst, const char *src, fl_error *err) {
   size_t n = src ? strlen(src) : 0;
-  if (n == 0)
-    return fl_error_set(err, FL_EINVALID, "empty path");
-  if (n >= PATH_MAX)
-    return fl_error_set(err, FL_EINVALID, "path too long: %.200s...", src);
+  /* (FL_EINVALID returned as such: the analyzer cannot see that
+   * fl_error_set returns the code it is given) */
+  if (n == 0) {
+    fl_error_set(err, FL_EINVALID, "empty path");
+    return FL_EINVALID;
+  }
+  if (n >= PATH_MAX) {
+    fl_error_set(err, FL_EINVALID, "path too long: %.200s...", src);
+    return FL_EINVALID;
+  }
   memcpy(dst, src, n + 1);
   return FL_OK;
 }

@@ -30,7 +30,9 @@ static void copy_message(char *dst, size_t cap, const char *src) {
   size_t i = 0;
   for (; src[i] && i + 1 < cap; i++) {
     unsigned char c = (unsigned char)src[i];
-    dst[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    dst[i] = src[i];
+    if (c < 0x20 || c == 0x7f)
+      dst[i] = '?';
   }
   dst[i] = '\0';
 }

@@ -156,7 +156,7 @@ static fl_code manifest_type(const json_t *m, const char *declared,
 /* A reference is a digest when it holds a ':' (no tag can), checked by the
  * one digest grammar (reference.c); anything else is a tag, looked up as it
  * is: tags already in index.json are data, whatever wrote them. Tags that
- * this endpoint writes are checked with fl_ref_check_reference. */
+ * this endpoint writes are checked with fl_ref_check_tag. */
 static fl_code classify(const char *ref, int *is_digest, fl_error *err) {
   *is_digest = 0;
   if (!ref || !*ref)
@@ -542,7 +542,9 @@ static fl_code oci_manifest_put(fl_endpoint *e, const char *repo,
   char digest[FL_DIGEST_STR_MAX], mt[FL_MEDIA_TYPE_MAX];
   json_t *m = NULL, *desc = NULL;
   int is_digest;
-  fl_code rc = fl_ref_check_reference(reference, &is_digest, err);
+  fl_code rc = classify(reference, &is_digest, err);
+  if (rc == FL_OK && !is_digest)
+    rc = fl_ref_check_tag(reference, err); /* a tag written must be one */
   if (rc != FL_OK)
     return rc;
   if (len > FL_MANIFEST_MAX)
