@@ -182,13 +182,24 @@ static void drop(char *buf, size_t cap, unsigned flags) {
     free(buf);
 }
 
+/* fl_fs_error for the file being read: "cannot <verb> <what> <path>"; the
+ * hint looks at the path itself. */
+static fl_code read_error(fl_error *err, fl_code code, int errnum,
+                          const char *verb, const char *what,
+                          const char *path) {
+  char v[128];
+  snprintf(v, sizeof v, "%s%s%s", verb, what ? " " : "", what ? what : "");
+  return fl_fs_error(err, code, errnum, v, path);
+}
+
 /* Check what fstat says before reading; sets *first to the buffer size to
  * start with. */
-static fl_code check_kind(int fd, const char *label, size_t max, unsigned flags,
+static fl_code check_kind(int fd, const char *path, const char *what,
+                          const char *label, size_t max, unsigned flags,
                           size_t *first, fl_error *err) {
   struct stat st;
   if (fstat(fd, &st) != 0)
-    return fl_fs_error(err, FL_OK, errno, "stat", label);
+    return read_error(err, FL_OK, errno, "stat", what, path);
   if (S_ISDIR(st.st_mode))
     return fl_error_set(err, FL_EIO, "cannot read %s: it is a directory",
                         label);
@@ -220,8 +231,9 @@ fl_code fl_fs_read_file(const char *path, const char *what, size_t max,
   snprintf(label, sizeof label, "%s%s%s", what ? what : "", what ? " " : "",
            path);
   if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-    return fl_fs_error(err, FL_OK, errno, "open", label);
-  if ((rc = check_kind(fd, label, max, flags, &first, err)) != FL_OK)
+    return read_error(err, FL_OK, errno, "open", what, path);
+  rc = check_kind(fd, path, what, label, max, flags, &first, err);
+  if (rc != FL_OK)
     goto out;
   for (;;) {
     if (n + 1 >= cap) {
@@ -237,7 +249,7 @@ fl_code fl_fs_read_file(const char *path, const char *what, size_t max,
     if (r < 0 && errno == EINTR)
       continue;
     if (r < 0) {
-      rc = fl_fs_error(err, FL_EIO, errno, "read", label);
+      rc = read_error(err, FL_EIO, errno, "read", what, path);
       goto out;
     }
     if (r == 0)
