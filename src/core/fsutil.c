@@ -324,7 +324,10 @@ fl_code fl_fs_temp_open(fl_fs_temp *t, const char *path, mode_t mode,
   if (t->fd < 0) {
     int e = errno;
     t->tmp[0] = '\0';
-    return fl_fs_error(err, FL_EIO, e, "create a temporary file in", dir);
+    fl_fs_error(err, FL_EIO, e, "create a temporary file in", dir);
+    if (err)
+      fl_error_prefix(err, "writing %s: ", t->path);
+    return FL_EIO;
   }
   if (stat(t->path, &st) == 0)
     mode = st.st_mode & 07777;

@@ -127,9 +127,11 @@ static void test_write_missing_parent(void **state) {
   assert_int_equal(fl_fs_write_atomic(in_dir("no/such/f"), "x", 1, &err),
                    FL_EIO);
   assert_int_equal(err.code, FL_EIO);
-  char want[PATH_MAX + 64];
-  snprintf(want, sizeof want,
-           "cannot create a temporary file in %s/no/such: ", dir);
+  char want[2 * PATH_MAX];
+  snprintf(
+      want, sizeof want,
+      "writing %s/no/such/f: cannot create a temporary file in %s/no/such: ",
+      dir, dir);
   assert_non_null(strstr(err.msg, want));
   assert_non_null(strstr(err.msg, strerror(ENOENT)));
   /* not a file name, a path too long: INVALID, nothing created */
