@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,8 +239,10 @@ fl_code fl_fs_read_file(const char *path, const char *what, size_t max,
   for (;;) {
     if (n + 1 >= cap) {
       size_t ncap = cap ? cap * 2 : first;
-      if (ncap > max + 2)
-        ncap = max + 2; /* room for one byte too many, and the NUL */
+      /* room for one byte too many, and the NUL */
+      size_t limit = max > SIZE_MAX - 2 ? SIZE_MAX : max + 2;
+      if (ncap > limit || ncap < cap)
+        ncap = limit;
       if (ncap <= n + 1 || grow(&buf, &cap, n, ncap, flags) != 0) {
         rc = fl_error_set(err, FL_ENOMEM, "out of memory reading %s", label);
         goto out;
