@@ -23,6 +23,11 @@
 #define QUOTE_MAX 160 /* longest input quoted in full in a message */
 #define PART_MAX 140  /* longest part (tag, domain...) quoted in a message */
 #define NO_OFFSET ((size_t)-1)
+/* What may appear, said where a character may not. */
+#define REPO_CHARS                                                             \
+  "allowed: lower-case letters, digits, '/' between components, and '.', "     \
+  "'_', '__' or '-' between letters or digits"
+#define TAG_CHARS "allowed: letters, digits, '_', '.' and '-'"
 
 static const char docker_domain[] = "docker.io";
 static const char docker_legacy[] = "index.docker.io";
@@ -331,7 +336,7 @@ static fl_code bad_path_char(const ctx *c, size_t i, size_t end, size_t sep) {
                 "'_', '__' or a run of '-')",
                 qlen(n), s + sep);
   }
-  return fail(c, i, "invalid character %s in repository name",
+  return fail(c, i, "invalid character %s in repository name (" REPO_CHARS ")",
               char_desc(s[i], ch));
 }
 
@@ -394,7 +399,8 @@ static fl_code check_tag(const ctx *c, span t) {
         qlen(t.len), s + t.off, char_desc(s[t.off], ch));
   for (size_t i = t.off + 1; i < t.off + t.len; i++)
     if (!is_word(s[i]) && s[i] != '.' && s[i] != '-')
-      return fail(c, i, "invalid tag \"%.*s\": invalid character %s",
+      return fail(c, i,
+                  "invalid tag \"%.*s\": invalid character %s (" TAG_CHARS ")",
                   qlen(t.len), s + t.off, char_desc(s[i], ch));
   return FL_OK;
 }

@@ -23,6 +23,10 @@
   "sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c"
 #define ID64 "1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a"
 #define HUB "docker.io"
+#define REPO_HINT                                                              \
+  "allowed: lower-case letters, digits, '/' between components, and '.', "     \
+  "'_', '__' or '-' between letters or digits"
+#define TAG_HINT "allowed: letters, digits, '_', '.' and '-'"
 #define HUB_API "registry-1.docker.io"
 
 typedef struct valid_case {
@@ -151,16 +155,19 @@ static const invalid_case invalid_cases[] = {
      "repository name must be lowercase (at offset 10)"},
     {"docker/Docker", "repository name must be lowercase (at offset 7)"},
     {"docker.io/docker/Docker", "must be lowercase (at offset 17)"},
-    {"a:b:c", "invalid tag \"b:c\": invalid character ':' (at offset 3)"},
-    {"aa/asdf$$^/aa", "invalid character '$' in repository name (at offset 7)"},
-    {"[2001:db8::1]", "invalid character '[' in repository name (at offset 0)"},
+    {"a:b:c",
+     "invalid tag \"b:c\": invalid character ':' (" TAG_HINT ") (at offset 3)"},
+    {"aa/asdf$$^/aa",
+     "invalid character '$' in repository name (" REPO_HINT ") (at offset 7)"},
+    {"[2001:db8::1]",
+     "invalid character '[' in repository name (" REPO_HINT ") (at offset 0)"},
     {"[2001:db8::1]:5000", "invalid character '['"},
     {"[fe80::1%eth0]:5000/repo",
      "invalid character '%' in IPv6 address (only hex digits and ':' are "
      "allowed) (at offset 8)"},
     /* the '@' starts a digest, so the name is "[fe80::1%" and has no domain */
     {"[fe80::1%@invalidzone]:5000/repo",
-     "invalid character '[' in repository name (at offset 0)"},
+     "invalid character '[' in repository name (" REPO_HINT ") (at offset 0)"},
     {"[2001:db8:3:4::192.0.2.33]:5000/debian", "invalid character '.' in IPv6"},
     {"[]:5000/x", "empty IPv6 address (at offset 1)"},
     {"[::1/x", "'[' without ']' (at offset 0)"},
@@ -200,13 +207,16 @@ static const invalid_case invalid_cases[] = {
     {"x/a-_b", "invalid separator \"-_\""},
     {"x/dock.-er", "invalid separator \".-\""},
     {"dock___er/x", "invalid separator \"___\""},
-    {"foo bar", "invalid character ' ' in repository name (at offset 3)"},
+    {"foo bar",
+     "invalid character ' ' in repository name (" REPO_HINT ") (at offset 3)"},
     {"\tfoo", "invalid character \\x09 in repository name"},
-    {"a/b:c/d", "invalid character ':' in repository name (at offset 3)"},
+    {"a/b:c/d",
+     "invalid character ':' in repository name (" REPO_HINT ") (at offset 3)"},
     {"foo:", "empty tag after ':' (at offset 4)"},
     {"foo:-bar",
      "invalid tag \"-bar\": must start with a letter, digit or '_', not '-'"},
-    {"foo:a+b", "invalid tag \"a+b\": invalid character '+' (at offset 5)"},
+    {"foo:a+b",
+     "invalid tag \"a+b\": invalid character '+' (" TAG_HINT ") (at offset 5)"},
     {"foo@", "empty digest after '@' (at offset 4)"},
     {"foo:tag@", "empty digest after '@'"},
     {"foo@sha256", "missing ':' between algorithm and hex"},
@@ -578,7 +588,8 @@ static void test_check_parts(void **state) {
        "must not end with a separator (at offset 1)"},
       /* a domain is not part of a repository name in a URL */
       {fl_ref_check_repository, "localhost:5000/x", FL_EINVALID,
-       "invalid character ':' in repository name (at offset 9)"},
+       "invalid character ':' in repository name (" REPO_HINT
+       ") (at offset 9)"},
       {fl_ref_check_repository, "../etc", FL_EINVALID,
        "must start with a lower-case letter or digit, not '.'"},
       {fl_ref_check_tag, "v1.2.3-rc_1", FL_OK, NULL},
@@ -587,7 +598,8 @@ static void test_check_parts(void **state) {
        "invalid tag \".dot\": must start with a letter, digit or '_', not "
        "'.' (at offset 0)"},
       {fl_ref_check_tag, "bad/tag", FL_EINVALID,
-       "invalid tag \"bad/tag\": invalid character '/' (at offset 3)"},
+       "invalid tag \"bad/tag\": invalid character '/' (" TAG_HINT
+       ") (at offset 3)"},
       {check_digest_only, D256, FL_OK, NULL},
       {check_digest_only, D512, FL_OK, NULL},
       {check_digest_only, "", FL_EINVALID, "expected algorithm:hex"},
