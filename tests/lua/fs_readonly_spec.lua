@@ -38,6 +38,12 @@ end
 
 local describe_or_skip = can_unshare and describe or pending
 
+-- The binary by absolute path (the namespace's shell runs it from anywhere).
+local function binary()
+  local bin = h.bin:sub(1, 1) == "/" and h.bin or (h.root .. "/" .. h.bin)
+  return h.shell_quote(bin)
+end
+
 describe_or_skip("a read-only file system", function()
   local dir
   before_each(function()
@@ -49,7 +55,7 @@ describe_or_skip("a read-only file system", function()
   after_each(function() sh("rm -rf " .. h.shell_quote(dir)) end)
 
   it("fails the image with a message that names it, when the layout cannot be created", function()
-    local bin = h.shell_quote(h.root .. "/" .. h.bin)
+    local bin = binary()
     local out = in_namespace(string.format(
       "mount -t tmpfs -o ro,size=1m tmpfs %s/ro && %s replicate oci:%s/src:v1 oci:%s/ro/layout:v1; echo status=$?",
       dir, bin, dir, dir))
@@ -60,7 +66,7 @@ describe_or_skip("a read-only file system", function()
   end)
 
   it("leaves an existing layout whole when it turns read-only", function()
-    local bin = h.shell_quote(h.root .. "/" .. h.bin)
+    local bin = binary()
     local out = in_namespace(string.format([[
 set -e
 mount -t tmpfs -o size=4m tmpfs %s/ro
