@@ -8,7 +8,10 @@
  * Freightliner by linking libfreightliner.a and either calling these
  * functions directly or creating a host with fl_host_new() and running Lua
  * in it. Every symbol in this header starts with `fl_` (types) or `FL_`
- * (constants); nothing else is exported.
+ * (constants). Its functions are marked FL_API and are the only symbols a
+ * shared object built from the core exports (core.so, and any shared
+ * library); everything else is compiled with -fvisibility=hidden
+ * (`make check` compares `nm -D` against this header).
  */
 #ifndef FREIGHTLINER_H
 #define FREIGHTLINER_H
@@ -47,6 +50,14 @@ extern "C" {
   (FL_VERSION_NUM >= (((maj) << 16) | ((min) << 8) | (patch)))
 /* ---- end of version block ---------------------------------------------- */
 
+/* The export macro: what a shared object built from the core exposes. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define FL_API __attribute__((visibility("default")))
+#else
+#define FL_API
+#endif
+
+
 /* ---- errors ------------------------------------------------------------ */
 
 /* Stable result codes; fl_code_name() gives the upper-case name that the Lua
@@ -81,14 +92,14 @@ typedef struct fl_error {
 } fl_error;
 
 /* Upper-case name of a code ("DIGEST_MISMATCH"); "UNKNOWN" for bad values. */
-const char *fl_code_name(fl_code code);
+FL_API const char *fl_code_name(fl_code code);
 
 /* Fill err (may be NULL) and return code. printf-style message. */
-fl_code fl_error_set(fl_error *err, fl_code code, const char *fmt, ...)
+FL_API fl_code fl_error_set(fl_error *err, fl_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Prefix an existing error message with context ("pulling x: "). */
-void fl_error_prefix(fl_error *err, const char *fmt, ...)
+FL_API void fl_error_prefix(fl_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* ---- digests ----------------------------------------------------------- */
@@ -101,33 +112,34 @@ typedef enum fl_digest_alg { FL_SHA256 = 0, FL_SHA512 = 1 } fl_digest_alg;
 typedef struct fl_hasher fl_hasher;
 
 /* Algorithm from its name ("sha256"); returns FL_EUNSUPPORTED otherwise. */
-fl_code fl_digest_alg_from_name(const char *name, size_t len,
-                                fl_digest_alg *alg);
-const char *fl_digest_alg_name(fl_digest_alg alg);
+FL_API fl_code fl_digest_alg_from_name(const char *name, size_t len,
+                                       fl_digest_alg *alg);
+FL_API const char *fl_digest_alg_name(fl_digest_alg alg);
 /* Length in hex characters of a digest of this algorithm. */
-size_t fl_digest_hex_len(fl_digest_alg alg);
+FL_API size_t fl_digest_hex_len(fl_digest_alg alg);
 
-fl_hasher *fl_hasher_new(fl_digest_alg alg);
-fl_code fl_hasher_update(fl_hasher *h, const void *data, size_t len);
+FL_API fl_hasher *fl_hasher_new(fl_digest_alg alg);
+FL_API fl_code fl_hasher_update(fl_hasher *h, const void *data, size_t len);
 /* Write "alg:hex" into out (FL_DIGEST_STR_MAX bytes). After final the hasher
  * may only be freed or reset. */
-fl_code fl_hasher_final(fl_hasher *h, char out[FL_DIGEST_STR_MAX]);
-fl_code fl_hasher_reset(fl_hasher *h);
+FL_API fl_code fl_hasher_final(fl_hasher *h, char out[FL_DIGEST_STR_MAX]);
+FL_API fl_code fl_hasher_reset(fl_hasher *h);
 /* Make dst (same algorithm) continue exactly where src is: a snapshot of a
  * stream's hash at some offset, to go on from later. src must not be
  * finished; FL_EINVALID otherwise or when the algorithms differ. */
-fl_code fl_hasher_copy(fl_hasher *dst, const fl_hasher *src);
-void fl_hasher_free(fl_hasher *h);
+FL_API fl_code fl_hasher_copy(fl_hasher *dst, const fl_hasher *src);
+FL_API void fl_hasher_free(fl_hasher *h);
 
 /* One-shot digest of a buffer. */
-fl_code fl_digest_buffer(fl_digest_alg alg, const void *data, size_t len,
-                         char out[FL_DIGEST_STR_MAX]);
+FL_API fl_code fl_digest_buffer(fl_digest_alg alg, const void *data, size_t len,
+                                char out[FL_DIGEST_STR_MAX]);
 /* Streamed digest of a file in constant memory; *size gets its length. */
-fl_code fl_digest_file(fl_digest_alg alg, const char *path,
-                       char out[FL_DIGEST_STR_MAX], uint64_t *size,
-                       fl_error *err);
+FL_API fl_code fl_digest_file(fl_digest_alg alg, const char *path,
+                              char out[FL_DIGEST_STR_MAX], uint64_t *size,
+                              fl_error *err);
 /* Validate "algorithm:hex": known algorithm, lower-case hex, exact length. */
-fl_code fl_digest_parse(const char *s, fl_digest_alg *alg, fl_error *err);
+FL_API fl_code fl_digest_parse(const char *s, fl_digest_alg *alg,
+                               fl_error *err);
 
 /* ---- the embedded Lua host --------------------------------------------- */
 
@@ -141,16 +153,16 @@ typedef struct fl_host_options {
 
 /* A Lua 5.4 state with the standard libraries, freightliner.core and the
  * stdlib preloaded. NULL on allocation failure. */
-fl_host *fl_host_new(const fl_host_options *opts);
-void fl_host_free(fl_host *host);
+FL_API fl_host *fl_host_new(const fl_host_options *opts);
+FL_API void fl_host_free(fl_host *host);
 /* The state, for embedders that push their own values. Only ever touch it
  * from the thread that created the host. */
-struct lua_State *fl_host_lua(fl_host *host);
+FL_API struct lua_State *fl_host_lua(fl_host *host);
 /* Run the stdlib CLI with argv and return the process exit status. */
-int fl_host_main(fl_host *host, int argc, char **argv);
+FL_API int fl_host_main(fl_host *host, int argc, char **argv);
 
 /* The Lua C module entry point: require("freightliner.core"). */
-int luaopen_freightliner_core(struct lua_State *L);
+FL_API int luaopen_freightliner_core(struct lua_State *L);
 
 #ifdef __cplusplus
 }

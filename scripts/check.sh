@@ -12,6 +12,9 @@
 #            fixtures listed in .secrets-allow)
 #   deps     every library the binary links is a Debian package within
 #            scripts/versions.env (scripts/check-deps.sh; after werror)
+#   symbols  after the werror build: its shared objects export only the
+#            FL_API functions of include/freightliner.h and the static
+#            library's globals all start with fl_ (scripts/check-symbols.sh)
 #
 # Each gate writes build-check/check-logs/GATE.log; at the end every gate is
 # reported ok or FAILED (with the tail of its log). Exits 1 if any failed.
@@ -198,6 +201,22 @@ for g in "${GATES[@]}"; do
     printf 'FAILED  %-9s %3ss  (log: %s)\n' "$g" "$(cat "$LOGS/$g.time")" "$LOGS/$g.log"
   fi
 done
+
+# Gates that need the werror build's products run once it is done.
+if [[ " ${FAILED[*]} " == *" werror "* ]]; then
+  FAILED+=("symbols")
+  echo "not run symbols (the werror build failed)" >"$LOGS/symbols.log"
+  printf 'FAILED  %-9s %3ss  (the werror build failed)\n' symbols 0
+else
+  t0=$(date +%s)
+  if scripts/check-symbols.sh "$BUILD" >"$LOGS/symbols.log" 2>&1; then
+    printf 'ok      %-9s %3ss\n' symbols "$(($(date +%s) - t0))"
+  else
+    FAILED+=("symbols")
+    printf 'FAILED  %-9s %3ss  (log: %s)\n' symbols "$(($(date +%s) - t0))" "$LOGS/symbols.log"
+  fi
+fi
+GATES+=(symbols)
 
 # What to show of a failed gate: its diagnostics' first lines, or the tail.
 summarize() { # gate

@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "freightliner.h"
+#include "registry/reference.h"
 
 struct fl_hasher {
   EVP_MD_CTX *ctx;
@@ -175,36 +176,7 @@ out:
   return rc;
 }
 
+/* The digest grammar lives with the rest of the reference grammar. */
 fl_code fl_digest_parse(const char *s, fl_digest_alg *alg, fl_error *err) {
-  const char *colon = strchr(s, ':');
-  if (!colon || colon == s)
-    return fl_error_set(err, FL_EINVALID,
-                        "invalid digest \"%.80s\": expected algorithm:hex, "
-                        "e.g. sha256:<64 hex digits>",
-                        s);
-  fl_digest_alg a;
-  if (fl_digest_alg_from_name(s, (size_t)(colon - s), &a) != FL_OK)
-    return fl_error_set(err, FL_EUNSUPPORTED,
-                        "invalid digest \"%.80s\": unsupported algorithm "
-                        "\"%.*s\" (supported: sha256, sha512)",
-                        s, (int)(colon - s), s);
-  const char *hex = colon + 1;
-  size_t want = algs[a].hex_len;
-  size_t i = 0;
-  for (; hex[i]; i++) {
-    char c = hex[i];
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-      return fl_error_set(err, FL_EINVALID,
-                          "invalid digest \"%.80s\": character %zu of the "
-                          "hex part is not lower-case hex",
-                          s, i + 1);
-  }
-  if (i != want)
-    return fl_error_set(err, FL_EINVALID,
-                        "invalid digest \"%.80s\": %s needs %zu hex digits, "
-                        "got %zu",
-                        s, algs[a].name, want, i);
-  if (alg)
-    *alg = a;
-  return FL_OK;
+  return fl_ref_check_digest(s, alg, err);
 }

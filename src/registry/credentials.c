@@ -34,6 +34,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "core/fsutil.h"
+
 #define HELPER_PREFIX "docker-credential-"
 #define HELPER_OUT_MAX (1024 * 1024)
 #define HELPER_ERR_KEEP 512
@@ -127,82 +129,17 @@ static char *dup_or_null(const char *s, int *oom) {
 
 /* ---- files --------------------------------------------------------------- */
 
-/* Read a whole file (at most max bytes) into a NUL-terminated heap buffer.
- * FL_ENOT_FOUND if it does not exist (err not set: the callers decide),
- * FL_EIO / FL_EINVALID / FL_ENOMEM with err naming the file otherwise. */
+/* A credentials file (config.json, a password file) through the one fs
+ * layer, every intermediate buffer wiped; free the result with fl_fs_wipe.
+ * FL_ENOT_FOUND if it does not exist, with err not set: the callers decide
+ * what a missing file means. */
 static fl_code read_file(const char *path, size_t max, const char *what,
                          char **data, size_t *len, fl_error *err) {
-  fl_code rc = FL_OK;
-  char *buf = NULL;
-  size_t cap = 0, n = 0;
-  *data = NULL;
-  *len = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT || errno == ENOTDIR)
-      return FL_ENOT_FOUND;
-    return fl_error_set(err, FL_EIO, "cannot open %s %s: %s", what, path,
-                        strerror(errno));
-  }
-  struct stat st;
-  if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-    rc = fl_error_set(err, FL_EIO, "cannot read %s %s: it is a directory", what,
-                      path);
-    goto out;
-  }
-  for (;;) {
-    if (n + 1 >= cap) {
-      size_t ncap = cap ? cap * 2 : 4096;
-      if (ncap > max + 2)
-        ncap = max + 2;
-      char *p = malloc(ncap); /* not realloc: the old block is wiped */
-      if (!p) {
-        rc = fl_error_set(err, FL_ENOMEM, "out of memory reading %s", path);
-        goto out;
-      }
-      if (buf) {
-        memcpy(p, buf, n);
-        OPENSSL_cleanse(buf, cap);
-        free(buf);
-      }
-      buf = p;
-      cap = ncap;
-    }
-    ssize_t r = read(fd, buf + n, cap - n - 1);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      rc = fl_error_set(err, FL_EIO, "cannot read %s %s: %s", what, path,
-                        strerror(errno));
-      goto out;
-    }
-    if (r == 0)
-      break;
-    n += (size_t)r;
-    if (n > max) {
-      rc = fl_error_set(err, FL_EINVALID, "%s %s is larger than %zu bytes",
-                        what, path, max);
-      goto out;
-    }
-  }
-  buf[n] = '\0';
-  *data = buf;
-  *len = n;
-  buf = NULL;
-out:
-  if (buf) {
-    OPENSSL_cleanse(buf, cap);
-    free(buf);
-  }
-  close(fd);
+  fl_error e = {FL_OK, ""};
+  fl_code rc = fl_fs_read_file(path, what, max, FL_FS_SECRET, data, len, &e);
+  if (rc != FL_OK && rc != FL_ENOT_FOUND && err)
+    *err = e;
   return rc;
-}
-
-static void free_file(char *data, size_t len) {
-  if (data) {
-    OPENSSL_cleanse(data, len);
-    free(data);
-  }
 }
 
 /* Wipe the string members of an object (jansson allocates string values
@@ -646,7 +583,7 @@ static fl_code read_password_file(const char *host, const char *path, char **pw,
     rc = fl_error_set(err, FL_EINVALID,
                       "password file %s (password_file for %s) %s", path, host,
                       n == 0 ? "is empty" : "contains a NUL byte");
-    free_file(data, len);
+    fl_fs_wipe(data, len);
     return rc;
   }
   data[n] = '\0';
@@ -926,7 +863,7 @@ static fl_code from_config_file(const char *fullpath, const char *host,
   if (rc != FL_OK)
     return rc;
   root = json_loadb(data, len, 0, &je);
-  free_file(data, len);
+  fl_fs_wipe(data, len);
   if (!root)
     return fl_error_set(err, FL_EINVALID,
                         "%s: invalid JSON at line %d, column %d: %s", path,

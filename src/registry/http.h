@@ -91,9 +91,38 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
                    fl_http_response *resp, fl_error *err);
 void fl_http_response_clear(fl_http_response *resp);
 
-/* Turn a non-2xx response into an error: 401 UNAUTHORIZED, 403 DENIED, 404
- * NOT_FOUND, 429 RATE_LIMITED, 5xx SERVER, else PROTOCOL; the message says
- * `what` failed and includes the registry's own error code and message. */
+/* The registry's own account of an error: the Distribution error body
+ * {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "...", "detail": ...}]}
+ * parsed (http_error.c). Classification looks at codes, never at message
+ * text. */
+#define FL_REGISTRY_CODE_MAX 48
+#define FL_REGISTRY_MESSAGE_MAX 200
+#define FL_REGISTRY_CODES_MAX 8
+
+typedef struct fl_registry_error {
+  size_t count; /* entries in errors[] (may exceed the codes kept) */
+  /* errors[i].code for the first FL_REGISTRY_CODES_MAX entries: upper-case
+   * letters, digits and '_' only; "" where an entry had none or another */
+  char codes[FL_REGISTRY_CODES_MAX][FL_REGISTRY_CODE_MAX];
+  /* errors[0].message, cut to fit, control characters shown as '?' */
+  char message[FL_REGISTRY_MESSAGE_MAX];
+} fl_registry_error;
+
+/* Parse an error body (any bytes: JSON or not, NUL-free or not). Returns 1
+ * when it holds at least one error with a code or a message, else 0 with
+ * *out empty. Never allocates beyond jansson's parse, never fails. */
+int fl_registry_error_parse(const char *body, size_t len,
+                            fl_registry_error *out);
+
+/* 1 when e lists registry error code `code` ("DIGEST_INVALID"). */
+int fl_registry_error_has(const fl_registry_error *e, const char *code);
+
+/* Turn a non-2xx response into an error. The registry's error code decides
+ * first where it says more than the status (DIGEST_INVALID is
+ * DIGEST_MISMATCH, TOOMANYREQUESTS RATE_LIMITED); else 401 UNAUTHORIZED, 403
+ * DENIED, 404 NOT_FOUND, 429 RATE_LIMITED, 5xx SERVER, the rest PROTOCOL.
+ * The message says `what` failed and includes the registry's own code and
+ * message. */
 fl_code fl_http_status_error(fl_http *h, const fl_http_response *resp,
                              const char *what, fl_error *err);
 

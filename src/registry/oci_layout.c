@@ -13,8 +13,6 @@
  * replaced by rename, so a lock on it would lock the old file. Readers need
  * no lock: they always see a whole index.json, old or new.
  */
-#define _GNU_SOURCE /* mkostemp: temp files created with O_CLOEXEC */
-
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -29,7 +27,9 @@
 
 #include <jansson.h>
 
+#include "core/fsutil.h"
 #include "registry/oci_layout.h"
+#include "registry/reference.h"
 
 #define CHUNK (256 * 1024)
 /* index.json grows with tags, but stays bounded. */
@@ -38,7 +38,6 @@
 #define REF_NAME "org.opencontainers.image.ref.name"
 #define LAYOUT_VERSION "1.0.0"
 #define LAYOUT_JSON "{\"imageLayoutVersion\":\"" LAYOUT_VERSION "\"}"
-#define TAG_MAX 128
 
 static const char empty_index[] =
     "{\"schemaVersion\":2,\"mediaType\":\"" FL_MT_OCI_INDEX
@@ -52,12 +51,6 @@ typedef struct oci_ep {
 } oci_ep;
 
 /* ---- paths and file helpers ---------------------------------------------- */
-
-static fl_code sys_error(fl_error *err, const char *what, const char *path) {
-  int e = errno;
-  fl_code code = e == ENOENT ? FL_ENOT_FOUND : e == ENOMEM ? FL_ENOMEM : FL_EIO;
-  return fl_error_set(err, code, "cannot %s %s: %s", what, path, strerror(e));
-}
 
 static fl_code path_fmt(char *out, size_t cap, fl_error *err, const char *fmt,
                         ...) __attribute__((format(printf, 4, 5)));
@@ -91,164 +84,6 @@ static fl_code blob_paths(const oci_ep *ep, const char *digest,
                 fl_digest_alg_name(a));
   if (rc == FL_OK)
     rc = path_fmt(file, PATH_MAX, err, "%s/%s", dir, hex);
-  return rc;
-}
-
-static fl_code mkdir_p(const char *path, fl_error *err) {
-  char buf[PATH_MAX];
-  fl_code rc = path_fmt(buf, sizeof buf, err, "%s", path);
-  if (rc != FL_OK)
-    return rc;
-  for (char *p = buf + 1;; p++) {
-    if (*p != '/' && *p != '\0')
-      continue;
-    char saved = *p;
-    *p = '\0';
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-      return sys_error(err, "create directory", buf);
-    *p = saved;
-    if (!saved)
-      break;
-  }
-  struct stat st;
-  if (stat(path, &st) != 0)
-    return sys_error(err, "stat", path);
-  if (!S_ISDIR(st.st_mode))
-    return fl_error_set(err, FL_EINVALID, "%s is not a directory", path);
-  return FL_OK;
-}
-
-static fl_code fsync_dir(const char *dir, fl_error *err) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    return sys_error(err, "open directory", dir);
-  fl_code rc = FL_OK;
-  if (fsync(fd) != 0 && errno != EINVAL)
-    rc = sys_error(err, "fsync directory", dir);
-  close(fd);
-  return rc;
-}
-
-static fl_code write_all(int fd, const void *data, size_t len, const char *path,
-                         fl_error *err) {
-  const char *p = data;
-  while (len > 0) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return fl_error_set(err, FL_EIO, "cannot write %s: %s", path,
-                          strerror(errno));
-    p += n;
-    len -= (size_t)n;
-  }
-  return FL_OK;
-}
-
-/* Create dir/.tmp-XXXXXX (readable like any blob: 0644). */
-static fl_code make_temp(const char *dir, char *tmp, int *fd, fl_error *err) {
-  fl_code rc = path_fmt(tmp, PATH_MAX, err, "%s/.tmp-XXXXXX", dir);
-  if (rc != FL_OK)
-    return rc;
-  *fd = mkostemp(tmp, O_CLOEXEC);
-  if (*fd < 0)
-    return sys_error(err, "create temporary file in", dir);
-  if (fchmod(*fd, 0644) != 0) {
-    rc = sys_error(err, "chmod", tmp);
-    close(*fd);
-    *fd = -1;
-    unlink(tmp);
-  }
-  return rc;
-}
-
-/* fsync and close *fd, rename tmp to path, fsync dir. *fd is -1 after. */
-static fl_code commit_temp(int *fd, const char *tmp, const char *path,
-                           const char *dir, fl_error *err) {
-  int f = *fd;
-  *fd = -1;
-  if (fsync(f) != 0) {
-    fl_code rc = sys_error(err, "fsync", tmp);
-    close(f);
-    return rc;
-  }
-  if (close(f) != 0)
-    return sys_error(err, "close", tmp);
-  if (rename(tmp, path) != 0)
-    return fl_error_set(err, FL_EIO, "cannot rename %s to %s: %s", tmp, path,
-                        strerror(errno));
-  return fsync_dir(dir, err);
-}
-
-/* Replace dir/name with data, atomically. */
-static fl_code write_atomic(const char *dir, const char *path, const void *data,
-                            size_t len, fl_error *err) {
-  char tmp[PATH_MAX];
-  int fd = -1;
-  fl_code rc = make_temp(dir, tmp, &fd, err);
-  if (rc != FL_OK)
-    return rc;
-  if ((rc = write_all(fd, data, len, tmp, err)) != FL_OK)
-    goto out;
-  rc = commit_temp(&fd, tmp, path, dir, err);
-out:
-  if (fd >= 0)
-    close(fd);
-  if (rc != FL_OK)
-    unlink(tmp);
-  return rc;
-}
-
-/* Read a whole regular file of at most max bytes (stat first); the buffer
- * is NUL-terminated. FL_ETOO_LARGE over max, FL_ENOT_FOUND when absent. */
-static fl_code read_file(const char *path, size_t max, char **data, size_t *len,
-                         fl_error *err) {
-  fl_code rc = FL_OK;
-  char *buf = NULL;
-  size_t got = 0;
-  struct stat st;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return sys_error(err, "open", path);
-  if (fstat(fd, &st) != 0) {
-    rc = sys_error(err, "stat", path);
-    goto out;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    rc = fl_error_set(err, FL_EINVALID, "%s is not a regular file", path);
-    goto out;
-  }
-  if ((uint64_t)st.st_size > max) {
-    rc = fl_error_set(err, FL_ETOO_LARGE,
-                      "%s is %lld bytes, over the limit of %zu bytes", path,
-                      (long long)st.st_size, max);
-    goto out;
-  }
-  size_t want = (size_t)st.st_size;
-  if (!(buf = malloc(want + 1))) {
-    rc = fl_error_set(err, FL_ENOMEM, "out of memory reading %s", path);
-    goto out;
-  }
-  while (got < want) {
-    ssize_t n = read(fd, buf + got, want - got);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      rc = fl_error_set(err, FL_EIO, "cannot read %s: %s", path,
-                        strerror(errno));
-      goto out;
-    }
-    if (n == 0)
-      break;
-    got += (size_t)n;
-  }
-  buf[got] = '\0';
-  *data = buf;
-  *len = got;
-  buf = NULL;
-out:
-  free(buf);
-  close(fd);
   return rc;
 }
 
@@ -318,38 +153,16 @@ static fl_code manifest_type(const json_t *m, const char *declared,
 
 /* ---- references ---------------------------------------------------------- */
 
-/* A reference is a digest when it starts with a known algorithm name and a
- * colon (then it must be a valid digest); anything else is a tag. */
+/* A reference is a digest when it holds a ':' (no tag can), checked by the
+ * one digest grammar (reference.c); anything else is a tag, looked up as it
+ * is: tags already in index.json are data, whatever wrote them. Tags that
+ * this endpoint writes are checked with fl_ref_check_tag. */
 static fl_code classify(const char *ref, int *is_digest, fl_error *err) {
   *is_digest = 0;
   if (!ref || !*ref)
     return fl_error_set(err, FL_EINVALID, "empty tag or digest");
-  const char *colon = strchr(ref, ':');
-  fl_digest_alg alg = FL_SHA256;
-  *is_digest = colon && fl_digest_alg_from_name(ref, (size_t)(colon - ref),
-                                                &alg) == FL_OK;
-  return *is_digest ? fl_digest_parse(ref, NULL, err) : FL_OK;
-}
-
-/* The distribution tag grammar: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}. */
-static fl_code check_tag(const char *tag, fl_error *err) {
-  size_t i = 0;
-  for (; tag[i]; i++) {
-    char c = tag[i];
-    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-             (c >= '0' && c <= '9') || c == '_' ||
-             (i > 0 && (c == '.' || c == '-'));
-    if (!ok)
-      return fl_error_set(err, FL_EINVALID,
-                          "invalid tag \"%.140s\": character %zu is not "
-                          "allowed (tags are [A-Za-z0-9_][A-Za-z0-9_.-]*)",
-                          tag, i + 1);
-  }
-  if (i == 0 || i > TAG_MAX)
-    return fl_error_set(err, FL_EINVALID,
-                        "invalid tag \"%.140s\": must be 1 to %d characters",
-                        tag, TAG_MAX);
-  return FL_OK;
+  *is_digest = strchr(ref, ':') != NULL;
+  return *is_digest ? fl_ref_check_digest(ref, NULL, err) : FL_OK;
 }
 
 /* ---- index.json ---------------------------------------------------------- */
@@ -368,7 +181,7 @@ static fl_code index_load(const oci_ep *ep, json_t **out, fl_error *err) {
   fl_code rc = index_path(ep, path, err);
   if (rc != FL_OK)
     return rc;
-  rc = read_file(path, INDEX_MAX, &data, &len, err);
+  rc = fl_fs_read_file(path, NULL, INDEX_MAX, FL_FS_REGULAR, &data, &len, err);
   if (rc == FL_ENOT_FOUND)
     rc = parse_json(empty_index, strlen(empty_index), path, &root, err);
   else if (rc == FL_OK)
@@ -404,7 +217,7 @@ static fl_code index_save(const oci_ep *ep, json_t *root, fl_error *err) {
   char *text = json_dumps(root, JSON_COMPACT);
   if (!text)
     return fl_error_set(err, FL_ENOMEM, "out of memory writing %s", path);
-  rc = write_atomic(ep->path, path, text, strlen(text), err);
+  rc = fl_fs_write_atomic(path, text, strlen(text), err);
   free(text);
   return rc;
 }
@@ -418,11 +231,11 @@ typedef fl_code (*index_edit_fn)(json_t *manifests, void *ud, int *changed,
 static fl_code lock_dir(const char *path, int *fd, fl_error *err) {
   *fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (*fd < 0)
-    return sys_error(err, "open directory", path);
+    return fl_fs_error(err, FL_OK, errno, "open directory", path);
   while (flock(*fd, LOCK_EX) != 0) {
     if (errno == EINTR)
       continue;
-    fl_code rc = sys_error(err, "lock", path);
+    fl_code rc = fl_fs_error(err, FL_OK, errno, "lock", path);
     close(*fd);
     *fd = -1;
     return rc;
@@ -511,7 +324,8 @@ static fl_code read_manifest_blob(const oci_ep *ep, const char *digest,
   fl_code rc = blob_paths(ep, digest, &alg, dir, file, err);
   if (rc != FL_OK)
     return rc;
-  rc = read_file(file, FL_MANIFEST_MAX, data, len, err);
+  rc = fl_fs_read_file(file, NULL, FL_MANIFEST_MAX, FL_FS_REGULAR, data, len,
+                       err);
   if (rc == FL_ENOT_FOUND)
     return fl_error_set(err, rc, "manifest %s not found in OCI layout %s",
                         digest, ep->path);
@@ -594,7 +408,8 @@ static fl_code oci_manifest_head(fl_endpoint *e, const char *repo,
   /* By digest (or a tag whose descriptor lacks mediaType): the blob tells. */
   if ((rc = blob_paths(ep, d.digest, NULL, dir, file, err)) != FL_OK)
     return rc;
-  rc = read_file(file, FL_MANIFEST_MAX, &data, &len, err);
+  rc = fl_fs_read_file(file, NULL, FL_MANIFEST_MAX, FL_FS_REGULAR, &data, &len,
+                       err);
   if (rc == FL_ENOT_FOUND)
     return fl_error_set(err, rc, "manifest %s not found in OCI layout %s",
                         d.digest, ep->path);
@@ -623,9 +438,9 @@ static fl_code put_small_blob(const oci_ep *ep, const char *digest,
   if (stat(file, &st) == 0 && S_ISREG(st.st_mode) &&
       (uint64_t)st.st_size == len)
     return FL_OK;
-  if ((rc = mkdir_p(dir, err)) != FL_OK)
+  if ((rc = fl_fs_mkdir_p(dir, 0755, err)) != FL_OK)
     return rc;
-  return write_atomic(dir, file, data, len, err);
+  return fl_fs_write_atomic(file, data, len, err);
 }
 
 typedef struct tag_edit {
@@ -728,9 +543,9 @@ static fl_code oci_manifest_put(fl_endpoint *e, const char *repo,
   json_t *m = NULL, *desc = NULL;
   int is_digest;
   fl_code rc = classify(reference, &is_digest, err);
+  if (rc == FL_OK && !is_digest)
+    rc = fl_ref_check_tag(reference, err); /* a tag written must be one */
   if (rc != FL_OK)
-    return rc;
-  if (!is_digest && (rc = check_tag(reference, err)) != FL_OK)
     return rc;
   if (len > FL_MANIFEST_MAX)
     return fl_error_set(err, FL_ETOO_LARGE,
@@ -838,7 +653,7 @@ static fl_code oci_blob_exists(fl_endpoint *e, const char *repo,
       return fl_error_set(err, FL_ENOT_FOUND,
                           "blob %s not found in OCI layout %s", digest,
                           ep->path);
-    return sys_error(err, "stat", file);
+    return fl_fs_error(err, FL_OK, errno, "stat", file);
   }
   if (!S_ISREG(st.st_mode))
     return fl_error_set(err, FL_EINVALID, "%s is not a regular file", file);
@@ -889,10 +704,10 @@ static fl_code oci_blob_get(fl_endpoint *e, const char *repo,
       return fl_error_set(err, FL_ENOT_FOUND,
                           "blob %s not found in OCI layout %s", digest,
                           ep->path);
-    return sys_error(err, "open", file);
+    return fl_fs_error(err, FL_OK, errno, "open", file);
   }
   if (fstat(fd, &st) != 0) {
-    rc = sys_error(err, "stat", file);
+    rc = fl_fs_error(err, FL_OK, errno, "stat", file);
     goto out;
   }
   if (offset > (uint64_t)st.st_size) {
@@ -909,7 +724,7 @@ out:
 
 /* Pull src into fd, hashing; stops as soon as it has more than `size`
  * bytes. *total gets the byte count. */
-static fl_code copy_source(fl_source *src, int fd, const char *tmp,
+static fl_code copy_source(fl_source *src, int fd, const char *file,
                            fl_hasher *h, unsigned char *buf, uint64_t size,
                            const char *digest, uint64_t *total, fl_error *err) {
   for (;;) {
@@ -936,7 +751,7 @@ static fl_code copy_source(fl_source *src, int fd, const char *tmp,
                           digest, (unsigned long long)size);
     if (fl_hasher_update(h, buf, (size_t)n) != FL_OK)
       return fl_error_set(err, FL_ENOMEM, "hashing blob %s failed", digest);
-    fl_code rc = write_all(fd, buf, (size_t)n, tmp, err);
+    fl_code rc = fl_fs_write_all(fd, buf, (size_t)n, file, err);
     if (rc != FL_OK)
       return rc;
   }
@@ -951,13 +766,13 @@ static fl_code oci_blob_put(fl_endpoint *e, const char *repo,
                             fl_error *err) {
   (void)repo;
   oci_ep *ep = (oci_ep *)e;
-  char dir[PATH_MAX], file[PATH_MAX], tmp[PATH_MAX];
+  char dir[PATH_MAX], file[PATH_MAX];
   char actual[FL_DIGEST_STR_MAX];
+  fl_fs_temp t;
   unsigned char *buf = NULL;
   fl_hasher *h = NULL;
   fl_digest_alg alg = FL_SHA256;
   uint64_t total = 0;
-  int fd = -1;
   struct stat st;
   fl_code rc = blob_paths(ep, digest, &alg, dir, file, err);
   if (rc != FL_OK)
@@ -965,9 +780,9 @@ static fl_code oci_blob_put(fl_endpoint *e, const char *repo,
   if (stat(file, &st) == 0 && S_ISREG(st.st_mode) &&
       (uint64_t)st.st_size == size)
     return FL_OK;
-  if ((rc = mkdir_p(dir, err)) != FL_OK)
+  if ((rc = fl_fs_mkdir_p(dir, 0755, err)) != FL_OK)
     return rc;
-  if ((rc = make_temp(dir, tmp, &fd, err)) != FL_OK)
+  if ((rc = fl_fs_temp_open(&t, file, 0644, err)) != FL_OK)
     return rc;
   buf = malloc(CHUNK);
   h = fl_hasher_new(alg);
@@ -975,7 +790,7 @@ static fl_code oci_blob_put(fl_endpoint *e, const char *repo,
     rc = fl_error_set(err, FL_ENOMEM, "out of memory writing blob %s", digest);
     goto out;
   }
-  rc = copy_source(src, fd, tmp, h, buf, size, digest, &total, err);
+  rc = copy_source(src, t.fd, file, h, buf, size, digest, &total, err);
   if (rc != FL_OK)
     goto out;
   if ((rc = fl_hasher_final(h, actual)) != FL_OK) {
@@ -990,12 +805,9 @@ static fl_code oci_blob_put(fl_endpoint *e, const char *repo,
                       (unsigned long long)size);
     goto out;
   }
-  rc = commit_temp(&fd, tmp, file, dir, err);
+  rc = fl_fs_temp_commit(&t, err);
 out:
-  if (fd >= 0)
-    close(fd);
-  if (rc != FL_OK)
-    unlink(tmp);
+  fl_fs_temp_discard(&t);
   fl_hasher_free(h);
   free(buf);
   return rc;
@@ -1028,9 +840,9 @@ static fl_code oci_blob_delete(fl_endpoint *e, const char *repo,
       return fl_error_set(err, FL_ENOT_FOUND,
                           "blob %s not found in OCI layout %s", digest,
                           ep->path);
-    return sys_error(err, "delete", file);
+    return fl_fs_error(err, FL_OK, errno, "delete", file);
   }
-  return fsync_dir(dir, err);
+  return fl_fs_fsync_dir(dir, err);
 }
 
 /* ---- referrers ----------------------------------------------------------- */
@@ -1086,7 +898,8 @@ static fl_code check_referrer(const oci_ep *ep, const json_t *listed,
   if (!digest || listed_in(result, digest) ||
       blob_paths(ep, digest, NULL, dir, file, NULL) != FL_OK)
     return FL_OK;
-  fl_code rc = read_file(file, FL_MANIFEST_MAX, &data, &len, &rerr);
+  fl_code rc = fl_fs_read_file(file, NULL, FL_MANIFEST_MAX, FL_FS_REGULAR,
+                               &data, &len, &rerr);
   if (rc == FL_ENOT_FOUND || rc == FL_ETOO_LARGE || rc == FL_EINVALID)
     return FL_OK;
   if (rc != FL_OK)
@@ -1178,7 +991,8 @@ static fl_code oci_ping(fl_endpoint *e, fl_error *err) {
   fl_code rc = path_fmt(path, sizeof path, err, "%s/oci-layout", ep->path);
   if (rc != FL_OK)
     return rc;
-  rc = read_file(path, LAYOUT_FILE_MAX, &data, &len, err);
+  rc = fl_fs_read_file(path, NULL, LAYOUT_FILE_MAX, FL_FS_REGULAR, &data, &len,
+                       err);
   if (rc == FL_ENOT_FOUND)
     return fl_error_set(err, rc,
                         "%s is not an OCI image layout (no oci-layout file)",
@@ -1292,8 +1106,8 @@ static fl_code ensure_file(const char *dir, const char *name,
   if (stat(path, &st) == 0)
     return FL_OK;
   if (errno != ENOENT)
-    return sys_error(err, "stat", path);
-  return write_atomic(dir, path, content, strlen(content), err);
+    return fl_fs_error(err, FL_OK, errno, "stat", path);
+  return fl_fs_write_atomic(path, content, strlen(content), err);
 }
 
 /* mkdir -p, then blobs/, oci-layout and index.json, under the directory
@@ -1301,14 +1115,14 @@ static fl_code ensure_file(const char *dir, const char *name,
 static fl_code create_layout(const char *path, fl_error *err) {
   char blobs[PATH_MAX];
   int dirfd = -1;
-  fl_code rc = mkdir_p(path, err);
+  fl_code rc = fl_fs_mkdir_p(path, 0755, err);
   if (rc != FL_OK)
     return rc;
   if ((rc = lock_dir(path, &dirfd, err)) != FL_OK)
     return rc;
   if ((rc = path_fmt(blobs, sizeof blobs, err, "%s/blobs", path)) != FL_OK)
     goto out;
-  if ((rc = mkdir_p(blobs, err)) != FL_OK)
+  if ((rc = fl_fs_mkdir_p(blobs, 0755, err)) != FL_OK)
     goto out;
   if ((rc = ensure_file(path, "oci-layout", LAYOUT_JSON, err)) != FL_OK)
     goto out;
@@ -1325,7 +1139,7 @@ static fl_code check_layout(const char *path, fl_error *err) {
     if (errno == ENOENT)
       return fl_error_set(err, FL_ENOT_FOUND, "OCI layout %s does not exist",
                           path);
-    return sys_error(err, "stat", path);
+    return fl_fs_error(err, FL_OK, errno, "stat", path);
   }
   if (!S_ISDIR(st.st_mode))
     return fl_error_set(err, FL_EINVALID,
@@ -1340,7 +1154,7 @@ static fl_code check_layout(const char *path, fl_error *err) {
                           "%s is not an OCI image layout (no oci-layout "
                           "file)",
                           path);
-    return sys_error(err, "stat", file);
+    return fl_fs_error(err, FL_OK, errno, "stat", file);
   }
   return FL_OK;
 }

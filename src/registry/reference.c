@@ -6,6 +6,11 @@
  * spans (offset + length into the caller's string), checks each span against
  * its production, and only then copies the pieces into the fl_ref. Spans keep
  * offsets absolute, so every error can say where it is.
+ *
+ * The same productions check a repository name, a tag or a digest on its
+ * own (fl_ref_check_*): this file is the one place where their grammar
+ * lives; registry.c, oci_layout.c, digest.c (fl_digest_parse) and the Lua
+ * config (core.ref.check_*) call it.
  */
 #include "registry/reference.h"
 
@@ -15,10 +20,14 @@
 
 #define NAME_LEN_MAX 255 /* domain + "/" + path, as distribution's limit */
 #define TAG_LEN_MAX 128
-#define HEX_LEN_MIN 32
 #define QUOTE_MAX 160 /* longest input quoted in full in a message */
 #define PART_MAX 140  /* longest part (tag, domain...) quoted in a message */
 #define NO_OFFSET ((size_t)-1)
+/* What may appear, said where a character may not. */
+#define REPO_CHARS                                                             \
+  "allowed: lower-case letters, digits, '/' between components, and '.', "     \
+  "'_', '__' or '-' between letters or digits"
+#define TAG_CHARS "allowed: letters, digits, '_', '.' and '-'"
 
 static const char docker_domain[] = "docker.io";
 static const char docker_legacy[] = "index.docker.io";
@@ -33,9 +42,17 @@ typedef struct span {
   size_t len;
 } span;
 
+/* What the input is, which decides how an error message starts. */
+typedef enum ctx_kind {
+  CTX_REFERENCE,  /* "invalid reference "<in>": ..." */
+  CTX_REPOSITORY, /* "invalid repository name "<in>": ..." */
+  CTX_PART        /* a tag or a digest alone: the detail quotes it */
+} ctx_kind;
+
 typedef struct ctx {
   const char *in; /* the whole input, as the caller gave it */
   fl_error *err;
+  ctx_kind kind;
 } ctx;
 
 /* The input cut at its separators; nothing is validated yet. */
@@ -90,21 +107,43 @@ static const char *char_desc(char c, char buf[8]) {
   return buf;
 }
 
-/* Fill c->err with "invalid reference "<in>": <detail> (at offset N)". */
-__attribute__((format(printf, 3, 4))) static fl_code
-fail(const ctx *c, size_t off, const char *fmt, ...) {
+/* Fill c->err with "<prefix><detail> (at offset N)", prefix by c->kind. */
+__attribute__((format(printf, 4, 0))) static fl_code
+vfail(const ctx *c, fl_code code, size_t off, const char *fmt, va_list ap) {
   char detail[FL_ERROR_MSG_MAX];
   char at[48] = "";
   size_t n = strlen(c->in);
-  va_list ap;
-  va_start(ap, fmt);
+  int quoted = (int)(n > QUOTE_MAX ? QUOTE_MAX : n);
+  const char *more = n > QUOTE_MAX ? "..." : "";
   vsnprintf(detail, sizeof detail, fmt, ap);
-  va_end(ap);
   if (off != NO_OFFSET)
     snprintf(at, sizeof at, " (at offset %zu)", off);
-  return fl_error_set(c->err, FL_EINVALID, "invalid reference \"%.*s%s\": %s%s",
-                      (int)(n > QUOTE_MAX ? QUOTE_MAX : n), c->in,
-                      n > QUOTE_MAX ? "..." : "", detail, at);
+  if (c->kind == CTX_PART)
+    return fl_error_set(c->err, code, "%s%s", detail, at);
+  return fl_error_set(c->err, code, "invalid %s \"%.*s%s\": %s%s",
+                      c->kind == CTX_REFERENCE ? "reference"
+                                               : "repository name",
+                      quoted, c->in, more, detail, at);
+}
+
+__attribute__((format(printf, 3, 4))) static fl_code
+fail(const ctx *c, size_t off, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fl_code rc = vfail(c, FL_EINVALID, off, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+/* fail() with another code (an unsupported digest algorithm checked alone is
+ * UNSUPPORTED, as fl_digest_parse has always said). */
+__attribute__((format(printf, 4, 5))) static fl_code
+fail_code(const ctx *c, fl_code code, size_t off, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fl_code rc = vfail(c, code, off, fmt, ap);
+  va_end(ap);
+  return rc;
 }
 
 /* ---- splitting ---------------------------------------------------------- */
@@ -297,7 +336,7 @@ static fl_code bad_path_char(const ctx *c, size_t i, size_t end, size_t sep) {
                 "'_', '__' or a run of '-')",
                 qlen(n), s + sep);
   }
-  return fail(c, i, "invalid character %s in repository name",
+  return fail(c, i, "invalid character %s in repository name (" REPO_CHARS ")",
               char_desc(s[i], ch));
 }
 
@@ -346,7 +385,10 @@ static fl_code check_tag(const ctx *c, span t) {
   const char *s = c->in;
   char ch[8];
   if (t.len == 0)
-    return fail(c, t.off, "empty tag after ':'");
+    return fail(c, t.off,
+                c->kind == CTX_PART ? "invalid tag \"\": a tag must not be "
+                                      "empty"
+                                    : "empty tag after ':'");
   if (t.len > TAG_LEN_MAX)
     return fail(c, t.off, "invalid tag \"%.*s...\": longer than %d characters",
                 qlen(t.len), s + t.off, TAG_LEN_MAX);
@@ -357,12 +399,15 @@ static fl_code check_tag(const ctx *c, span t) {
         qlen(t.len), s + t.off, char_desc(s[t.off], ch));
   for (size_t i = t.off + 1; i < t.off + t.len; i++)
     if (!is_word(s[i]) && s[i] != '.' && s[i] != '-')
-      return fail(c, i, "invalid tag \"%.*s\": invalid character %s",
+      return fail(c, i,
+                  "invalid tag \"%.*s\": invalid character %s (" TAG_CHARS ")",
                   qlen(t.len), s + t.off, char_desc(s[i], ch));
   return FL_OK;
 }
 
 /* ---- digest := algorithm ":" hex ---------------------------------------- */
+
+#define DIGEST_HINT "expected algorithm:hex, e.g. sha256:<64 hex digits>"
 
 /* algorithm := [a-z0-9]+ ([+._-] [a-z0-9]+)*; returns the offset of the ':'
  * that ends it, or NO_OFFSET after filling the error. */
@@ -376,8 +421,15 @@ static size_t scan_algorithm(const ctx *c, span d) {
     while (i < end && is_lower_alnum(s[i]))
       i++;
     if (i == end) {
+      fail(
+          c, i,
+          "invalid digest \"%.*s\": missing ':' between algorithm and hex; " DIGEST_HINT,
+          qlen(d.len), s + d.off);
+      return NO_OFFSET;
+    }
+    if (i == d.off && s[i] == ':') {
       fail(c, i,
-           "invalid digest \"%.*s\": missing ':' between algorithm and hex",
+           "invalid digest \"%.*s\": no algorithm before ':'; " DIGEST_HINT,
            qlen(d.len), s + d.off);
       return NO_OFFSET;
     }
@@ -397,33 +449,29 @@ static size_t scan_algorithm(const ctx *c, span d) {
   }
 }
 
-/* Hex length the algorithm requires; 0 for one we do not support. */
-static size_t algorithm_hex_len(const char *s, span alg) {
-  if (span_eq(s, alg, "sha256"))
-    return 64;
-  if (span_eq(s, alg, "sha512"))
-    return 128;
-  return 0;
-}
-
-static fl_code check_digest_hex(const ctx *c, span d, span alg, span hex) {
+/* hex := [0-9a-fA-F]+, then what the algorithm demands: one digest.c
+ * supports (its table says how long its hex is), exactly that long, and
+ * lower-case. */
+static fl_code check_digest_hex(const ctx *c, span d, span alg, span hex,
+                                fl_digest_alg *out) {
   const char *s = c->in;
-  size_t want = algorithm_hex_len(s, alg);
+  fl_digest_alg a = FL_SHA256;
   char ch[8];
   for (size_t i = hex.off; i < hex.off + hex.len; i++)
     if (!is_hex(s[i]))
       return fail(c, i, "invalid digest \"%.*s\": invalid character %s in hex",
                   qlen(d.len), s + d.off, char_desc(s[i], ch));
-  if (hex.len < HEX_LEN_MIN)
-    return fail(
-        c, hex.off,
-        "invalid digest \"%.*s\": hex must be at least %d characters, got %zu",
-        qlen(d.len), s + d.off, HEX_LEN_MIN, hex.len);
-  if (want == 0)
-    return fail(
-        c, alg.off,
-        "unsupported digest algorithm \"%.*s\" (supported: sha256, sha512)",
-        qlen(alg.len), s + alg.off);
+  if (hex.len == 0)
+    return fail(c, hex.off,
+                "invalid digest \"%.*s\": no hex after ':'; " DIGEST_HINT,
+                qlen(d.len), s + d.off);
+  if (fl_digest_alg_from_name(s + alg.off, alg.len, &a) != FL_OK)
+    return fail_code(
+        c, c->kind == CTX_PART ? FL_EUNSUPPORTED : FL_EINVALID, alg.off,
+        "invalid digest \"%.*s\": unsupported digest algorithm \"%.*s\" "
+        "(supported: sha256, sha512)",
+        qlen(d.len), s + d.off, qlen(alg.len), s + alg.off);
+  size_t want = fl_digest_hex_len(a);
   if (hex.len != want)
     return fail(
         c, hex.off,
@@ -433,19 +481,23 @@ static fl_code check_digest_hex(const ctx *c, span d, span alg, span hex) {
     if (!is_lower_hex(s[i]))
       return fail(c, i, "invalid digest \"%.*s\": hex must be lower-case",
                   qlen(d.len), s + d.off);
+  if (out)
+    *out = a;
   return FL_OK;
 }
 
-static fl_code check_digest(const ctx *c, span d) {
+static fl_code check_digest(const ctx *c, span d, fl_digest_alg *alg) {
   size_t colon;
   if (d.len == 0)
-    return fail(c, d.off, "empty digest after '@'");
+    return fail(c, d.off,
+                c->kind == CTX_PART ? "invalid digest \"\": empty; " DIGEST_HINT
+                                    : "empty digest after '@'");
   colon = scan_algorithm(c, d);
   if (colon == NO_OFFSET)
     return FL_EINVALID;
-  span alg = {d.off, colon - d.off};
+  span alg_span = {d.off, colon - d.off};
   span hex = {colon + 1, d.off + d.len - colon - 1};
-  return check_digest_hex(c, d, alg, hex);
+  return check_digest_hex(c, d, alg_span, hex, alg);
 }
 
 /* ---- assembling the fl_ref ---------------------------------------------- */
@@ -515,7 +567,7 @@ static fl_code parse_ref(const ctx *c, fl_ref *out) {
     return rc;
   if (p.has_tag && (rc = check_tag(c, p.tag)) != FL_OK)
     return rc;
-  if (p.has_digest && (rc = check_digest(c, p.digest)) != FL_OK)
+  if (p.has_digest && (rc = check_digest(c, p.digest, NULL)) != FL_OK)
     return rc;
   if (p.has_tag)
     copy_span(out->tag, c->in, p.tag);
@@ -547,7 +599,7 @@ typedef fl_code (*parse_fn)(const ctx *c, fl_ref *out);
 
 static fl_code run_parse(parse_fn fn, const char *s, fl_ref *out,
                          fl_error *err) {
-  ctx c = {s, err};
+  ctx c = {s, err, CTX_REFERENCE};
   fl_code rc;
   if (!out)
     return fl_error_set(err, FL_EINVALID, "invalid reference: no output");
@@ -566,6 +618,43 @@ fl_code fl_ref_parse(const char *s, fl_ref *out, fl_error *err) {
 
 fl_code fl_ref_parse_repository(const char *s, fl_ref *out, fl_error *err) {
   return run_parse(parse_repo, s, out, err);
+}
+
+/* ---- one production alone ----------------------------------------------- */
+
+fl_code fl_ref_check_repository(const char *s, fl_error *err) {
+  ctx c = {s ? s : "", err, CTX_REPOSITORY};
+  size_t n = strlen(c.in);
+  if (n == 0)
+    return fail(&c, NO_OFFSET,
+                "repository name must have at least one component");
+  if (n > NAME_LEN_MAX)
+    return fail(&c, NO_OFFSET,
+                "repository name must not be more than %d characters (it is "
+                "%zu)",
+                NAME_LEN_MAX, n);
+  return check_path(&c, (span){0, n});
+}
+
+fl_code fl_ref_check_tag(const char *s, fl_error *err) {
+  ctx c = {s ? s : "", err, CTX_PART};
+  return check_tag(&c, (span){0, strlen(c.in)});
+}
+
+fl_code fl_ref_check_digest(const char *s, fl_digest_alg *alg, fl_error *err) {
+  ctx c = {s ? s : "", err, CTX_PART};
+  return check_digest(&c, (span){0, strlen(c.in)}, alg);
+}
+
+fl_code fl_ref_check_reference(const char *s, int *is_digest, fl_error *err) {
+  int digest = s && strchr(s, ':') != NULL;
+  if (is_digest)
+    *is_digest = digest;
+  if (!s || !*s)
+    return fl_error_set(err, FL_EINVALID,
+                        "empty tag or digest (expected a tag such as "
+                        "\"latest\" or a digest sha256:<64 hex digits>)");
+  return digest ? fl_ref_check_digest(s, NULL, err) : fl_ref_check_tag(s, err);
 }
 
 /* ---- formatting --------------------------------------------------------- */

@@ -12,6 +12,11 @@
  * parser is a hand-written scanner over the input with no heap allocation;
  * every error is FL_EINVALID with a message that quotes the input and names
  * what is wrong and at which byte offset.
+ *
+ * This is the one grammar of repository names, tags and digests in
+ * Freightliner: whatever checks one of them alone (a registry or OCI layout
+ * operation, the config loader through core.ref.check_*, fl_digest_parse)
+ * calls fl_ref_check_* below rather than restating a rule.
  */
 #ifndef FL_REGISTRY_REFERENCE_H
 #define FL_REGISTRY_REFERENCE_H
@@ -49,6 +54,29 @@ fl_code fl_ref_parse(const char *s, fl_ref *out, fl_error *err);
 /* Parse and normalise a repository name ("host/repo", "alpine"); a tag or a
  * digest is an error. tag and digest are left empty, tag_defaulted 0. */
 fl_code fl_ref_parse_repository(const char *s, fl_ref *out, fl_error *err);
+
+/* A repository name as it appears in a registry URL (/v2/<name>/...): the
+ * path alone, no domain, tag or digest: lower-case components of letters
+ * and digits joined by '.', '_', '__' or runs of '-', separated by '/', at
+ * most 255 characters. FL_EINVALID with "invalid repository name "<s>":
+ * <what> (at offset N)" otherwise. */
+fl_code fl_ref_check_repository(const char *s, fl_error *err);
+
+/* A tag: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}. FL_EINVALID with "invalid tag
+ * "<s>": <what> (at offset N)" otherwise. */
+fl_code fl_ref_check_tag(const char *s, fl_error *err);
+
+/* A digest: algorithm ":" hex, the algorithm one digest.c supports (sha256,
+ * sha512) and the hex lower-case and exactly as long as it demands. *alg
+ * (may be NULL) gets the algorithm. FL_EUNSUPPORTED for a well-formed digest
+ * of another algorithm, FL_EINVALID otherwise; the message starts "invalid
+ * digest "<s>": ". fl_digest_parse is this check. */
+fl_code fl_ref_check_digest(const char *s, fl_digest_alg *alg, fl_error *err);
+
+/* A tag or a digest, as the reference of a manifest operation: a digest when
+ * it holds a ':' (no tag can), a tag otherwise. *is_digest (may be NULL) says
+ * which. An empty or NULL string is FL_EINVALID. */
+fl_code fl_ref_check_reference(const char *s, int *is_digest, fl_error *err);
 
 /* Full form "domain/path:tag@digest", leaving out an empty tag or digest.
  * Returns the length of the whole string (snprintf semantics: buf may be

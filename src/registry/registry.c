@@ -6,6 +6,7 @@
  * and turns the answer into an fl_code with a message naming the repository
  * and what failed.
  */
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 #include "core/log.h"
 #include "registry/manifest.h"
+#include "registry/reference.h"
 #include "registry/registry.h"
 
 #define URL_MAX 4096
@@ -39,61 +41,59 @@ typedef struct registry {
 
 static registry *as_registry(fl_endpoint *ep) { return (registry *)ep; }
 
-/* ---- input validation ---------------------------------------------------- */
+/* ---- the shape of one operation ----------------------------------------- */
 
+/* The grammar is reference.c's; these only name it for the operations. */
 static fl_code check_repo(const char *repo, fl_error *err) {
-  size_t n = repo ? strlen(repo) : 0;
-  if (n == 0 || n > 255)
-    return fl_error_set(err, FL_EINVALID, "invalid repository name \"%s\"",
-                        repo ? repo : "");
-  for (size_t i = 0; i < n; i++) {
-    char c = repo[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-          c == '_' || c == '-' || c == '/'))
-      return fl_error_set(err, FL_EINVALID,
-                          "invalid repository name \"%s\": character %zu "
-                          "('%c') is not allowed (lower-case letters, digits, "
-                          "'.', '_', '-', '/')",
-                          repo, i + 1, c);
-  }
-  if (repo[0] == '/' || repo[n - 1] == '/' || strstr(repo, "//"))
-    return fl_error_set(err, FL_EINVALID, "invalid repository name \"%s\"",
-                        repo);
-  return FL_OK;
+  return fl_ref_check_repository(repo, err);
 }
 
 static int is_digest(const char *ref) { return strchr(ref, ':') != NULL; }
 
-/* A tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}) or a valid digest. */
-static fl_code check_reference(const char *ref, fl_error *err) {
-  if (!ref || !*ref)
-    return fl_error_set(err, FL_EINVALID, "empty tag or digest");
-  if (is_digest(ref))
-    return fl_digest_parse(ref, NULL, err);
-  size_t n = strlen(ref);
-  if (n > 128)
-    return fl_error_set(err, FL_EINVALID,
-                        "tag \"%.40s...\" is over 128 "
-                        "characters",
-                        ref);
-  for (size_t i = 0; i < n; i++) {
-    char c = ref[i];
-    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-             (c >= '0' && c <= '9') || c == '_' ||
-             (i > 0 && (c == '.' || c == '-'));
-    if (!ok)
-      return fl_error_set(err, FL_EINVALID,
-                          "invalid tag \"%s\": character %zu ('%c') is not "
-                          "allowed",
-                          ref, i + 1, c);
-  }
+/* What a manifest or blob operation works on. */
+typedef enum object_kind {
+  OBJ_MANIFEST, /* /v2/<repo>/manifests/<tag or digest> */
+  OBJ_BLOB      /* /v2/<repo>/blobs/<digest> */
+} object_kind;
+
+/* One manifest or blob operation: its URL and the words that name it in
+ * messages ("getting manifest team/app:v1"). */
+typedef struct reg_op {
+  char url[URL_MAX];
+  char what[700];
+} reg_op;
+
+/* The prologue every manifest and blob operation shares: check the
+ * repository and the reference (a tag or a digest for a manifest, a digest
+ * for a blob) before either goes into a URL, then build the URL and the
+ * description (what_fmt and its arguments). */
+__attribute__((format(printf, 6, 7))) static fl_code
+prepare(reg_op *op, object_kind kind, const char *repo, const char *ref,
+        fl_error *err, const char *what_fmt, ...) {
+  va_list ap;
+  fl_code rc = check_repo(repo, err);
+  if (rc == FL_OK)
+    rc = kind == OBJ_MANIFEST ? fl_ref_check_reference(ref, NULL, err)
+                              : fl_ref_check_digest(ref, NULL, err);
+  if (rc != FL_OK)
+    return rc;
+  snprintf(op->url, sizeof op->url, "/v2/%s/%s/%s", repo,
+           kind == OBJ_MANIFEST ? "manifests" : "blobs", ref);
+  va_start(ap, what_fmt);
+  vsnprintf(op->what, sizeof op->what, what_fmt, ap);
+  va_end(ap);
   return FL_OK;
 }
 
-static fl_code check_repo_ref(const char *repo, const char *ref,
-                              fl_error *err) {
-  fl_code rc = check_repo(repo, err);
-  return rc != FL_OK ? rc : check_reference(ref, err);
+/* Send req; a final status other than ok or ok2 becomes the error that
+ * fl_http_status_error makes of it. resp is filled either way: clear it. */
+static fl_code send_op(registry *r, const fl_http_request *req,
+                       const reg_op *op, long ok, long ok2,
+                       fl_http_response *resp, fl_error *err) {
+  fl_code rc = fl_http_do(r->http, req, resp, err);
+  if (rc == FL_OK && resp->status != ok && resp->status != ok2)
+    rc = fl_http_status_error(r->http, resp, op->what, err);
+  return rc;
 }
 
 /* ---- ping, catalog, tags ------------------------------------------------- */
@@ -198,53 +198,51 @@ static fl_code reg_tags(fl_endpoint *ep, const char *repo, fl_strlist *out,
 
 /* ---- manifests ----------------------------------------------------------- */
 
+/* Verify a fetched manifest against the digest asked for, else the one the
+ * registry states; a stated digest of the same algorithm must match too. */
+static fl_code check_fetched(fl_manifest *m, const char *ref,
+                             const fl_http_response *resp, fl_error *err) {
+  const char *stated = resp->docker_digest;
+  if (stated && fl_digest_parse(stated, NULL, NULL) != FL_OK)
+    stated = NULL;
+  fl_code rc = fl_manifest_check(m, resp->content_type,
+                                 is_digest(ref) ? ref : stated, err);
+  if (rc == FL_OK && is_digest(ref) && stated &&
+      strncmp(stated, m->digest, 7) == 0 && strcmp(stated, m->digest) != 0)
+    rc = fl_error_set(err, FL_EDIGEST_MISMATCH,
+                      "registry states Docker-Content-Digest %s but the "
+                      "content hashes to %s",
+                      stated, m->digest);
+  return rc;
+}
+
 static fl_code reg_manifest_get(fl_endpoint *ep, const char *repo,
                                 const char *ref, fl_manifest *out,
                                 fl_error *err) {
   registry *r = as_registry(ep);
   fl_http_response resp;
-  char url[URL_MAX], what[600];
+  reg_op op;
   memset(out, 0, sizeof *out);
-  fl_code rc = check_repo_ref(repo, ref, err);
+  fl_code rc = prepare(&op, OBJ_MANIFEST, repo, ref, err,
+                       "getting manifest %s:%s", repo, ref);
   if (rc != FL_OK)
     return rc;
-  snprintf(url, sizeof url, "/v2/%s/manifests/%s", repo, ref);
-  snprintf(what, sizeof what, "getting manifest %s:%s", repo, ref);
   fl_http_request req = {.method = "GET",
-                         .url = url,
+                         .url = op.url,
                          .repo = repo,
                          .actions = "pull",
                          .headers = accept_manifests,
                          .max_body = FL_MANIFEST_MAX};
-  rc = fl_http_do(r->http, &req, &resp, err);
-  if (rc == FL_ETOO_LARGE) {
-    fl_error_prefix(err, "%s: ", what);
-    return rc;
-  }
+  rc = send_op(r, &req, &op, 200, 200, &resp, err);
+  if (rc == FL_ETOO_LARGE)
+    fl_error_prefix(err, "%s: ", op.what);
   if (rc != FL_OK)
-    return rc;
-  if (resp.status != 200) {
-    rc = fl_http_status_error(r->http, &resp, what, err);
     goto out;
-  }
   out->data = resp.body ? resp.body : calloc(1, 1);
   out->len = resp.body_len;
   resp.body = NULL;
-  /* Verify against the digest asked for, else the one the registry states. */
-  const char *expect = is_digest(ref) ? ref : resp.docker_digest;
-  if (expect && fl_digest_parse(expect, NULL, NULL) != FL_OK)
-    expect = NULL;
-  rc = fl_manifest_check(out, resp.content_type, expect, err);
-  if (rc == FL_OK && is_digest(ref) && resp.docker_digest &&
-      fl_digest_parse(resp.docker_digest, NULL, NULL) == FL_OK &&
-      strncmp(resp.docker_digest, out->digest, 7) == 0 &&
-      strcmp(resp.docker_digest, out->digest) != 0)
-    rc = fl_error_set(err, FL_EDIGEST_MISMATCH,
-                      "registry states Docker-Content-Digest %s but the "
-                      "content hashes to %s",
-                      resp.docker_digest, out->digest);
-  if (rc != FL_OK) {
-    fl_error_prefix(err, "%s: ", what);
+  if ((rc = check_fetched(out, ref, &resp, err)) != FL_OK) {
+    fl_error_prefix(err, "%s: ", op.what);
     fl_manifest_clear(out);
   }
 out:
@@ -261,29 +259,24 @@ static fl_code reg_manifest_head(fl_endpoint *ep, const char *repo,
                                  fl_error *err) {
   registry *r = as_registry(ep);
   fl_http_response resp;
-  char url[URL_MAX], what[600];
+  reg_op op;
   memset(out, 0, sizeof *out);
-  fl_code rc = check_repo_ref(repo, ref, err);
+  fl_code rc = prepare(&op, OBJ_MANIFEST, repo, ref, err,
+                       "checking manifest %s:%s", repo, ref);
   if (rc != FL_OK)
     return rc;
-  snprintf(url, sizeof url, "/v2/%s/manifests/%s", repo, ref);
-  snprintf(what, sizeof what, "checking manifest %s:%s", repo, ref);
   fl_http_request req = {.method = "HEAD",
-                         .url = url,
+                         .url = op.url,
                          .repo = repo,
                          .actions = "pull",
                          .headers = accept_manifests};
-  rc = fl_http_do(r->http, &req, &resp, err);
-  if (rc != FL_OK)
-    return rc;
-  if (resp.status != 200) {
-    rc = fl_http_status_error(r->http, &resp, what, err);
-  } else if (resp.docker_digest &&
-             fl_digest_parse(resp.docker_digest, NULL, NULL) == FL_OK) {
+  rc = send_op(r, &req, &op, 200, 200, &resp, err);
+  if (rc == FL_OK && resp.docker_digest &&
+      fl_digest_parse(resp.docker_digest, NULL, NULL) == FL_OK) {
     copy_field(out->digest, sizeof out->digest, resp.docker_digest);
     copy_field(out->media_type, sizeof out->media_type, resp.content_type);
     out->size = resp.content_length == UINT64_MAX ? 0 : resp.content_length;
-  } else {
+  } else if (rc == FL_OK) {
     /* No digest header: fetch and hash the manifest itself. */
     fl_manifest m;
     rc = reg_manifest_get(ep, repo, ref, &m, err);
@@ -303,9 +296,10 @@ static fl_code reg_manifest_put(fl_endpoint *ep, const char *repo,
                                 const char *media_type, fl_error *err) {
   registry *r = as_registry(ep);
   fl_http_response resp;
-  char url[URL_MAX], what[600], ctype[FL_MEDIA_TYPE_MAX + 16];
-  char digest[FL_DIGEST_STR_MAX];
-  fl_code rc = check_repo_ref(repo, ref, err);
+  reg_op op;
+  char ctype[FL_MEDIA_TYPE_MAX + 16], digest[FL_DIGEST_STR_MAX];
+  fl_code rc = prepare(&op, OBJ_MANIFEST, repo, ref, err,
+                       "pushing manifest %s:%s", repo, ref);
   if (rc != FL_OK)
     return rc;
   if (len > FL_MANIFEST_MAX)
@@ -313,67 +307,59 @@ static fl_code reg_manifest_put(fl_endpoint *ep, const char *repo,
                         "manifest for %s:%s is %zu bytes, "
                         "over the %d byte limit",
                         repo, ref, len, FL_MANIFEST_MAX);
-  snprintf(url, sizeof url, "/v2/%s/manifests/%s", repo, ref);
-  snprintf(what, sizeof what, "pushing manifest %s:%s", repo, ref);
   snprintf(ctype, sizeof ctype, "Content-Type: %s", media_type);
   const char *headers[] = {ctype, NULL};
   fl_http_request req = {.method = "PUT",
-                         .url = url,
+                         .url = op.url,
                          .repo = repo,
                          .actions = "pull,push",
                          .headers = headers,
                          .body = data,
                          .body_len = len};
-  rc = fl_http_do(r->http, &req, &resp, err);
-  if (rc != FL_OK)
-    return rc;
-  if (resp.status != 201 && resp.status != 200) {
-    rc = fl_http_status_error(r->http, &resp, what, err);
-  } else if (resp.docker_digest &&
-             fl_digest_buffer(FL_SHA256, data, len, digest) == FL_OK &&
-             strncmp(resp.docker_digest, "sha256:", 7) == 0 &&
-             strcmp(resp.docker_digest, digest) != 0) {
+  rc = send_op(r, &req, &op, 201, 200, &resp, err);
+  if (rc == FL_OK && resp.docker_digest &&
+      fl_digest_buffer(FL_SHA256, data, len, digest) == FL_OK &&
+      strncmp(resp.docker_digest, "sha256:", 7) == 0 &&
+      strcmp(resp.docker_digest, digest) != 0)
     rc = fl_error_set(err, FL_EDIGEST_MISMATCH,
                       "%s: the registry stored it as %s but it hashes to %s",
-                      what, resp.docker_digest, digest);
-  }
+                      op.what, resp.docker_digest, digest);
   fl_http_response_clear(&resp);
   return rc;
 }
 
-static fl_code delete_url(registry *r, const char *url, const char *repo,
-                          const char *what, fl_http_response *resp,
-                          fl_error *err) {
+/* DELETE op.url; 202 or 200 is done. The final status goes to *status. */
+static fl_code delete_op(registry *r, const char *repo, const reg_op *op,
+                         long *status, fl_error *err) {
+  fl_http_response resp;
   fl_http_request req = {
-      .method = "DELETE", .url = url, .repo = repo, .actions = "delete"};
-  fl_code rc = fl_http_do(r->http, &req, resp, err);
-  if (rc == FL_OK && resp->status != 202 && resp->status != 200)
-    rc = fl_http_status_error(r->http, resp, what, err);
+      .method = "DELETE", .url = op->url, .repo = repo, .actions = "delete"};
+  fl_code rc = send_op(r, &req, op, 202, 200, &resp, err);
+  if (status)
+    *status = resp.status;
+  fl_http_response_clear(&resp);
   return rc;
 }
 
 static fl_code reg_manifest_delete(fl_endpoint *ep, const char *repo,
                                    const char *ref, fl_error *err) {
   registry *r = as_registry(ep);
-  fl_http_response resp;
-  char url[URL_MAX], what[600];
-  fl_code rc = check_repo_ref(repo, ref, err);
+  reg_op op;
+  long status = 0;
+  fl_code rc =
+      prepare(&op, OBJ_MANIFEST, repo, ref, err, "deleting %s:%s", repo, ref);
   if (rc != FL_OK)
     return rc;
-  snprintf(what, sizeof what, "deleting %s:%s", repo, ref);
-  snprintf(url, sizeof url, "/v2/%s/manifests/%s", repo, ref);
-  rc = delete_url(r, url, repo, what, &resp, err);
-  long status = resp.status;
-  fl_http_response_clear(&resp);
+  rc = delete_op(r, repo, &op, &status, err);
   if (rc == FL_OK || is_digest(ref) || (status != 400 && status != 405))
     return rc;
   /* Registries without tag deletion (Distribution 2.x answer 400 or 405).
    * Deleting the manifest instead would remove every tag on it: that choice
    * is the caller's (registry.lua's reg:delete, prune.lua), not made here. */
   return fl_error_set(err, FL_EUNSUPPORTED,
-                      "%s: the registry does not delete by tag (HTTP %ld); "
-                      "delete the manifest by digest",
-                      what, status);
+                      "deleting %s:%s: the registry does not delete by tag "
+                      "(HTTP %ld); delete the manifest by digest",
+                      repo, ref, status);
 }
 
 /* ---- blobs --------------------------------------------------------------- */
@@ -383,28 +369,19 @@ static fl_code reg_blob_exists(fl_endpoint *ep, const char *repo,
                                fl_error *err) {
   registry *r = as_registry(ep);
   fl_http_response resp;
-  char url[URL_MAX], what[600];
-  fl_code rc = check_repo(repo, err);
-  if (rc == FL_OK)
-    rc = fl_digest_parse(digest, NULL, err);
+  reg_op op;
+  fl_code rc = prepare(&op, OBJ_BLOB, repo, digest, err,
+                       "checking blob %s in %s", digest, repo);
   if (rc != FL_OK)
     return rc;
-  snprintf(url, sizeof url, "/v2/%s/blobs/%s", repo, digest);
-  snprintf(what, sizeof what, "checking blob %s in %s", digest, repo);
   fl_http_request req = {.method = "HEAD",
-                         .url = url,
+                         .url = op.url,
                          .repo = repo,
                          .actions = "pull",
                          .follow_redirects = 1};
-  rc = fl_http_do(r->http, &req, &resp, err);
-  if (rc != FL_OK)
-    return rc;
-  if (resp.status == 200) {
-    if (size)
-      *size = resp.content_length == UINT64_MAX ? 0 : resp.content_length;
-  } else {
-    rc = fl_http_status_error(r->http, &resp, what, err);
-  }
+  rc = send_op(r, &req, &op, 200, 200, &resp, err);
+  if (rc == FL_OK && size)
+    *size = resp.content_length == UINT64_MAX ? 0 : resp.content_length;
   fl_http_response_clear(&resp);
   return rc;
 }
@@ -438,14 +415,12 @@ static fl_code reg_blob_get(fl_endpoint *ep, const char *repo,
                             const char *digest, uint64_t offset, fl_sink *sink,
                             fl_error *err) {
   registry *r = as_registry(ep);
-  char url[URL_MAX], what[600], range[64];
-  fl_code rc = check_repo(repo, err);
-  if (rc == FL_OK)
-    rc = fl_digest_parse(digest, NULL, err);
+  reg_op op;
+  char range[64];
+  fl_code rc = prepare(&op, OBJ_BLOB, repo, digest, err,
+                       "downloading blob %s from %s", digest, repo);
   if (rc != FL_OK)
     return rc;
-  snprintf(url, sizeof url, "/v2/%s/blobs/%s", repo, digest);
-  snprintf(what, sizeof what, "downloading blob %s from %s", digest, repo);
   /* Resume after a dropped connection from the last byte received. */
   uint64_t at = offset;
   for (int resumes = 0;; resumes++) {
@@ -455,17 +430,15 @@ static fl_code reg_blob_get(fl_endpoint *ep, const char *repo,
     snprintf(range, sizeof range, "Range: bytes=%llu-", (unsigned long long)at);
     const char *headers[] = {range, NULL};
     fl_http_request req = {.method = "GET",
-                           .url = url,
+                           .url = op.url,
                            .repo = repo,
                            .actions = "pull",
                            .follow_redirects = 1,
                            .headers = at ? headers : NULL,
                            .sink = &wrapped,
                            .stream_no_retry = 1};
-    rc = fl_http_do(r->http, &req, &resp, err);
+    rc = send_op(r, &req, &op, 200, 206, &resp, err);
     uint64_t got = skipper.delivered;
-    if (rc == FL_OK && resp.status != 200 && resp.status != 206)
-      rc = fl_http_status_error(r->http, &resp, what, err);
     fl_http_response_clear(&resp);
     at += got;
     int transport = rc == FL_EUNREACHABLE || rc == FL_ETIMEOUT;
@@ -816,8 +789,6 @@ static fl_code reg_blob_put(fl_endpoint *ep, const char *repo,
   rc = fl_http_do(r->http, &req, &resp, err);
   if (rc == FL_OK && resp.status != 201) {
     rc = fl_http_status_error(r->http, &resp, what, err);
-    if (strstr(err->msg, "DIGEST_INVALID"))
-      err->code = rc = FL_EDIGEST_MISMATCH;
   }
   fl_http_response_clear(&resp);
   if (rc == FL_OK)
@@ -857,47 +828,30 @@ static fl_code reg_blob_mount(fl_endpoint *ep, const char *repo,
 
 static fl_code reg_blob_delete(fl_endpoint *ep, const char *repo,
                                const char *digest, fl_error *err) {
-  registry *r = as_registry(ep);
-  fl_http_response resp;
-  char url[URL_MAX], what[600];
-  fl_code rc = check_repo(repo, err);
-  if (rc == FL_OK)
-    rc = fl_digest_parse(digest, NULL, err);
-  if (rc != FL_OK)
-    return rc;
-  snprintf(url, sizeof url, "/v2/%s/blobs/%s", repo, digest);
-  snprintf(what, sizeof what, "deleting blob %s from %s", digest, repo);
-  rc = delete_url(r, url, repo, what, &resp, err);
-  fl_http_response_clear(&resp);
-  return rc;
+  reg_op op;
+  fl_code rc = prepare(&op, OBJ_BLOB, repo, digest, err,
+                       "deleting blob %s from %s", digest, repo);
+  return rc != FL_OK ? rc : delete_op(as_registry(ep), repo, &op, NULL, err);
 }
-
-/* ---- referrers ----------------------------------------------------------- */
 
 static fl_code reg_referrers(fl_endpoint *ep, const char *repo,
                              const char *digest, const char *artifact_type,
                              fl_manifest *out, fl_error *err) {
   registry *r = as_registry(ep);
   fl_http_response resp;
-  char url[URL_MAX], what[600];
+  reg_op op;
   memset(out, 0, sizeof *out);
-  fl_code rc = check_repo(repo, err);
-  if (rc == FL_OK)
-    rc = fl_digest_parse(digest, NULL, err);
+  fl_code rc = prepare(&op, OBJ_BLOB, repo, digest, err,
+                       "listing referrers of %s@%s", repo, digest);
   if (rc != FL_OK)
     return rc;
-  if (artifact_type) {
-    char *esc = curl_easy_escape(NULL, artifact_type, 0);
-    snprintf(url, sizeof url, "/v2/%s/referrers/%s?artifactType=%s", repo,
-             digest, esc ? esc : "");
-    curl_free(esc);
-  } else {
-    snprintf(url, sizeof url, "/v2/%s/referrers/%s", repo, digest);
-  }
-  snprintf(what, sizeof what, "listing referrers of %s@%s", repo, digest);
+  char *esc = artifact_type ? curl_easy_escape(NULL, artifact_type, 0) : NULL;
+  snprintf(op.url, sizeof op.url, "/v2/%s/referrers/%s%s%s", repo, digest,
+           artifact_type ? "?artifactType=" : "", esc ? esc : "");
+  curl_free(esc);
   const char *accept[] = {"Accept: " FL_MT_OCI_INDEX, NULL};
   fl_http_request req = {.method = "GET",
-                         .url = url,
+                         .url = op.url,
                          .repo = repo,
                          .actions = "pull",
                          .headers = accept,
@@ -916,10 +870,10 @@ static fl_code reg_referrers(fl_endpoint *ep, const char *repo,
   } else if (resp.status == 404 || resp.status == 200 || resp.status == 405 ||
              resp.status == 400) {
     rc = fl_error_set(err, FL_EUNSUPPORTED,
-                      "%s: registry %s has no referrers API", what,
+                      "%s: registry %s has no referrers API", op.what,
                       fl_http_host(r->http));
   } else {
-    rc = fl_http_status_error(r->http, &resp, what, err);
+    rc = fl_http_status_error(r->http, &resp, op.what, err);
   }
   fl_http_response_clear(&resp);
   return rc;

@@ -120,16 +120,16 @@ static void test_parse(void **state) {
       {"sha256", FL_EINVALID, "expected algorithm:hex"},
       {":abc", FL_EINVALID, "expected algorithm:hex"},
       {"md5:d41d8cd98f00b204e9800998ecf8427e", FL_EUNSUPPORTED,
-       "unsupported algorithm \"md5\""},
+       "unsupported digest algorithm \"md5\" (supported: sha256, sha512)"},
       {"sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
-       FL_EINVALID, "not lower-case hex"},
-      {"sha256:e3b0", FL_EINVALID, "needs 64 hex digits, got 4"},
+       FL_EINVALID, "hex must be lower-case (at offset 7)"},
+      {"sha256:e3b0", FL_EINVALID, "sha256 hex must be 64 characters, got 4"},
       {"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8550",
-       FL_EINVALID, "needs 64 hex digits, got 65"},
+       FL_EINVALID, "sha256 hex must be 64 characters, got 65"},
       {"sha512:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-       FL_EINVALID, "needs 128 hex digits"},
+       FL_EINVALID, "sha512 hex must be 128 characters, got 64"},
       {"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85g",
-       FL_EINVALID, "character 64"},
+       FL_EINVALID, "invalid character 'g' in hex (at offset 70)"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(fl_digest_parse(bad[i].in, &alg, &err), bad[i].code);

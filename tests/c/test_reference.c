@@ -23,6 +23,10 @@
   "sha256:dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c"
 #define ID64 "1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a"
 #define HUB "docker.io"
+#define REPO_HINT                                                              \
+  "allowed: lower-case letters, digits, '/' between components, and '.', "     \
+  "'_', '__' or '-' between letters or digits"
+#define TAG_HINT "allowed: letters, digits, '_', '.' and '-'"
 #define HUB_API "registry-1.docker.io"
 
 typedef struct valid_case {
@@ -151,16 +155,19 @@ static const invalid_case invalid_cases[] = {
      "repository name must be lowercase (at offset 10)"},
     {"docker/Docker", "repository name must be lowercase (at offset 7)"},
     {"docker.io/docker/Docker", "must be lowercase (at offset 17)"},
-    {"a:b:c", "invalid tag \"b:c\": invalid character ':' (at offset 3)"},
-    {"aa/asdf$$^/aa", "invalid character '$' in repository name (at offset 7)"},
-    {"[2001:db8::1]", "invalid character '[' in repository name (at offset 0)"},
+    {"a:b:c",
+     "invalid tag \"b:c\": invalid character ':' (" TAG_HINT ") (at offset 3)"},
+    {"aa/asdf$$^/aa",
+     "invalid character '$' in repository name (" REPO_HINT ") (at offset 7)"},
+    {"[2001:db8::1]",
+     "invalid character '[' in repository name (" REPO_HINT ") (at offset 0)"},
     {"[2001:db8::1]:5000", "invalid character '['"},
     {"[fe80::1%eth0]:5000/repo",
      "invalid character '%' in IPv6 address (only hex digits and ':' are "
      "allowed) (at offset 8)"},
     /* the '@' starts a digest, so the name is "[fe80::1%" and has no domain */
     {"[fe80::1%@invalidzone]:5000/repo",
-     "invalid character '[' in repository name (at offset 0)"},
+     "invalid character '[' in repository name (" REPO_HINT ") (at offset 0)"},
     {"[2001:db8:3:4::192.0.2.33]:5000/debian", "invalid character '.' in IPv6"},
     {"[]:5000/x", "empty IPv6 address (at offset 1)"},
     {"[::1/x", "'[' without ']' (at offset 0)"},
@@ -200,20 +207,23 @@ static const invalid_case invalid_cases[] = {
     {"x/a-_b", "invalid separator \"-_\""},
     {"x/dock.-er", "invalid separator \".-\""},
     {"dock___er/x", "invalid separator \"___\""},
-    {"foo bar", "invalid character ' ' in repository name (at offset 3)"},
+    {"foo bar",
+     "invalid character ' ' in repository name (" REPO_HINT ") (at offset 3)"},
     {"\tfoo", "invalid character \\x09 in repository name"},
-    {"a/b:c/d", "invalid character ':' in repository name (at offset 3)"},
+    {"a/b:c/d",
+     "invalid character ':' in repository name (" REPO_HINT ") (at offset 3)"},
     {"foo:", "empty tag after ':' (at offset 4)"},
     {"foo:-bar",
      "invalid tag \"-bar\": must start with a letter, digit or '_', not '-'"},
-    {"foo:a+b", "invalid tag \"a+b\": invalid character '+' (at offset 5)"},
+    {"foo:a+b",
+     "invalid tag \"a+b\": invalid character '+' (" TAG_HINT ") (at offset 5)"},
     {"foo@", "empty digest after '@' (at offset 4)"},
     {"foo:tag@", "empty digest after '@'"},
     {"foo@sha256", "missing ':' between algorithm and hex"},
     {"foo@SHA256:" H64, "invalid character 'S' in algorithm (at offset 4)"},
     {"foo@sha256+:" H64, "invalid character ':' in algorithm"},
     {"foo@sha256:" H64 "@x", "invalid character '@' in hex (at offset 75)"},
-    {"foo@sha256:abc", "hex must be at least 32 characters, got 3"},
+    {"foo@sha256:abc", "sha256 hex must be 64 characters, got 3"},
     {"foo@sha256:"
      "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF",
      "hex must be lower-case (at offset 11)"},
@@ -541,6 +551,101 @@ static void test_loopback(void **state) {
   }
 }
 
+/* ---- one production alone (fl_ref_check_*) ----------------------------- */
+
+typedef struct check_case {
+  fl_code (*check)(const char *, fl_error *);
+  const char *in;
+  fl_code code; /* FL_OK: valid */
+  const char *msg;
+} check_case;
+
+static fl_code check_digest_only(const char *s, fl_error *err) {
+  return fl_ref_check_digest(s, NULL, err);
+}
+
+static fl_code check_ref_only(const char *s, fl_error *err) {
+  return fl_ref_check_reference(s, NULL, err);
+}
+
+static void test_check_parts(void **state) {
+  (void)state;
+  static const check_case cases[] = {
+      {fl_ref_check_repository, "library/alpine", FL_OK, NULL},
+      {fl_ref_check_repository, "a/b__c/d-----e.f", FL_OK, NULL},
+      {fl_ref_check_repository, "", FL_EINVALID,
+       "invalid repository name \"\": repository name must have "
+       "at least one component"},
+      {fl_ref_check_repository, "UPPER/case", FL_EINVALID,
+       "invalid repository name \"UPPER/case\": repository name "
+       "must be lowercase (at offset 0)"},
+      {fl_ref_check_repository, "a//b", FL_EINVALID,
+       "empty path component in repository name (at offset 2)"},
+      {fl_ref_check_repository, "a/b/", FL_EINVALID, "(at offset 4)"},
+      {fl_ref_check_repository, "dock..er", FL_EINVALID,
+       "invalid separator \"..\""},
+      {fl_ref_check_repository, "x-", FL_EINVALID,
+       "must not end with a separator (at offset 1)"},
+      /* a domain is not part of a repository name in a URL */
+      {fl_ref_check_repository, "localhost:5000/x", FL_EINVALID,
+       "invalid character ':' in repository name (" REPO_HINT
+       ") (at offset 9)"},
+      {fl_ref_check_repository, "../etc", FL_EINVALID,
+       "must start with a lower-case letter or digit, not '.'"},
+      {fl_ref_check_tag, "v1.2.3-rc_1", FL_OK, NULL},
+      {fl_ref_check_tag, "", FL_EINVALID, "a tag must not be empty"},
+      {fl_ref_check_tag, ".dot", FL_EINVALID,
+       "invalid tag \".dot\": must start with a letter, digit or '_', not "
+       "'.' (at offset 0)"},
+      {fl_ref_check_tag, "bad/tag", FL_EINVALID,
+       "invalid tag \"bad/tag\": invalid character '/' (" TAG_HINT
+       ") (at offset 3)"},
+      {check_digest_only, D256, FL_OK, NULL},
+      {check_digest_only, D512, FL_OK, NULL},
+      {check_digest_only, "", FL_EINVALID, "expected algorithm:hex"},
+      {check_digest_only, "sha256:../../etc", FL_EINVALID,
+       "invalid digest \"sha256:../../etc\": invalid character '.' in hex "
+       "(at offset 7)"},
+      {check_digest_only, "md5:d41d8cd98f00b204e9800998ecf8427e",
+       FL_EUNSUPPORTED, "unsupported digest algorithm \"md5\""},
+      {check_digest_only, "sha256:", FL_EINVALID, "no hex after ':'"},
+      {check_ref_only, "latest", FL_OK, NULL},
+      {check_ref_only, D256, FL_OK, NULL},
+      {check_ref_only, "", FL_EINVALID, "empty tag or digest"},
+      {check_ref_only, "a:b", FL_EUNSUPPORTED,
+       "invalid digest \"a:b\": unsupported digest algorithm \"a\""},
+      {check_ref_only, "-x", FL_EINVALID, "invalid tag \"-x\""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const check_case *c = &cases[i];
+    fl_error err = {FL_OK, ""};
+    fl_code rc = c->check(c->in, &err);
+    if (rc != c->code || (c->msg && !strstr(err.msg, c->msg)))
+      print_error("input \"%s\": rc %d, message \"%s\", wanted %d \"%s\"\n",
+                  c->in, (int)rc, err.msg, (int)c->code, c->msg ? c->msg : "");
+    assert_int_equal(rc, c->code);
+    if (c->msg)
+      assert_non_null(strstr(err.msg, c->msg));
+  }
+  /* the length limit of a name in a URL; NULL is an error, not a crash */
+  char in[300];
+  fl_error err;
+  memset(in, 'a', 255);
+  in[255] = '\0';
+  assert_int_equal(fl_ref_check_repository(in, &err), FL_OK);
+  strcpy(in + 255, "a");
+  assert_int_equal(fl_ref_check_repository(in, &err), FL_EINVALID);
+  assert_non_null(
+      strstr(err.msg, "not be more than 255 characters (it is 256)"));
+  assert_int_equal(fl_ref_check_repository(NULL, NULL), FL_EINVALID);
+  assert_int_equal(fl_ref_check_tag(NULL, NULL), FL_EINVALID);
+  assert_int_equal(fl_ref_check_digest(NULL, NULL, NULL), FL_EINVALID);
+  assert_int_equal(fl_ref_check_reference(NULL, NULL, NULL), FL_EINVALID);
+  fl_digest_alg alg = FL_SHA256;
+  assert_int_equal(fl_ref_check_digest(D512, &alg, NULL), FL_OK);
+  assert_int_equal(alg, FL_SHA512);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid),
@@ -549,6 +654,7 @@ int main(void) {
       cmocka_unit_test(test_name_length),
       cmocka_unit_test(test_tag_length),
       cmocka_unit_test(test_repository),
+      cmocka_unit_test(test_check_parts),
       cmocka_unit_test(test_format),
       cmocka_unit_test(test_format_truncates),
       cmocka_unit_test(test_round_trip),

@@ -1,6 +1,8 @@
 /* fuzz_reference.c - libFuzzer target: image reference parsing and the
- * round trip of what parses (format, then parse again). */
+ * round trip of what parses (format, then parse again); the checks of one
+ * part alone (fl_ref_check_*) agree with the whole-reference parser. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,5 +28,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   fl_ref_parse_repository(s, &r, &err);
   fl_host_is_loopback(s);
+  /* a part that checks alone parses inside a reference, and the other way */
+  char whole[1100];
+  int tag_ok = fl_ref_check_tag(s, &err) == FL_OK;
+  snprintf(whole, sizeof whole, "x:%s", s);
+  if (!strpbrk(s, "/:@") && tag_ok != (fl_ref_parse(whole, &r, &err) == FL_OK))
+    abort(); /* ('/', ':' and '@' move where a reference is cut) */
+  int digest_ok = fl_ref_check_digest(s, NULL, &err) == FL_OK;
+  snprintf(whole, sizeof whole, "x@%s", s);
+  if (!strchr(s, '@') && digest_ok != (fl_ref_parse(whole, &r, &err) == FL_OK))
+    abort();
+  fl_ref_check_repository(s, &err);
+  fl_ref_check_reference(s, NULL, &err);
   return 0;
 }

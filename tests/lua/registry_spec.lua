@@ -112,6 +112,22 @@ describe("registry over plain HTTP", function()
     assert.equal(#data, select(2, reg:blob_exists("scratch/present", digest)))
   end)
 
+  it("classifies the registry's DIGEST_INVALID by its code: DIGEST_MISMATCH", function()
+    -- a blob pushed under a digest it does not have: Distribution answers
+    -- 400 {"errors":[{"code":"DIGEST_INVALID",...}]} to the final PUT
+    local wrong = "sha256:" .. string.rep("0", 64)
+    local ok, msg, code = reg.ep:blob_put("scratch/wrong", "not zeros " .. os.time(), wrong)
+    assert.is_nil(ok)
+    assert.equal("DIGEST_MISMATCH", code)
+    assert.matches("HTTP 400: DIGEST_INVALID: ", msg, 1, true)
+    assert.matches("(the content does not match its digest)", msg, 1, true)
+    -- and the manifest's code, NOT_FOUND by its status, is named in the message
+    ok, msg, code = reg:manifest("project-a/app:no-such-tag")
+    assert.is_nil(ok)
+    assert.equal("NOT_FOUND", code)
+    assert.matches("MANIFEST_UNKNOWN", msg, 1, true)
+  end)
+
   it("returns NOT_FOUND for a missing repository, naming it", function()
     local ok, msg, code = reg:manifest("no/such-repo:v1")
     assert.is_nil(ok)

@@ -91,7 +91,7 @@ local function tag_rules_check(_, raw)
 end
 
 local function digest_check(v)
-  local ok, err = core.digest.parse(v)
+  local ok, err = core.ref.check_digest(v)
   if not ok then return err end
 end
 
@@ -107,9 +107,8 @@ local function host_check(v)
 end
 
 local function repository_check(v)
-  if not v:match("^[a-z0-9]+[a-z0-9._/-]*$") or v:find("//", 1, true) or v:match("[/._-]$") then
-    return string.format("'%s' is not a repository name (lower-case letters, digits and . _ - /)", v)
-  end
+  local ok, err = core.ref.check_repository(v)
+  if not ok then return err end
 end
 
 -- (checks of a whole mapping get the checked value and the raw one)
