@@ -37,7 +37,7 @@ typedef struct fl_engine_config {
   int blob_workers;     /* concurrent blob transfers; default 8 */
   int blob_attempts;    /* attempts per blob copy; default 3 */
   size_t pipe_capacity; /* bytes buffered per blob copy; default 512 KiB */
-  size_t max_image_manifests;       /* distinct manifests per image */
+  size_t max_image_manifests;        /* distinct manifests per image */
   uint64_t max_image_manifest_bytes; /* their bytes, together */
 } fl_engine_config;
 

@@ -38,8 +38,8 @@ static int parse(const char *url, origin *o) {
            strcasecmp(scheme, "https") == 0 ? "https" : "http");
   size_t i = 0;
   for (; host[i]; i++)
-    o->host[i] = (char)((host[i] >= 'A' && host[i] <= 'Z') ? host[i] + 32
-                                                            : host[i]);
+    o->host[i] =
+        (char)((host[i] >= 'A' && host[i] <= 'Z') ? host[i] + 32 : host[i]);
   o->host[i] = '\0';
   char *end = NULL;
   o->port = strtol(port, &end, 10);

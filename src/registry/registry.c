@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "core/jsonmem.h"
 #include "core/log.h"
 #include "registry/manifest.h"
 #include "registry/registry.h"
@@ -124,22 +125,21 @@ static fl_code list_page(registry *r, const fl_http_response *resp,
                          const char *key, size_t max_items, fl_strlist *out,
                          const char *what, fl_error *err) {
   json_error_t jerr;
-  json_t *root = json_loadb(resp->body ? resp->body : "", resp->body_len, 0,
-                            &jerr);
+  int oom;
+  json_t *root =
+      fl_json_loadb(resp->body ? resp->body : "", resp->body_len, &jerr, &oom);
   json_t *arr = json_object_get(root, key);
   fl_code rc = FL_OK;
   if (!json_is_object(root) ||
       (arr && !json_is_array(arr) && !json_is_null(arr))) {
-    int oom = !root && json_error_code(&jerr) == json_error_out_of_memory;
     if (oom)
       rc = fl_error_set(err, FL_ENOMEM,
                         "%s: out of memory reading the answer of %s", what,
                         fl_http_host(r->http));
     else
-      rc = fl_error_set(err, FL_EPROTOCOL,
-                        "%s: %s answered with malformed JSON (%s)", what,
-                        fl_http_host(r->http),
-                        root ? "unexpected shape" : jerr.text);
+      rc = fl_error_set(
+          err, FL_EPROTOCOL, "%s: %s answered with malformed JSON (%s)", what,
+          fl_http_host(r->http), root ? "unexpected shape" : jerr.text);
     goto out;
   }
   size_t i;
@@ -216,6 +216,8 @@ static fl_code paged_list(registry *r, const char *first_url, const char *repo,
                            .extra_scope = extra_scope,
                            .max_body = 16 * 1024 * 1024};
     rc = fl_http_do(r->http, &req, &resp, err);
+    if (rc == FL_ETOO_LARGE)
+      fl_error_prefix(err, "%s: page %zu: ", what, pages);
     if (rc != FL_OK)
       goto out;
     if (resp.status != 200) {
@@ -658,8 +660,7 @@ static fl_code upload_url(registry *r, const char *location, char *abs,
   }
   if (v == FL_ORIGIN_OTHER)
     fl_log(FL_LOG_DEBUG, NULL,
-           "%s: the upload goes to another origin, without credentials",
-           what);
+           "%s: the upload goes to another origin, without credentials", what);
   return FL_OK;
 }
 

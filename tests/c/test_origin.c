@@ -25,7 +25,8 @@ typedef struct origin_case {
 
 static const origin_case cases[] = {
     /* the registry's own origin, however it is spelled */
-    {"https://reg.example", "https://reg.example/v2/x/tags/list", FL_ORIGIN_SAME},
+    {"https://reg.example", "https://reg.example/v2/x/tags/list",
+     FL_ORIGIN_SAME},
     {"https://reg.example", "https://reg.example:443/v2/", FL_ORIGIN_SAME},
     {"https://reg.example:443", "https://REG.Example/v2/", FL_ORIGIN_SAME},
     {"HTTPS://reg.example", "https://reg.example/v2/", FL_ORIGIN_SAME},
@@ -76,8 +77,8 @@ static void test_origin_of(void **state) {
   char o[FL_ORIGIN_MAX];
   assert_true(fl_origin_of("https://Reg.Example/v2/x?y#z", o, sizeof o));
   assert_string_equal(o, "https://reg.example:443");
-  assert_true(fl_origin_of("http://u:secret@127.0.0.1:5902/steal", o,
-                           sizeof o));
+  assert_true(
+      fl_origin_of("http://u:secret@127.0.0.1:5902/steal", o, sizeof o));
   assert_string_equal(o, "http://127.0.0.1:5902"); /* no userinfo, ever */
   assert_true(fl_origin_of("http://[::1]/v2/", o, sizeof o));
   assert_string_equal(o, "http://[::1]:80");
@@ -117,8 +118,8 @@ static void test_link_then_rule(void **state) {
       "<http://127.0.0.1:5902/steal/catalog?n=1>; rel=\"next\"", current, next,
       sizeof next));
   assert_int_equal(fl_origin_compare(base, next), FL_ORIGIN_OTHER);
-  assert_true(fl_http_link_next("<//evil.test/v2/_catalog>; rel=next",
-                                current, next, sizeof next));
+  assert_true(fl_http_link_next("<//evil.test/v2/_catalog>; rel=next", current,
+                                next, sizeof next));
   assert_int_equal(fl_origin_compare(base, next), FL_ORIGIN_OTHER);
   assert_true(fl_http_link_next("<http://127.0.0.1:5000/v2/_catalog>; "
                                 "rel=\"next\"",
