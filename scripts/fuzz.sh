@@ -4,9 +4,15 @@
 # seed corpus (tests/fuzz/corpus/NAME). New inputs go to a scratch corpus
 # under build-fuzz/, never into the repository; a crash leaves its input in
 # build-fuzz/crash-* and fails the run (turn it into a regression test).
+# Each target runs under allocation limits (FUZZ_MALLOC_MB, default 256: one
+# allocation bigger than that is a failure; FUZZ_RSS_MB, default 512: so is
+# a process that grows past it), so an input that makes a parser allocate
+# without bound is found like a crash.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-30}
+MALLOC_MB=${FUZZ_MALLOC_MB:-256}
+RSS_MB=${FUZZ_RSS_MB:-512}
 OUT=build-fuzz
 mkdir -p "$OUT"
 CC=${CC:-clang}
@@ -15,7 +21,8 @@ CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc $(pkg-config 
 LIBS="$(pkg-config --libs libcurl openssl jansson lua5.4 yaml-0.1) -lpthread -lm"
 CORE="src/core/error.c src/core/digest.c src/core/log.c src/registry/reference.c
       src/registry/auth.c src/registry/credentials.c src/registry/manifest.c
-      src/registry/endpoint.c src/registry/http.c src/lua/lua_util.c src/lua/l_yaml.c"
+      src/registry/endpoint.c src/registry/http.c src/registry/origin.c
+      src/core/jsonmem.c src/lua/lua_util.c src/lua/l_yaml.c"
 status=0
 for target in tests/fuzz/fuzz_*.c; do
   name=$(basename "$target" .c)
@@ -25,6 +32,7 @@ for target in tests/fuzz/fuzz_*.c; do
   $CC $CFLAGS -o "$OUT/$name" "$target" $CORE $LIBS
   mkdir -p "$OUT/corpus-$name"
   if ! "$OUT/$name" -max_total_time="$SECONDS_EACH" -artifact_prefix="$OUT/" \
+      -malloc_limit_mb="$MALLOC_MB" -rss_limit_mb="$RSS_MB" \
       "$OUT/corpus-$name" "$corpus" 2>"$OUT/$name.log"; then
     echo "   FAILED: see $OUT/$name.log"; tail -20 "$OUT/$name.log"; status=1
   else

@@ -405,8 +405,9 @@ void fl_http_response_clear(fl_http_response *r) {
   r->content_length = UINT64_MAX;
 }
 
-/* Store a header value (trimmed) into *slot, replacing an older one. */
-static void keep_header(char **slot, const char *v, size_t n) {
+/* Store a header value (trimmed) into *slot, replacing an older one; 0
+ * when out of memory. */
+static int keep_header(char **slot, const char *v, size_t n) {
   while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
     n--;
   while (n && (*v == ' ' || *v == '\t')) {
@@ -415,6 +416,7 @@ static void keep_header(char **slot, const char *v, size_t n) {
   }
   free(*slot);
   *slot = strndup(v, n);
+  return *slot != NULL;
 }
 
 static int header_is(const char *line, size_t n, const char *name,
@@ -450,6 +452,7 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
   fl_http_response *r = t->resp;
   const char *v;
   size_t vl;
+  char **slot = NULL; /* a header kept in the response */
   if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
     /* a new response (after 100 Continue or a redirect): start over */
     response_reset(r);
@@ -457,17 +460,17 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
     const char *sp = memchr(line, ' ', n);
     r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
   } else if (header_is(line, n, "location", &v, &vl)) {
-    keep_header(&r->location, v, vl);
+    slot = &r->location;
   } else if (header_is(line, n, "content-type", &v, &vl)) {
-    keep_header(&r->content_type, v, vl);
+    slot = &r->content_type;
   } else if (header_is(line, n, "docker-content-digest", &v, &vl)) {
-    keep_header(&r->docker_digest, v, vl);
+    slot = &r->docker_digest;
   } else if (header_is(line, n, "link", &v, &vl)) {
-    keep_header(&r->link, v, vl);
+    slot = &r->link;
   } else if (header_is(line, n, "range", &v, &vl)) {
-    keep_header(&r->range, v, vl);
+    slot = &r->range;
   } else if (header_is(line, n, "www-authenticate", &v, &vl)) {
-    keep_header(&r->www_authenticate, v, vl);
+    slot = &r->www_authenticate;
   } else if (header_is(line, n, "content-length", &v, &vl)) {
     r->content_length = strtoull(v, NULL, 10);
   } else if (header_is(line, n, "retry-after", &v, &vl)) {
@@ -482,6 +485,12 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
     atomic_store(&t->h->rl_remaining, strtol(v, NULL, 10));
   } else if (header_is(line, n, "ratelimit-limit", &v, &vl)) {
     atomic_store(&t->h->rl_limit, strtol(v, NULL, 10));
+  }
+  if (slot && !keep_header(slot, v, vl)) {
+    t->cb_rc =
+        fl_error_set(t->err, FL_ENOMEM,
+                     "out of memory reading the headers from %s", t->h->host);
+    return 0;
   }
   return n;
 }
@@ -633,6 +642,18 @@ typedef struct outcome {
   long retry_after; /* seconds from Retry-After, -1 when absent */
 } outcome;
 
+/* Append a header line; on failure the list stays as it was and *nomem is
+ * set (curl_slist_append returns NULL then, which would lose the list). */
+static struct curl_slist *add_header(struct curl_slist *l, const char *line,
+                                     int *nomem) {
+  struct curl_slist *n = *nomem ? NULL : curl_slist_append(l, line);
+  if (!n) {
+    *nomem = 1;
+    return l;
+  }
+  return n;
+}
+
 static fl_code perform_once(fl_http *h, const fl_http_request *req,
                             const char *url, const char *auth,
                             fl_http_response *resp, outcome *oc,
@@ -652,14 +673,22 @@ static fl_code perform_once(fl_http *h, const fl_http_request *req,
   CURL *c = pool_get(h);
   if (!c)
     return fl_error_set(err, FL_ENOMEM, "cannot create a curl handle");
+  int nomem = 0;
   if (auth) {
     char line[8300];
     snprintf(line, sizeof line, "Authorization: %s", auth);
-    headers = curl_slist_append(headers, line);
+    headers = add_header(headers, line, &nomem);
+    OPENSSL_cleanse(line, sizeof line);
   }
   for (const char *const *hd = req->headers; hd && *hd; hd++)
-    headers = curl_slist_append(headers, *hd);
-  headers = curl_slist_append(headers, "Expect:");
+    headers = add_header(headers, *hd, &nomem);
+  headers = add_header(headers, "Expect:", &nomem);
+  if (nomem) {
+    /* never send a request without the headers it was meant to carry */
+    curl_slist_free_all(headers);
+    pool_put(h, c);
+    return fl_error_set(err, FL_ENOMEM, "out of memory building a request");
+  }
 
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");

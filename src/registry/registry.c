@@ -310,6 +310,10 @@ static fl_code reg_manifest_get(fl_endpoint *ep, const char *repo,
   out->data = resp.body ? resp.body : calloc(1, 1);
   out->len = resp.body_len;
   resp.body = NULL;
+  if (!out->data) {
+    rc = fl_error_set(err, FL_ENOMEM, "%s: out of memory", what);
+    goto out;
+  }
   /* Verify against the digest asked for, else the one the registry states. */
   const char *expect = is_digest(ref) ? ref : resp.docker_digest;
   if (expect && fl_digest_parse(expect, NULL, NULL) != FL_OK)
@@ -1016,7 +1020,8 @@ static fl_code reg_referrers(fl_endpoint *ep, const char *repo,
     out->data = resp.body ? resp.body : calloc(1, 1);
     out->len = resp.body_len;
     resp.body = NULL;
-    rc = fl_manifest_check(out, FL_MT_OCI_INDEX, NULL, err);
+    rc = out->data ? fl_manifest_check(out, FL_MT_OCI_INDEX, NULL, err)
+                   : fl_error_set(err, FL_ENOMEM, "%s: out of memory", what);
   } else if (resp.status == 404 || resp.status == 200 || resp.status == 405 ||
              resp.status == 400) {
     rc = fl_error_set(err, FL_EUNSUPPORTED,
