@@ -353,6 +353,22 @@ print(json.encode({ tags = tags or json.null, msg = msg or json.null, code = cod
                   authsrv.requests()[n:])
             out = tags({"auth_realm_strict": True, "auth_realms": [authsrv.url]})
             check(out["tags"] == ["v1"], "strict + auth_realms: want the tags: %s", out)
+            # the same through a sync file, as the CLI reads it
+            n = len(authsrv.requests())
+            cfg = os.path.join(ctx.tmp("cfg"), "sync.yaml")
+            with open(cfg, "w") as f:
+                f.write("version: 1\nregistries:\n  h:\n    host: \"%s\"\n"
+                        "    credentials: { username: %s, password_env: %s }\n"
+                        "    auth_realm_strict: true\n"
+                        "sync:\n  - source: { registry: h, repository: app }\n"
+                        "    destination: { registry: \"oci:%s\" }\n"
+                        % (reg.host, hostile.USER, PW_ENV, ctx.tmp("dst")))
+            r = run(ctx, ["sync", "--config", cfg])
+            check(r.signal is None and r.status == 1, "sync: want exit 1: %r", r)
+            check("auth_realm_strict" in r.out + r.err, "sync: the error does not name "
+                  "auth_realm_strict: %r", r)
+            check(len(authsrv.requests()) == n, "sync: the realm was asked: %s",
+                  authsrv.requests()[n:])
             nothing_reached(thief)
         finally:
             authsrv.stop()
