@@ -96,6 +96,7 @@ class Listener:
     def __init__(self):
         self._lock = threading.Lock()
         self._requests = []
+        self.served = {}  # path -> bytes this listener serves to anyone
         self.srv = _Server(("127.0.0.1", 0), _Handler)
         self.srv.owner = self
         self.port = self.srv.server_address[1]
@@ -161,6 +162,8 @@ class Listener:
 
     def route(self, h):
         path = urllib.parse.urlsplit(h.path).path
+        if h.command in ("GET", "HEAD") and path in self.served:
+            return self.send(h, 200, self.served[path], ctype="application/octet-stream")
         if h.command == "GET" and path.endswith("/tags/list"):
             return self.send(h, 200, dumps({"name": "x", "tags": ["stolen"]}))
         if h.command == "GET" and path.endswith("/_catalog"):
@@ -184,6 +187,7 @@ class Hostile(Listener):
       manifests[(repo, ref)] and manifests[digest] = (media type, bytes)
       blobs[digest] = bytes; blob_status[digest] = HTTP status to answer
       blob_delay       seconds before answering a blob GET
+      blob_redirect    callable(digest) -> URL: answer blob requests 307 there
       upload_location  callable(repo, n) -> Location of an upload session
     """
 
@@ -197,6 +201,7 @@ class Hostile(Listener):
         self.blobs = {}
         self.blob_status = {}
         self.blob_delay = 0.0
+        self.blob_redirect = None  # callable(digest) -> URL to redirect to, or None
         self.uploads = 0
         self.upload_location = None
         super().__init__()
@@ -311,6 +316,9 @@ class Hostile(Listener):
     def _blob(self, h, digest):
         if h.command == "DELETE":
             return self.send(h, 202, b"")
+        to = self.blob_redirect(digest) if self.blob_redirect else None
+        if to:
+            return self.send(h, 307, b"", {"Location": to})
         status = self.blob_status.get(digest)
         if status:
             return self.send(h, status, dumps({"errors": [{"code": "BLOB_UNKNOWN"}]}))

@@ -193,6 +193,39 @@ def hostile_upload_location_other_origin(ctx):
 
 
 @scenario(weight=2)
+def hostile_redirect_other_origin(ctx):
+    """Blob downloads redirected (307) to another origin, as to a storage
+    back end: the blobs come from there and no Authorization goes along;
+    the registry's own requests keep theirs."""
+    with Servers(ctx, "basic") as (reg, thief):
+        img = hostile.image_of(reg.config_blob(), [reg.add_blob(b"layer-%d" % i) for i in range(3)])
+        reg.add_manifest(img, hostile.OCI_MANIFEST, "app", "v1")
+        for d, data in reg.blobs.items():
+            thief.served["/storage/" + d] = data
+        reg.blob_redirect = lambda d: "%s/storage/%s" % (thief.url, d)
+        dst = ctx.tmp("dst")
+        r = run(ctx, ["replicate", reg.host + "/app:v1", "oci:%s:v1" % dst, "--no-progress",
+                      "--config", creds_file(ctx, reg)])
+        check(r.signal is None and r.status == 0, "the copy failed: %r", r)
+        got = thief.requests("GET", "^/storage/")
+        check(len(got) >= 4, "the blobs did not come from the other origin: %s", thief.requests())
+        nothing_reached(thief)
+        check(all(x.authorization for x in reg.requests("GET", "/blobs/")),
+              "the registry's own blob requests went without credentials: %s",
+              reg.requests("GET", "/blobs/"))
+
+
+def creds_file(ctx, reg):
+    """A sync file that gives reg's credentials to replicate --config."""
+    path = os.path.join(ctx.tmp("cfg"), "creds.yaml")
+    with open(path, "w") as f:
+        f.write("version: 1\nregistries:\n  h:\n    host: \"%s\"\n"
+                "    credentials: { username: %s, password_env: %s }\n"
+                % (reg.host, hostile.USER, PW_ENV))
+    return path
+
+
+@scenario(weight=2)
 def hostile_link_loop(ctx):
     with Servers(ctx) as (reg, _):
         reg.tag_lists["loop"] = reg.self_link()
