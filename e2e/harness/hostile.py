@@ -35,6 +35,7 @@ import http.server
 import json
 import re
 import socketserver
+import ssl
 import threading
 import time
 import urllib.parse
@@ -93,15 +94,20 @@ class Listener:
     its own it is the other origin: catalog and tag pages with one "stolen"
     entry (as if it were happy to be paged into), 201 for uploads, 404 else."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        """tls: (certificate, key) files to serve HTTPS with."""
         self._lock = threading.Lock()
         self._requests = []
         self.served = {}  # path -> bytes this listener serves to anyone
         self.srv = _Server(("127.0.0.1", 0), _Handler)
         self.srv.owner = self
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
         self.port = self.srv.server_address[1]
         self.host = "127.0.0.1:%d" % self.port
-        self.url = "http://" + self.host
+        self.url = ("https://" if tls else "http://") + self.host
         self._thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
         self._thread.start()
 
@@ -191,7 +197,7 @@ class Hostile(Listener):
       upload_location  callable(repo, n) -> Location of an upload session
     """
 
-    def __init__(self, auth="none", thief=None, token_size=64, realm=None):
+    def __init__(self, auth="none", thief=None, token_size=64, realm=None, tls=None):
         self.auth = auth
         self.thief = thief
         self.token = "tok-" + "A" * max(0, token_size - 4)
@@ -204,7 +210,7 @@ class Hostile(Listener):
         self.blob_redirect = None  # callable(digest) -> URL to redirect to, or None
         self.uploads = 0
         self.upload_location = None
-        super().__init__()
+        super().__init__(tls)
         self.realm = realm or self.url + "/token"
 
     # --- content helpers ---

@@ -24,6 +24,7 @@ from e2e import check, scenario  # noqa: E402
 
 sys.path.insert(0, e2e.HARNESS)
 import hostile  # noqa: E402
+from e2e import harness_registry  # noqa: E402
 
 RSS_MIB = 256
 SECONDS = 30
@@ -215,14 +216,59 @@ def hostile_redirect_other_origin(ctx):
               reg.requests("GET", "/blobs/"))
 
 
-def creds_file(ctx, reg):
-    """A sync file that gives reg's credentials to replicate --config."""
+def creds_file(ctx, reg, ca=None):
+    """A sync file that gives reg's credentials (and CA) to replicate --config."""
     path = os.path.join(ctx.tmp("cfg"), "creds.yaml")
     with open(path, "w") as f:
         f.write("version: 1\nregistries:\n  h:\n    host: \"%s\"\n"
                 "    credentials: { username: %s, password_env: %s }\n"
                 % (reg.host, hostile.USER, PW_ENV))
+        if ca:
+            f.write("    tls: { ca_file: \"%s\" }\n" % ca)
     return path
+
+
+@scenario(weight=4)
+def hostile_https_never_continues_over_http(ctx):
+    """An HTTPS registry handing over plain-HTTP URLs (next page, upload
+    Location, blob redirect, token realm), each on loopback where plain HTTP
+    is otherwise allowed: every one is refused with an error saying so, and
+    nothing at all reaches the plain-HTTP listener."""
+    tls = harness_registry.make_tls_material(ctx.tmp("tls"))
+    cert = (tls["server_cert"], tls["server_key"])
+    ca = ["--ca-file", tls["ca"]]
+    for auth in ("basic", "bearer"):
+        with Servers(ctx, auth, tls=cert) as (reg, thief):
+            if auth == "bearer":
+                reg.realm = thief.url + "/token"  # a plain-HTTP token service
+                reg.tag_lists["app"] = lambda q: (["v1"], None)
+                r = run(ctx, ["list-tags", reg.host + "/app"] + CREDS + ca)
+                fails(ctx, r, "PROTOCOL", "plain-HTTP token service", seconds=10)
+                check(not thief.requests(), "the plain-HTTP realm was asked: %s",
+                      thief.requests())
+                continue
+            reg.tag_lists["app"] = reg.link_to(thief.url + "/v2/app/tags/list?n=1")
+            r = run(ctx, ["list-tags", reg.host + "/app"] + CREDS + ca)
+            fails(ctx, r, "PROTOCOL", "plain HTTP from an HTTPS registry", seconds=10)
+            img = hostile.image_of(reg.config_blob(), [reg.add_blob(b"layer")])
+            reg.add_manifest(img, hostile.OCI_MANIFEST, "app", "v1")
+            reg.blob_redirect = lambda d: "%s/storage/%s" % (thief.url, d)
+            dst = ctx.tmp("dst")
+            r = run(ctx, ["replicate", reg.host + "/app:v1", "oci:%s:v1" % dst, "--no-progress",
+                          "--config", creds_file(ctx, reg, tls["ca"])])
+            fails(ctx, r, "PROTOCOL", "plain HTTP from an HTTPS registry", seconds=20)
+            # the registry as a destination, its upload Location plain HTTP
+            reg.blob_redirect = None
+            reg.upload_location = lambda repo, n: "%s/uploads/%s/%d" % (thief.url, repo, n)
+            src = ctx.tmp("src")
+            r = run(ctx, ["replicate", reg.host + "/app:v1", "oci:%s:v1" % src, "--no-progress",
+                          "--config", creds_file(ctx, reg, tls["ca"])])
+            check(r.status == 0, "copying the image out failed: %r", r)
+            r = run(ctx, ["replicate", "oci:%s:v1" % src, reg.host + "/copy:v1", "--no-progress",
+                          "--config", creds_file(ctx, reg, tls["ca"])])
+            fails(ctx, r, "PROTOCOL", "upload Location", "plain HTTP from an HTTPS registry",
+                  seconds=20)
+            check(not thief.requests(), "the plain-HTTP listener was asked: %s", thief.requests())
 
 
 @scenario(weight=2)
