@@ -94,10 +94,11 @@ def run(ctx, args, timeout=120, env=None, address_space=None):
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + sig
     r = e2e.Result(argv, code, b"".join(bufs["out"]).decode(errors="replace"),
                    b"".join(bufs["err"]).decode(errors="replace"), time.time() - t)
-    r.rss_mib, r.signal = hwm[0] / 1024.0, sig
-    ctx.log("-> exit %d%s in %.2fs, peak RSS %.1f MiB\n  stdout: %s\n  stderr: %s", r.status,
-            " (signal %d)" % sig if sig else "", r.seconds, r.rss_mib, r.out[-1500:],
-            r.err[-3000:])
+    # None: it ended before its peak could be read (a fast exit)
+    r.rss_mib, r.signal = (hwm[0] / 1024.0 if hwm[0] else None), sig
+    ctx.log("-> exit %d%s in %.2fs, peak RSS %s MiB\n  stdout: %s\n  stderr: %s", r.status,
+            " (signal %d)" % sig if sig else "", r.seconds,
+            "%.1f" % r.rss_mib if r.rss_mib else "?", r.out[-1500:], r.err[-3000:])
     check(not timed_out, "timed out after %ss: %r", timeout, r)
     return r
 
@@ -115,9 +116,10 @@ def fails(ctx, r, code, *words, rss=RSS_MIB, seconds=SECONDS):
 
 
 def bounded(ctx, r, rss=RSS_MIB, seconds=SECONDS):
-    check(r.rss_mib < rss, "peak RSS %.0f MiB, over %d MiB: %r", r.rss_mib, rss, r)
+    check(r.rss_mib is None or r.rss_mib < rss, "peak RSS %.0f MiB, over %d MiB: %r",
+          r.rss_mib or 0, rss, r)
     check(r.seconds < seconds, "took %.1fs, over %ds: %r", r.seconds, seconds, r)
-    ctx.note("%.1f MiB, %.1fs", r.rss_mib, r.seconds)
+    ctx.note("%s, %.1fs", "%.1f MiB" % r.rss_mib if r.rss_mib else "RSS not seen", r.seconds)
 
 
 class Servers:
@@ -478,7 +480,7 @@ def hostile_memory_cap(ctx):
         r = run(ctx, ["list-tags", reg.host + "/huge"], address_space=100 << 20)
         fails(ctx, r, "NOMEM", "out of memory", "listing tags of huge")
         outcomes = []
-        for cap_mib in (100, 120, 140, 160, 200, 260):
+        for cap_mib in (110, 150, 260):
             dst = ctx.tmp("dst")
             r = run(ctx, ["replicate", reg.host + "/fanout:v1", "oci:%s:v1" % dst,
                           "--no-progress", "--parallel-workers", "2"],
