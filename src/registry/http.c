@@ -450,8 +450,8 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
   transfer *t = ud;
   size_t n = size * nmemb;
   fl_http_response *r = t->resp;
-  const char *v;
-  size_t vl;
+  const char *v = NULL;
+  size_t vl = 0;
   char **slot = NULL; /* a header kept in the response */
   if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
     /* a new response (after 100 Continue or a redirect): start over */

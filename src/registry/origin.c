@@ -72,9 +72,9 @@ int fl_origin_of(const char *url, char *out, size_t n) {
   return w > 0 && (size_t)w < n;
 }
 
-int fl_origin_matches(const char *want, const char *url) {
+int fl_origin_matches(const char *configured, const char *url) {
   origin a, b;
-  if (!parse(want, &a) || !parse(url, &b))
+  if (!parse(configured, &a) || !parse(url, &b))
     return 0;
   return strcmp(a.scheme, b.scheme) == 0 && strcmp(a.host, b.host) == 0 &&
          a.port == b.port;

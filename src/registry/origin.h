@@ -42,9 +42,10 @@ fl_origin_verdict fl_origin_compare(const char *base, const char *url);
  * one. For messages and for comparing with origins a user configured. */
 int fl_origin_of(const char *url, char *out, size_t n);
 
-/* 1 when `origin` (as a user wrote it: "https://auth.example.com",
- * "http://127.0.0.1:5001") names the origin of `url`. */
-int fl_origin_matches(const char *origin, const char *url);
+/* 1 when `configured`, an origin as a user wrote it
+ * ("https://auth.example.com", "http://127.0.0.1:5001"), names the origin of
+ * `url`. */
+int fl_origin_matches(const char *configured, const char *url);
 
 /* Words for a verdict, for error messages ("another origin"). */
 const char *fl_origin_verdict_text(fl_origin_verdict v);
