@@ -296,6 +296,19 @@ def hostile_endless_pages(ctx):
         fails(ctx, r, "TOO_LARGE", "max_list_entries", "100000")
         pages = len(reg.requests("GET", "/tags/list"))
         check(pages <= 101, "%d pages read for 100,000 entries", pages)
+        # both bounds are registry options (fl.registry, sync files)
+        for opt, want_pages in (("max_list_pages = 5", 5), ("max_list_entries = 2500", 3)):
+            before = len(reg.requests("GET", "/tags/list"))
+            r = ctx.lua("""
+local reg = assert(fl.registry("%s", { %s }))
+local tags, msg, code = reg:tags("endless")
+print(msg, code)
+""" % (reg.host, opt), timeout=60)
+            name = opt.split()[0]
+            check(name in r.out and "TOO_LARGE" in r.out, "%s: want TOO_LARGE naming it: %r",
+                  opt, r)
+            got = len(reg.requests("GET", "/tags/list")) - before
+            check(got == want_pages, "%s: %d pages read, want %d", opt, got, want_pages)
 
 
 @scenario(weight=8)

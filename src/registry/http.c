@@ -287,14 +287,7 @@ void fl_http_free(fl_http *h) {
   free(h);
 }
 
-static void ensure_scheme(fl_http *h);
-
-/* After scheme detection, as http.h promises: a caller resolving a URL
- * against the base before its first request gets the scheme it will use. */
-const char *fl_http_base(fl_http *h) {
-  ensure_scheme(h);
-  return h->base;
-}
+const char *fl_http_base(fl_http *h) { return h->base; }
 const char *fl_http_host(fl_http *h) { return h->host; }
 
 void fl_http_get_stats(fl_http *h, fl_http_stats *out) {

@@ -118,7 +118,9 @@ fl_code fl_http_resolve_url(const char *base, const char *ref, char *out,
  * against the registry's origin (origin.h), after scheme detection. */
 fl_origin_verdict fl_http_origin(fl_http *h, const char *url);
 
-/* The base URL ("https://host") after scheme detection, and the host. */
+/* The base URL ("https://host"), and the host. For a loopback registry the
+ * scheme is settled by its first request: resolve against the base after
+ * one (fl_http_origin settles it itself). */
 const char *fl_http_base(fl_http *h);
 const char *fl_http_host(fl_http *h);
 

@@ -180,34 +180,6 @@ static fl_code paged_list(registry *r, const char *first_url, const char *repo,
   size_t pages = 0;
   snprintf(url, sizeof url, "%s", first_url);
   for (;;) {
-    char current[URL_MAX];
-    snprintf(current, sizeof current, "%s%s",
-             strncmp(url, "http", 4) == 0 ? "" : fl_http_base(r->http), url);
-    uint64_t hash = url_hash(current);
-    for (size_t i = 0; i < pages; i++)
-      if (seen[i] == hash) {
-        rc = fl_error_set(err, FL_EPROTOCOL,
-                          "%s: %s sent a next-page Link back to page %zu "
-                          "(a pagination loop)",
-                          what, fl_http_host(r->http), i + 1);
-        goto out;
-      }
-    if (pages >= r->max_list_pages) {
-      rc = fl_error_set(err, FL_ETOO_LARGE,
-                        "%s: %s sent over %zu pages (max_list_pages)", what,
-                        fl_http_host(r->http), r->max_list_pages);
-      goto out;
-    }
-    if (pages % 64 == 0) {
-      uint64_t *more = realloc(seen, (pages + 64) * sizeof *seen);
-      if (!more) {
-        rc = fl_error_set(err, FL_ENOMEM, "%s: out of memory", what);
-        goto out;
-      }
-      seen = more;
-    }
-    seen[pages++] = hash;
-
     fl_http_response resp;
     fl_http_request req = {.method = "GET",
                            .url = url,
@@ -217,9 +189,23 @@ static fl_code paged_list(registry *r, const char *first_url, const char *repo,
                            .max_body = 16 * 1024 * 1024};
     rc = fl_http_do(r->http, &req, &resp, err);
     if (rc == FL_ETOO_LARGE)
-      fl_error_prefix(err, "%s: page %zu: ", what, pages);
+      fl_error_prefix(err, "%s: page %zu: ", what, pages + 1);
     if (rc != FL_OK)
       goto out;
+    /* the page's absolute URL (the base is settled after a request) */
+    char current[URL_MAX];
+    snprintf(current, sizeof current, "%s%s",
+             strncmp(url, "http", 4) == 0 ? "" : fl_http_base(r->http), url);
+    if (pages % 64 == 0) {
+      uint64_t *more = realloc(seen, (pages + 64) * sizeof *seen);
+      if (!more) {
+        fl_http_response_clear(&resp);
+        rc = fl_error_set(err, FL_ENOMEM, "%s: out of memory", what);
+        goto out;
+      }
+      seen = more;
+    }
+    seen[pages++] = url_hash(current);
     if (resp.status != 200) {
       rc = fl_http_status_error(r->http, &resp, what, err);
       fl_http_response_clear(&resp);
@@ -243,6 +229,22 @@ static fl_code paged_list(registry *r, const char *first_url, const char *repo,
                         "pagination never leaves the registry",
                         what, fl_http_host(r->http), o,
                         fl_origin_verdict_text(v));
+      goto out;
+    }
+    /* ... never back to a page already read, and not forever */
+    uint64_t hash = url_hash(next);
+    for (size_t i = 0; i < pages; i++)
+      if (seen[i] == hash) {
+        rc = fl_error_set(err, FL_EPROTOCOL,
+                          "%s: %s sent a next-page Link back to page %zu "
+                          "(a pagination loop)",
+                          what, fl_http_host(r->http), i + 1);
+        goto out;
+      }
+    if (pages >= r->max_list_pages) {
+      rc = fl_error_set(err, FL_ETOO_LARGE,
+                        "%s: %s sent over %zu pages (max_list_pages)", what,
+                        fl_http_host(r->http), r->max_list_pages);
       goto out;
     }
     snprintf(url, sizeof url, "%s", next);
