@@ -353,7 +353,9 @@ static void *blob_worker(void *arg) {
       j->blob_rc = rc;
       j->blob_err = err;
     }
-    if (--j->outstanding == 0)
+    /* the image thread wakes when all are done, or at a failure (to take
+     * the image's queued blobs back: see transfer_blobs) */
+    if (--j->outstanding == 0 || rc != FL_OK)
       pthread_cond_signal(&j->blobs_done);
     free(t);
   }
@@ -363,11 +365,65 @@ static void *blob_worker(void *arg) {
 
 /* ---- the manifest tree of one image --------------------------------------- */
 
+/* A set of digest strings (open addressing, FNV-1a), so that a manifest
+ * naming the same blob or child 40,000 times costs 40,000 lookups, not 40,000
+ * squared comparisons. */
+typedef struct digest_set {
+  char **slots;
+  size_t cap, n; /* cap: 0 or a power of two */
+} digest_set;
+
+static size_t digest_hash(const char *s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+  return (size_t)h;
+}
+
+static void dset_clear(digest_set *s) {
+  for (size_t i = 0; i < s->cap; i++)
+    free(s->slots[i]);
+  free(s->slots);
+  memset(s, 0, sizeof *s);
+}
+
+/* 1: added; 0: already there; -1: out of memory (the set is unchanged). */
+static int dset_add(digest_set *s, const char *d) {
+  if (2 * (s->n + 1) > s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    char **slots = calloc(cap, sizeof *slots);
+    if (!slots)
+      return -1;
+    for (size_t i = 0; i < s->cap; i++) {
+      if (!s->slots[i])
+        continue;
+      size_t k = digest_hash(s->slots[i]) & (cap - 1);
+      while (slots[k])
+        k = (k + 1) & (cap - 1);
+      slots[k] = s->slots[i];
+    }
+    free(s->slots);
+    s->slots = slots;
+    s->cap = cap;
+  }
+  size_t k = digest_hash(d) & (s->cap - 1);
+  for (; s->slots[k]; k = (k + 1) & (s->cap - 1))
+    if (strcmp(s->slots[k], d) == 0)
+      return 0;
+  if (!(s->slots[k] = strdup(d)))
+    return -1;
+  s->n++;
+  return 1;
+}
+
 typedef struct tree {
   fl_manifest *nodes; /* children before parents; the root last */
   size_t n, cap;
   fl_descriptor *blobs; /* unique */
   size_t nblobs, capblobs;
+  digest_set blob_set;     /* the digests in blobs */
+  digest_set manifest_set; /* every manifest digest listed so far */
+  uint64_t manifest_bytes; /* bytes of the manifests fetched */
 } tree;
 
 static void tree_clear(tree *t) {
@@ -375,13 +431,12 @@ static void tree_clear(tree *t) {
     fl_manifest_clear(&t->nodes[i]);
   free(t->nodes);
   free(t->blobs);
+  dset_clear(&t->blob_set);
+  dset_clear(&t->manifest_set);
   memset(t, 0, sizeof *t);
 }
 
 static fl_code tree_add_blob(tree *t, const fl_descriptor *d) {
-  for (size_t i = 0; i < t->nblobs; i++)
-    if (strcmp(t->blobs[i].digest, d->digest) == 0)
-      return FL_OK;
   if (t->nblobs == t->capblobs) {
     size_t cap = t->capblobs ? t->capblobs * 2 : 16;
     fl_descriptor *b = realloc(t->blobs, cap * sizeof *b);
@@ -390,7 +445,45 @@ static fl_code tree_add_blob(tree *t, const fl_descriptor *d) {
     t->blobs = b;
     t->capblobs = cap;
   }
-  t->blobs[t->nblobs++] = *d;
+  int added = dset_add(&t->blob_set, d->digest);
+  if (added < 0)
+    return FL_ENOMEM;
+  if (added)
+    t->blobs[t->nblobs++] = *d;
+  return FL_OK;
+}
+
+/* Count manifest `m` (just fetched) against the image's byte bound. */
+static fl_code tree_count_bytes(image_job *j, tree *t, const fl_manifest *m,
+                                fl_error *err) {
+  uint64_t max = j->e->cfg.max_image_manifest_bytes
+                     ? j->e->cfg.max_image_manifest_bytes
+                     : FL_IMAGE_MANIFEST_BYTES_DEFAULT;
+  t->manifest_bytes += m->len;
+  if (t->manifest_bytes > max)
+    return fl_error_set(err, FL_ETOO_LARGE,
+                        "%s:%s: its manifests add up to over %llu bytes "
+                        "(max_image_manifest_bytes)",
+                        j->src_repo, j->src_ref, (unsigned long long)max);
+  return FL_OK;
+}
+
+/* List manifest digest `d` in the image; *fresh says whether it was not
+ * listed before (only then is it fetched). Fails once the image lists more
+ * distinct manifests than the bound. */
+static fl_code tree_list_manifest(image_job *j, tree *t, const char *d,
+                                  int *fresh, fl_error *err) {
+  size_t max = j->e->cfg.max_image_manifests ? j->e->cfg.max_image_manifests
+                                             : FL_IMAGE_MANIFESTS_DEFAULT;
+  int added = dset_add(&t->manifest_set, d);
+  if (added < 0)
+    return fl_error_set(err, FL_ENOMEM, "out of memory");
+  *fresh = added;
+  if (t->manifest_set.n > max)
+    return fl_error_set(err, FL_ETOO_LARGE,
+                        "%s:%s: the image lists over %zu distinct manifests "
+                        "(max_image_manifests)",
+                        j->src_repo, j->src_ref, max);
   return FL_OK;
 }
 
@@ -480,14 +573,30 @@ out:
 
 /* Fetch manifest `ref` and everything under it into t (children first).
  * `have`, when not NULL, is manifest `ref` already fetched: it is moved in
- * (and cleared) rather than fetched again. */
+ * (and cleared) rather than fetched again. Each distinct child is fetched
+ * once, however often the tree names it; the image's distinct manifests and
+ * their bytes are bounded (max_image_manifests, max_image_manifest_bytes),
+ * and an index listing more children than that fails before any is
+ * fetched. */
 static fl_code collect(image_job *j, const char *ref, fl_manifest *have,
                        int depth, tree *t, fl_error *err) {
   fl_manifest m;
   fl_manifest_info info;
   fl_code rc = FL_OK;
-  if (depth > MAX_TREE_DEPTH)
+  char *fresh = NULL; /* per ref of an index: first time listed */
+  if (depth > MAX_TREE_DEPTH) {
+    if (have)
+      fl_manifest_clear(have);
     return fl_error_set(err, FL_EINVALID, "manifests nest too deeply");
+  }
+  if (depth == 0) {
+    int root_fresh;
+    if ((rc = tree_list_manifest(j, t, ref, &root_fresh, err)) != FL_OK) {
+      if (have)
+        fl_manifest_clear(have);
+      return rc;
+    }
+  }
   if (have) {
     m = *have;
     memset(have, 0, sizeof *have);
@@ -501,16 +610,32 @@ static fl_code collect(image_job *j, const char *ref, fl_manifest *have,
     if (rc != FL_OK)
       goto out_manifest;
   }
+  if ((rc = tree_count_bytes(j, t, &m, err)) != FL_OK)
+    goto out_manifest;
   rc = fl_manifest_parse(&m, &info, err);
   if (rc != FL_OK)
     goto out_manifest;
+  if (info.is_index && info.nrefs &&
+      !(fresh = calloc(info.nrefs, sizeof *fresh)))
+    rc = fl_error_set(err, FL_ENOMEM, "out of memory");
+  /* every child is listed (and counted) before the first is fetched */
+  for (size_t i = 0; fresh && i < info.nrefs && rc == FL_OK; i++) {
+    int f = 0;
+    if (info.refs[i].role == FL_ROLE_MANIFEST)
+      rc = tree_list_manifest(j, t, info.refs[i].desc.digest, &f, err);
+    fresh[i] = (char)f;
+  }
   for (size_t i = 0; i < info.nrefs && rc == FL_OK; i++) {
     fl_ref_desc *r = &info.refs[i];
-    if (r->role == FL_ROLE_MANIFEST)
-      rc = collect(j, r->desc.digest, NULL, depth + 1, t, err);
-    else if (r->role != FL_ROLE_SUBJECT && tree_add_blob(t, &r->desc) != FL_OK)
+    if (r->role == FL_ROLE_MANIFEST) {
+      if (fresh && fresh[i])
+        rc = collect(j, r->desc.digest, NULL, depth + 1, t, err);
+    } else if (r->role != FL_ROLE_SUBJECT &&
+               tree_add_blob(t, &r->desc) != FL_OK) {
       rc = fl_error_set(err, FL_ENOMEM, "out of memory");
+    }
   }
+  free(fresh);
   fl_manifest_info_clear(&info);
   if (rc == FL_OK && tree_add_node(t, &m) != FL_OK)
     rc = fl_error_set(err, FL_ENOMEM, "out of memory");
@@ -519,7 +644,30 @@ out_manifest:
   return rc;
 }
 
-/* Hand every blob to the pool and wait for all of them. */
+/* Locked. Take the job's blob tasks that no worker has started off the
+ * queue: the image has failed, so they are not worth a request. */
+static void unqueue_job(fl_engine *e, image_job *j) {
+  blob_task *prev = NULL, *next;
+  for (blob_task *bt = e->qhead; bt; bt = next) {
+    next = bt->next;
+    if (bt->job != j) {
+      prev = bt;
+      continue;
+    }
+    if (prev)
+      prev->next = next;
+    else
+      e->qhead = next;
+    if (e->qtail == bt)
+      e->qtail = prev;
+    j->outstanding--;
+    free(bt);
+  }
+}
+
+/* Hand every blob to the pool and wait for all of them. The first blob that
+ * fails fails the image: its blobs still queued are dropped at once, and
+ * only those already in flight run to their end. */
 static fl_code transfer_blobs(image_job *j, tree *t, fl_error *err) {
   fl_engine *e = j->e;
   uint64_t total = 0;
@@ -546,8 +694,12 @@ static fl_code transfer_blobs(image_job *j, tree *t, fl_error *err) {
     j->outstanding++;
   }
   pthread_cond_broadcast(&e->work);
-  while (j->outstanding > 0)
-    pthread_cond_wait(&j->blobs_done, &e->lock);
+  while (j->outstanding > 0) {
+    if (j->blob_rc != FL_OK)
+      unqueue_job(e, j);
+    if (j->outstanding > 0)
+      pthread_cond_wait(&j->blobs_done, &e->lock);
+  }
   fl_code rc = j->blob_rc;
   if (rc != FL_OK)
     *err = j->blob_err;

@@ -28,10 +28,17 @@
 
 typedef struct fl_engine fl_engine;
 
+/* Per-image bounds on what a source can make one copy fetch and hold
+ * (0 in the config: these). Index children are counted once per digest. */
+#define FL_IMAGE_MANIFESTS_DEFAULT 1000
+#define FL_IMAGE_MANIFEST_BYTES_DEFAULT (64ULL << 20)
+
 typedef struct fl_engine_config {
   int blob_workers;     /* concurrent blob transfers; default 8 */
   int blob_attempts;    /* attempts per blob copy; default 3 */
   size_t pipe_capacity; /* bytes buffered per blob copy; default 512 KiB */
+  size_t max_image_manifests;        /* distinct manifests per image */
+  uint64_t max_image_manifest_bytes; /* their bytes, together */
 } fl_engine_config;
 
 typedef struct fl_copy_opts {

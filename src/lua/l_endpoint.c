@@ -70,11 +70,54 @@ static double opt_num(lua_State *L, int t, const char *key, double dflt) {
   return v;
 }
 
+/* A count option: an integer >= 0 (0: the default). */
+static size_t opt_count(lua_State *L, int t, const char *key) {
+  double v = opt_num(L, t, key, 0);
+  if (v < 0 || v != (double)(lua_Integer)v)
+    luaL_error(L, "registry option '%s' must be an integer >= 0", key);
+  return (size_t)v;
+}
+
 static int opt_bool(lua_State *L, int t, const char *key, int dflt) {
   lua_getfield(L, t, key);
   int v = lua_isnil(L, -1) ? dflt : lua_toboolean(L, -1);
   lua_pop(L, 1);
   return v;
+}
+
+#define REALMS_MAX 16
+
+/* opts.auth_realms: a list of origins, as a NULL-terminated array kept in a
+ * userdata on the stack (the strings stay in the options table). */
+static const char *const *opt_realms(lua_State *L, int t) {
+  lua_getfield(L, t, "auth_realms");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (!lua_istable(L, -1))
+    luaL_error(L, "registry option 'auth_realms' must be a list of origins");
+  lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+  if (n > REALMS_MAX)
+    luaL_error(L, "registry option 'auth_realms' lists over %d origins",
+               REALMS_MAX);
+  const char **list =
+      lua_newuserdatauv(L, sizeof *list * (size_t)(n + 1), 0); /* stays */
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, -2, i);
+    char o[FL_ORIGIN_MAX];
+    if (lua_type(L, -1) != LUA_TSTRING ||
+        !fl_origin_of(lua_tostring(L, -1), o, sizeof o))
+      luaL_error(L,
+                 "registry option 'auth_realms': entry %d is not an "
+                 "origin like \"https://auth.example.com\"",
+                 (int)i);
+    list[i - 1] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  list[n] = NULL;
+  lua_remove(L, -2); /* the list table: the strings stay in opts */
+  return list;
 }
 
 static int l_registry(lua_State *L) {
@@ -115,6 +158,10 @@ static int l_registry(lua_State *L) {
   cfg.resume_chunk_size = (uint64_t)opt_num(L, 1, "resume_chunk_size",
                                             (double)FL_RESUME_CHUNK_DEFAULT);
   cfg.page_size = (size_t)opt_num(L, 1, "page_size", 0);
+  cfg.max_list_pages = opt_count(L, 1, "max_list_pages");
+  cfg.max_list_entries = opt_count(L, 1, "max_list_entries");
+  h->realm_strict = opt_bool(L, 1, "auth_realm_strict", 0);
+  h->realm_origins = opt_realms(L, 1);
   lua_getfield(L, 1, "password");
   if (!lua_isnil(L, -1))
     return luaL_argerror(L, 1,

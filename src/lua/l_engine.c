@@ -1,7 +1,8 @@
 /*
  * l_engine.c - the Lua `engine` module: core.engine, the transfer engine.
  *
- *   engine.new{workers=8, attempts=3}  -> engine
+ *   engine.new{workers=8, attempts=3, max_image_manifests=1000,
+ *              max_image_manifest_bytes=64 MiB}  -> engine
  *   e:submit(src_ep, src_repo, src_ref, dst_ep, dst_repo, dst_ref,
  *            {platforms={"linux/amd64"}, referrers=, force=, dry_run=}) -> id
  *   e:wait(timeout_ms)                 -> id, result | nil (timeout)
@@ -49,7 +50,16 @@ static int l_new(lua_State *L) {
     cfg.blob_workers = (int)luaL_optinteger(L, -1, 0);
     lua_getfield(L, 1, "attempts");
     cfg.blob_attempts = (int)luaL_optinteger(L, -1, 0);
-    lua_pop(L, 2);
+    lua_getfield(L, 1, "max_image_manifests");
+    lua_Integer mm = luaL_optinteger(L, -1, 0);
+    lua_getfield(L, 1, "max_image_manifest_bytes");
+    lua_Integer mb = luaL_optinteger(L, -1, 0);
+    lua_pop(L, 4);
+    luaL_argcheck(L, mm >= 0 && mb >= 0, 1,
+                  "max_image_manifests and max_image_manifest_bytes must be "
+                  ">= 1 (0: the default)");
+    cfg.max_image_manifests = (size_t)mm;
+    cfg.max_image_manifest_bytes = (uint64_t)mb;
     luaL_argcheck(L, cfg.blob_workers >= 0 && cfg.blob_workers <= 256, 1,
                   "workers must be between 1 and 256");
   }

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <time.h>
 
+#include "core/jsonmem.h"
 #include "core/log.h"
 #include "lua/bindings.h"
 #include "lua/lua_util.h"
@@ -27,6 +28,7 @@ static pthread_once_t global_init_once = PTHREAD_ONCE_INIT;
  * that even start-up can be traced; --log-level overrides it later. */
 static void global_init(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  fl_json_init();
   const char *level = getenv("FREIGHTLINER_LOG_LEVEL");
   if (level && fl_log_level_from_name(level) >= 0)
     fl_log_set_level((fl_log_level)fl_log_level_from_name(level));

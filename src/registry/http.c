@@ -30,6 +30,8 @@
 #define POOL_MAX 64
 #define DEFAULT_MAX_BODY (64 * 1024)
 #define RETRY_AFTER_MAX_S 120
+/* The longest bearer token sent (the token buffers below are one more). */
+#define TOKEN_MAX 8191
 #define USER_AGENT "freightliner/" FL_VERSION
 
 static atomic_int cancelled_flag;
@@ -46,6 +48,7 @@ struct fl_http {
   fl_http_config cfg;
   char *ca_file, *client_cert, *client_key, *pinned_pubkey;
   char *cred_username, *cred_password_env, *cred_password_file, *cred_helper;
+  char **realm_origins; /* NULL-terminated copy of cfg.realm_origins */
 
   CURLSH *share;
   pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
@@ -199,6 +202,23 @@ fl_code fl_http_new(const fl_http_config *cfg, fl_http **out, fl_error *err) {
   h->cred_password_env = dup_or_null(cfg->creds.password_env);
   h->cred_password_file = dup_or_null(cfg->creds.password_file);
   h->cred_helper = dup_or_null(cfg->creds.credential_helper);
+  h->cfg.realm_origins = NULL; /* the caller's strings: copied below */
+  size_t nro = 0;
+  while (cfg->realm_origins && cfg->realm_origins[nro])
+    nro++;
+  h->realm_origins = calloc(nro + 1, sizeof *h->realm_origins);
+  int copied = h->realm_origins != NULL;
+  for (size_t i = 0; copied && i < nro; i++)
+    copied = (h->realm_origins[i] = strdup(cfg->realm_origins[i])) != NULL;
+  /* every string asked for was copied (a NULL here is a failed strdup) */
+  copied = copied && (!cfg->ca_file || h->ca_file) &&
+           (!cfg->client_cert || h->client_cert) &&
+           (!cfg->client_key || h->client_key) &&
+           (!cfg->pinned_pubkey || h->pinned_pubkey) &&
+           (!cfg->creds.username || h->cred_username) &&
+           (!cfg->creds.password_env || h->cred_password_env) &&
+           (!cfg->creds.password_file || h->cred_password_file) &&
+           (!cfg->creds.credential_helper || h->cred_helper);
   h->loopback = fl_host_is_loopback(cfg->host);
   h->scheme_fixed = cfg->scheme != FL_SCHEME_AUTO;
   set_base(h, cfg->scheme == FL_SCHEME_HTTP ? FL_SCHEME_HTTP : FL_SCHEME_HTTPS);
@@ -215,7 +235,7 @@ fl_code fl_http_new(const fl_http_config *cfg, fl_http **out, fl_error *err) {
   h->bucket_tokens = 1;
   h->tokens = fl_token_cache_new();
   h->share = curl_share_init();
-  if (!h->host || !h->tokens || !h->share) {
+  if (!h->host || !h->tokens || !h->share || !copied) {
     fl_http_free(h);
     return fl_error_set(err, FL_ENOMEM, "out of memory");
   }
@@ -261,6 +281,9 @@ void fl_http_free(fl_http *h) {
   free(h->cred_password_env);
   free(h->cred_password_file);
   free(h->cred_helper);
+  for (size_t i = 0; h->realm_origins && h->realm_origins[i]; i++)
+    free(h->realm_origins[i]);
+  free(h->realm_origins);
   free(h);
 }
 
@@ -375,8 +398,9 @@ void fl_http_response_clear(fl_http_response *r) {
   r->content_length = UINT64_MAX;
 }
 
-/* Store a header value (trimmed) into *slot, replacing an older one. */
-static void keep_header(char **slot, const char *v, size_t n) {
+/* Store a header value (trimmed) into *slot, replacing an older one; 0
+ * when out of memory. */
+static int keep_header(char **slot, const char *v, size_t n) {
   while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
     n--;
   while (n && (*v == ' ' || *v == '\t')) {
@@ -385,6 +409,7 @@ static void keep_header(char **slot, const char *v, size_t n) {
   }
   free(*slot);
   *slot = strndup(v, n);
+  return *slot != NULL;
 }
 
 static int header_is(const char *line, size_t n, const char *name,
@@ -418,8 +443,9 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
   transfer *t = ud;
   size_t n = size * nmemb;
   fl_http_response *r = t->resp;
-  const char *v;
-  size_t vl;
+  const char *v = NULL;
+  size_t vl = 0;
+  char **slot = NULL; /* a header kept in the response */
   if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
     /* a new response (after 100 Continue or a redirect): start over */
     response_reset(r);
@@ -427,17 +453,17 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
     const char *sp = memchr(line, ' ', n);
     r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
   } else if (header_is(line, n, "location", &v, &vl)) {
-    keep_header(&r->location, v, vl);
+    slot = &r->location;
   } else if (header_is(line, n, "content-type", &v, &vl)) {
-    keep_header(&r->content_type, v, vl);
+    slot = &r->content_type;
   } else if (header_is(line, n, "docker-content-digest", &v, &vl)) {
-    keep_header(&r->docker_digest, v, vl);
+    slot = &r->docker_digest;
   } else if (header_is(line, n, "link", &v, &vl)) {
-    keep_header(&r->link, v, vl);
+    slot = &r->link;
   } else if (header_is(line, n, "range", &v, &vl)) {
-    keep_header(&r->range, v, vl);
+    slot = &r->range;
   } else if (header_is(line, n, "www-authenticate", &v, &vl)) {
-    keep_header(&r->www_authenticate, v, vl);
+    slot = &r->www_authenticate;
   } else if (header_is(line, n, "content-length", &v, &vl)) {
     r->content_length = strtoull(v, NULL, 10);
   } else if (header_is(line, n, "retry-after", &v, &vl)) {
@@ -452,6 +478,12 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
     atomic_store(&t->h->rl_remaining, strtol(v, NULL, 10));
   } else if (header_is(line, n, "ratelimit-limit", &v, &vl)) {
     atomic_store(&t->h->rl_limit, strtol(v, NULL, 10));
+  }
+  if (slot && !keep_header(slot, v, vl)) {
+    t->cb_rc =
+        fl_error_set(t->err, FL_ENOMEM,
+                     "out of memory reading the headers from %s", t->h->host);
+    return 0;
   }
   return n;
 }
@@ -603,6 +635,18 @@ typedef struct outcome {
   long retry_after; /* seconds from Retry-After, -1 when absent */
 } outcome;
 
+/* Append a header line; on failure the list stays as it was and *nomem is
+ * set (curl_slist_append returns NULL then, which would lose the list). */
+static struct curl_slist *add_header(struct curl_slist *l, const char *line,
+                                     int *nomem) {
+  struct curl_slist *n = *nomem ? NULL : curl_slist_append(l, line);
+  if (!n) {
+    *nomem = 1;
+    return l;
+  }
+  return n;
+}
+
 static fl_code perform_once(fl_http *h, const fl_http_request *req,
                             const char *url, const char *auth,
                             fl_http_response *resp, outcome *oc,
@@ -622,14 +666,22 @@ static fl_code perform_once(fl_http *h, const fl_http_request *req,
   CURL *c = pool_get(h);
   if (!c)
     return fl_error_set(err, FL_ENOMEM, "cannot create a curl handle");
+  int nomem = 0;
   if (auth) {
     char line[8300];
     snprintf(line, sizeof line, "Authorization: %s", auth);
-    headers = curl_slist_append(headers, line);
+    headers = add_header(headers, line, &nomem);
+    OPENSSL_cleanse(line, sizeof line);
   }
   for (const char *const *hd = req->headers; hd && *hd; hd++)
-    headers = curl_slist_append(headers, *hd);
-  headers = curl_slist_append(headers, "Expect:");
+    headers = add_header(headers, *hd, &nomem);
+  headers = add_header(headers, "Expect:", &nomem);
+  if (nomem) {
+    /* never send a request without the headers it was meant to carry */
+    curl_slist_free_all(headers);
+    pool_put(h, c);
+    return fl_error_set(err, FL_ENOMEM, "out of memory building a request");
+  }
 
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -779,6 +831,40 @@ static char *cached_auth(fl_http *h, const fl_http_request *req) {
   return out;
 }
 
+/* The origin rule for a token realm (origin.h, fl_http_config): the
+ * registry's own origin and any origin the user listed are fine; plain HTTP
+ * from an HTTPS registry and non-http(s) URLs are refused; another origin
+ * is refused only in strict mode (Docker sends credentials there). */
+static fl_code check_realm(fl_http *h, const char *realm, fl_error *err) {
+  fl_origin_verdict v = fl_origin_compare(h->base, realm);
+  char o[FL_ORIGIN_MAX];
+  if (v == FL_ORIGIN_SAME)
+    return FL_OK;
+  for (size_t i = 0; h->realm_origins[i]; i++)
+    if (fl_origin_matches(h->realm_origins[i], realm))
+      return FL_OK;
+  if (!fl_origin_of(realm, o, sizeof o))
+    snprintf(o, sizeof o, "%s", "(unparsable)");
+  if (v == FL_ORIGIN_DOWNGRADE)
+    return fl_error_set(err, FL_EPROTOCOL,
+                        "registry %s sent a plain-HTTP token service (%s); "
+                        "refusing to send credentials there in clear text "
+                        "(list it in auth_realms to allow it)",
+                        h->host, o);
+  if (v == FL_ORIGIN_INVALID)
+    return fl_error_set(err, FL_EPROTOCOL,
+                        "registry %s sent a token realm that is not an "
+                        "http(s) URL",
+                        h->host);
+  if (h->cfg.realm_strict)
+    return fl_error_set(err, FL_EDENIED,
+                        "registry %s sent token service %s, on another "
+                        "origin: auth_realm_strict refuses it (list the "
+                        "origin in auth_realms to trust it)",
+                        h->host, o);
+  return FL_OK;
+}
+
 static fl_code fetch_token(fl_http *h, const fl_challenge *ch,
                            const char *const *scopes, size_t nscopes,
                            fl_token *tok, fl_error *err) {
@@ -788,12 +874,8 @@ static fl_code fetch_token(fl_http *h, const fl_challenge *ch,
   outcome oc;
   memset(&tresp, 0, sizeof tresp);
   const fl_credentials *cred = h->creds_rc == FL_OK ? &h->creds : NULL;
-  if (strncmp(ch->realm, "http://", 7) == 0 &&
-      atomic_load(&h->scheme) == FL_SCHEME_HTTPS && !h->loopback)
-    return fl_error_set(err, FL_EPROTOCOL,
-                        "registry %s sent a plain-HTTP token service (%s); "
-                        "refusing to send credentials there in clear text",
-                        h->host, ch->realm);
+  if ((rc = check_realm(h, ch->realm, err)) != FL_OK)
+    return rc;
   rc = fl_token_request_build(ch, scopes, nscopes, cred, &treq, err);
   if (rc != FL_OK)
     return rc;
@@ -831,6 +913,13 @@ static fl_code fetch_token(fl_http *h, const fl_challenge *ch,
     goto out;
   }
   rc = fl_token_response_parse(tresp.body, tresp.body_len, tok, err);
+  if (rc == FL_OK && strlen(tok->token) > TOKEN_MAX) {
+    rc = fl_error_set(err, FL_ETOO_LARGE,
+                      "token service %s sent a %zu-byte token, over the "
+                      "%d-byte limit for a bearer token",
+                      ch->realm, strlen(tok->token), TOKEN_MAX);
+    fl_token_clear(tok);
+  }
 out:
   fl_token_request_clear(&treq);
   fl_http_response_clear(&tresp);
@@ -1017,6 +1106,31 @@ static void ensure_scheme(fl_http *h) {
   pthread_mutex_unlock(&h->scheme_lock);
 }
 
+fl_origin_verdict fl_http_origin(fl_http *h, const char *url) {
+  ensure_scheme(h);
+  return fl_origin_compare(h->base, url);
+}
+
+/* Where a request may go (the origin rule, origin.h): *foreign is set for
+ * another origin (no credentials go there); a downgrade to plain HTTP and
+ * anything that is not an http(s) URL are refused. `what` says whence the
+ * URL came ("redirect", "URL"). */
+static fl_code check_origin(fl_http *h, const char *url, const char *what,
+                            int *foreign, fl_error *err) {
+  fl_origin_verdict v = fl_origin_compare(h->base, url);
+  char o[FL_ORIGIN_MAX];
+  if (v == FL_ORIGIN_SAME || v == FL_ORIGIN_OTHER) {
+    *foreign = v == FL_ORIGIN_OTHER;
+    return FL_OK;
+  }
+  if (!fl_origin_of(url, o, sizeof o))
+    snprintf(o, sizeof o, "%.200s", url);
+  return fl_error_set(err, FL_EPROTOCOL,
+                      "registry %s: refusing a %s to %s: %s (an HTTPS "
+                      "registry never continues over plain HTTP)",
+                      h->host, what, o, fl_origin_verdict_text(v));
+}
+
 fl_code fl_http_do(fl_http *h, const fl_http_request *req,
                    fl_http_response *resp, fl_error *err) {
   char url[4096];
@@ -1033,7 +1147,9 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
   make_url(h, req->url, url, sizeof url);
 
   int redirects = 0;
-  int foreign = 0; /* following a redirect to another host: no auth */
+  int foreign = 0; /* a URL on another origin (origin.h): no auth */
+  if ((rc = check_origin(h, url, "URL", &foreign, err)) != FL_OK)
+    return rc;
   for (;;) {
     char *auth = (foreign || req->no_auth) ? NULL : cached_auth(h, req);
     outcome oc;
@@ -1058,10 +1174,10 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
         break;
       }
       snprintf(url, sizeof url, "%s", next);
-      /* credentials for this registry never go to another host */
-      size_t bl = strlen(h->base);
-      foreign = !(strncmp(url, h->base, bl) == 0 &&
-                  (url[bl] == '/' || url[bl] == '\0'));
+      /* credentials for this registry never go to another origin, and an
+       * HTTPS registry never continues over plain HTTP */
+      if ((rc = check_origin(h, url, "redirect", &foreign, err)) != FL_OK)
+        break;
       continue;
     }
     if (rc == FL_OK && resp->status == 401 && reauthed < 2 && !foreign &&

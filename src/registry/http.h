@@ -18,6 +18,7 @@
 
 #include "registry/credentials.h"
 #include "registry/endpoint.h"
+#include "registry/origin.h"
 
 typedef struct fl_http_config {
   const char *host; /* "127.0.0.1:5000", "registry-1.docker.io" */
@@ -37,6 +38,13 @@ typedef struct fl_http_config {
   long connect_timeout_ms;    /* default 15000 */
   long low_speed_time_s; /* abort below 1 KiB/s for this long; default 60 */
   fl_cred_settings creds;
+  /* Token realms (origin.h): a realm on another origin gets the
+   * credentials, as Docker sends them, unless the registry is HTTPS and the
+   * realm plain HTTP (always refused). realm_strict refuses every realm on
+   * another origin that realm_origins (a NULL-terminated list of
+   * "scheme://host[:port]", may be NULL) does not name. */
+  int realm_strict;
+  const char *const *realm_origins;
 } fl_http_config;
 
 enum {
@@ -135,7 +143,13 @@ int fl_http_link_next(const char *link, const char *current, char *out,
 fl_code fl_http_resolve_url(const char *base, const char *ref, char *out,
                             size_t n);
 
-/* The base URL ("https://host") after scheme detection, and the host. */
+/* Judge a URL the registry handed over (Link, Location, redirect, realm)
+ * against the registry's origin (origin.h), after scheme detection. */
+fl_origin_verdict fl_http_origin(fl_http *h, const char *url);
+
+/* The base URL ("https://host"), and the host. For a loopback registry the
+ * scheme is settled by its first request: resolve against the base after
+ * one (fl_http_origin settles it itself). */
 const char *fl_http_base(fl_http *h);
 const char *fl_http_host(fl_http *h);
 

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "core/jsonmem.h"
 #include "registry/manifest.h"
 
 int fl_media_type_is_index(const char *mt) {
@@ -66,7 +67,15 @@ fl_code fl_manifest_check(fl_manifest *m, const char *declared,
                         "manifest content hashes to %s, expected %s", m->digest,
                         expected_digest);
   json_error_t jerr;
-  root = json_loadb(m->data, m->len, 0, &jerr);
+  int oom;
+  root = fl_json_loadb(m->data, m->len, &jerr, &oom);
+  if (oom) {
+    rc = fl_error_set(err, FL_ENOMEM,
+                      "out of memory reading a %zu-byte "
+                      "manifest",
+                      m->len);
+    goto out;
+  }
   if (!root || !json_is_object(root)) {
     rc = fl_error_set(err, FL_EINVALID,
                       "manifest is not a JSON object (line %d, column %d: %s)",
@@ -157,8 +166,16 @@ fl_code fl_manifest_parse(const fl_manifest *m, fl_manifest_info *out,
   fl_code rc = FL_OK;
   size_t cap = 0;
   json_error_t jerr;
+  int oom;
   memset(out, 0, sizeof *out);
-  json_t *root = json_loadb(m->data, m->len, 0, &jerr);
+  json_t *root = fl_json_loadb(m->data, m->len, &jerr, &oom);
+  if (oom) {
+    rc = fl_error_set(err, FL_ENOMEM,
+                      "out of memory reading a %zu-byte "
+                      "manifest",
+                      m->len);
+    goto out;
+  }
   if (!json_is_object(root)) {
     rc = fl_error_set(err, FL_EINVALID, "manifest is not a JSON object");
     goto out;

@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "core/jsonmem.h"
 #include "core/log.h"
 #include "registry/manifest.h"
 #include "registry/reference.h"
@@ -36,6 +37,7 @@ typedef struct registry {
   atomic_int chunks_refused;     /* the registry turned a chunked upload down */
   atomic_int self_mount_refused; /* ... or a mount query (open_session) */
   size_t page_size;
+  size_t max_list_pages, max_list_entries;
   char describe[300];
 } registry;
 
@@ -109,15 +111,75 @@ static fl_code reg_ping(fl_endpoint *ep, fl_error *err) {
   return rc;
 }
 
-/* Collect the strings of array `key` of each page, following Link. */
+/* FNV-1a of a URL: the pages a listing has read, to see a loop at once. */
+static uint64_t url_hash(const char *s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+  return h;
+}
+
+/* One page of a listing: the strings of array `key` appended to out, at
+ * most r->max_list_entries in all. */
+static fl_code list_page(registry *r, const fl_http_response *resp,
+                         const char *key, size_t max_items, fl_strlist *out,
+                         const char *what, fl_error *err) {
+  json_error_t jerr;
+  int oom;
+  json_t *root =
+      fl_json_loadb(resp->body ? resp->body : "", resp->body_len, &jerr, &oom);
+  json_t *arr = json_object_get(root, key);
+  fl_code rc = FL_OK;
+  if (!json_is_object(root) ||
+      (arr && !json_is_array(arr) && !json_is_null(arr))) {
+    if (oom)
+      rc = fl_error_set(err, FL_ENOMEM,
+                        "%s: out of memory reading the answer of %s", what,
+                        fl_http_host(r->http));
+    else
+      rc = fl_error_set(
+          err, FL_EPROTOCOL, "%s: %s answered with malformed JSON (%s)", what,
+          fl_http_host(r->http), root ? "unexpected shape" : jerr.text);
+    goto out;
+  }
+  size_t i;
+  json_t *item;
+  json_array_foreach(arr, i, item) {
+    const char *s = json_string_value(item);
+    if (!s)
+      continue;
+    if (max_items && out->count >= max_items)
+      break;
+    if (out->count >= r->max_list_entries) {
+      rc = fl_error_set(err, FL_ETOO_LARGE,
+                        "%s: %s listed over %zu entries (max_list_entries)",
+                        what, fl_http_host(r->http), r->max_list_entries);
+      goto out;
+    }
+    if (fl_strlist_push(out, s) != FL_OK) {
+      rc = fl_error_set(err, FL_ENOMEM, "%s: out of memory after %zu entries",
+                        what, out->count);
+      goto out;
+    }
+  }
+out:
+  json_decref(root);
+  return rc;
+}
+
+/* Collect the strings of array `key` of each page, following Link: within
+ * the registry's origin only, never to a page already read, for at most
+ * max_list_pages pages and max_list_entries entries. */
 static fl_code paged_list(registry *r, const char *first_url, const char *repo,
                           const char *extra_scope, const char *key,
                           size_t max_items, fl_strlist *out, const char *what,
                           fl_error *err) {
   char url[URL_MAX];
   fl_code rc = FL_OK;
+  uint64_t *seen = NULL; /* url_hash of each page read */
+  size_t pages = 0;
   snprintf(url, sizeof url, "%s", first_url);
-  for (int page = 0; page < 100000; page++) {
+  for (;;) {
     fl_http_response resp;
     fl_http_request req = {.method = "GET",
                            .url = url,
@@ -126,50 +188,70 @@ static fl_code paged_list(registry *r, const char *first_url, const char *repo,
                            .extra_scope = extra_scope,
                            .max_body = 16 * 1024 * 1024};
     rc = fl_http_do(r->http, &req, &resp, err);
+    if (rc == FL_ETOO_LARGE)
+      fl_error_prefix(err, "%s: page %zu: ", what, pages + 1);
     if (rc != FL_OK)
-      return rc;
+      goto out;
+    /* the page's absolute URL (the base is settled after a request) */
+    char current[URL_MAX];
+    snprintf(current, sizeof current, "%s%s",
+             strncmp(url, "http", 4) == 0 ? "" : fl_http_base(r->http), url);
+    if (pages % 64 == 0) {
+      uint64_t *more = realloc(seen, (pages + 64) * sizeof *seen);
+      if (!more) {
+        fl_http_response_clear(&resp);
+        rc = fl_error_set(err, FL_ENOMEM, "%s: out of memory", what);
+        goto out;
+      }
+      seen = more;
+    }
+    seen[pages++] = url_hash(current);
     if (resp.status != 200) {
       rc = fl_http_status_error(r->http, &resp, what, err);
       fl_http_response_clear(&resp);
-      return rc;
+      goto out;
     }
-    json_error_t jerr;
-    json_t *root =
-        json_loadb(resp.body ? resp.body : "", resp.body_len, 0, &jerr);
-    json_t *arr = json_object_get(root, key);
-    if (!json_is_object(root) ||
-        (arr && !json_is_array(arr) && !json_is_null(arr))) {
-      rc = fl_error_set(
-          err, FL_EPROTOCOL, "%s: %s answered with malformed JSON (%s)", what,
-          fl_http_host(r->http), root ? "unexpected shape" : jerr.text);
-      json_decref(root);
-      fl_http_response_clear(&resp);
-      return rc;
-    }
-    size_t i;
-    json_t *item;
-    json_array_foreach(arr, i, item) {
-      const char *s = json_string_value(item);
-      if (s && fl_strlist_push(out, s) != FL_OK) {
-        json_decref(root);
-        fl_http_response_clear(&resp);
-        return fl_error_set(err, FL_ENOMEM, "out of memory");
-      }
-      if (max_items && out->count >= max_items)
-        break;
-    }
-    json_decref(root);
-    char next[URL_MAX], current[URL_MAX];
-    snprintf(current, sizeof current, "%s%s",
-             strncmp(url, "http", 4) == 0 ? "" : fl_http_base(r->http), url);
-    int more =
-        resp.link && fl_http_link_next(resp.link, current, next, sizeof next);
+    rc = list_page(r, &resp, key, max_items, out, what, err);
+    char next[URL_MAX];
+    int more = rc == FL_OK && resp.link &&
+               fl_http_link_next(resp.link, current, next, sizeof next);
     fl_http_response_clear(&resp);
     if (!more || (max_items && out->count >= max_items))
-      return FL_OK;
+      goto out;
+    /* pagination never leaves the registry (origin.h) */
+    fl_origin_verdict v = fl_http_origin(r->http, next);
+    if (v != FL_ORIGIN_SAME) {
+      char o[FL_ORIGIN_MAX];
+      if (!fl_origin_of(next, o, sizeof o))
+        snprintf(o, sizeof o, "%s", "(unparsable)");
+      rc = fl_error_set(err, FL_EPROTOCOL,
+                        "%s: %s sent a next-page Link to %s (%s); "
+                        "pagination never leaves the registry",
+                        what, fl_http_host(r->http), o,
+                        fl_origin_verdict_text(v));
+      goto out;
+    }
+    /* ... never back to a page already read, and not forever */
+    uint64_t hash = url_hash(next);
+    for (size_t i = 0; i < pages; i++)
+      if (seen[i] == hash) {
+        rc = fl_error_set(err, FL_EPROTOCOL,
+                          "%s: %s sent a next-page Link back to page %zu "
+                          "(a pagination loop)",
+                          what, fl_http_host(r->http), i + 1);
+        goto out;
+      }
+    if (pages >= r->max_list_pages) {
+      rc = fl_error_set(err, FL_ETOO_LARGE,
+                        "%s: %s sent over %zu pages (max_list_pages)", what,
+                        fl_http_host(r->http), r->max_list_pages);
+      goto out;
+    }
     snprintf(url, sizeof url, "%s", next);
   }
-  return fl_error_set(err, FL_EPROTOCOL, "%s: too many pages", what);
+out:
+  free(seen);
+  return rc;
 }
 
 static fl_code reg_catalog(fl_endpoint *ep, size_t max_items, fl_strlist *out,
@@ -241,6 +323,10 @@ static fl_code reg_manifest_get(fl_endpoint *ep, const char *repo,
   out->data = resp.body ? resp.body : calloc(1, 1);
   out->len = resp.body_len;
   resp.body = NULL;
+  if (!out->data) {
+    rc = fl_error_set(err, FL_ENOMEM, "%s: out of memory", op.what);
+    goto out;
+  }
   if ((rc = check_fetched(out, ref, &resp, err)) != FL_OK) {
     fl_error_prefix(err, "%s: ", op.what);
     fl_manifest_clear(out);
@@ -487,16 +573,22 @@ static fl_code start_upload(registry *r, const char *repo, const char *query,
   return FL_OK;
 }
 
+static fl_code upload_url(registry *r, const char *location, char *abs,
+                          const char *what, fl_error *err);
+
 /* location + "?digest=" or "&digest=" */
-static fl_code with_digest(fl_http *http, const char *location,
-                           const char *digest, char *out, size_t n) {
+static fl_code with_digest(registry *r, const char *location,
+                           const char *digest, char *out, size_t n,
+                           const char *what, fl_error *err) {
   char abs[URL_MAX];
-  if (fl_http_resolve_url(fl_http_base(http), location, abs, sizeof abs) !=
-      FL_OK)
-    return FL_EPROTOCOL;
+  if (upload_url(r, location, abs, what, err) != FL_OK)
+    return err->code;
   int w = snprintf(out, n, "%s%sdigest=%s", abs, strchr(abs, '?') ? "&" : "?",
                    digest);
-  return (w < 0 || (size_t)w >= n) ? FL_EPROTOCOL : FL_OK;
+  if (w < 0 || (size_t)w >= n)
+    return fl_error_set(err, FL_EPROTOCOL, "%s: upload location too long",
+                        what);
+  return FL_OK;
 }
 
 /* A source limited to `left` bytes of another (one PATCH chunk). */
@@ -523,12 +615,27 @@ static long long chunk_read(void *ud, void *buf, size_t len, fl_error *err) {
   return n;
 }
 
-/* The absolute URL of upload session `location` into abs (URL_MAX). */
+/* The absolute URL of upload session `location` into abs (URL_MAX). The
+ * origin rule (origin.h) applies: a Location on another origin gets the
+ * blob but none of this registry's credentials (fl_http_do drops them);
+ * plain HTTP from an HTTPS registry, or a non-http(s) URL, is refused. */
 static fl_code upload_url(registry *r, const char *location, char *abs,
                           const char *what, fl_error *err) {
   if (fl_http_resolve_url(fl_http_base(r->http), location, abs, URL_MAX) !=
       FL_OK)
     return fl_error_set(err, FL_EPROTOCOL, "%s: bad upload location", what);
+  fl_origin_verdict v = fl_http_origin(r->http, abs);
+  if (v == FL_ORIGIN_DOWNGRADE || v == FL_ORIGIN_INVALID) {
+    char o[FL_ORIGIN_MAX];
+    if (!fl_origin_of(abs, o, sizeof o))
+      snprintf(o, sizeof o, "%s", "(unparsable)");
+    return fl_error_set(err, FL_EPROTOCOL,
+                        "%s: the upload Location points at %s (%s); refused",
+                        what, o, fl_origin_verdict_text(v));
+  }
+  if (v == FL_ORIGIN_OTHER)
+    fl_log(FL_LOG_DEBUG, NULL,
+           "%s: the upload goes to another origin, without credentials", what);
   return FL_OK;
 }
 
@@ -781,10 +888,9 @@ static fl_code reg_blob_put(fl_endpoint *ep, const char *repo,
     req.source_len = size;
     req.headers = octet;
   }
-  if (with_digest(r->http, location, digest, url, sizeof url) != FL_OK) {
-    rc = fl_error_set(err, FL_EPROTOCOL, "%s: bad upload location", what);
+  if ((rc = with_digest(r, location, digest, url, sizeof url, what, err)) !=
+      FL_OK)
     goto fail;
-  }
   req.url = url;
   rc = fl_http_do(r->http, &req, &resp, err);
   if (rc == FL_OK && resp.status != 201) {
@@ -866,7 +972,8 @@ static fl_code reg_referrers(fl_endpoint *ep, const char *repo,
     out->data = resp.body ? resp.body : calloc(1, 1);
     out->len = resp.body_len;
     resp.body = NULL;
-    rc = fl_manifest_check(out, FL_MT_OCI_INDEX, NULL, err);
+    rc = out->data ? fl_manifest_check(out, FL_MT_OCI_INDEX, NULL, err)
+                   : fl_error_set(err, FL_ENOMEM, "%s: out of memory", what);
   } else if (resp.status == 404 || resp.status == 200 || resp.status == 405 ||
              resp.status == 400) {
     rc = fl_error_set(err, FL_EUNSUPPORTED,
@@ -926,6 +1033,10 @@ fl_code fl_registry_open(const fl_registry_config *cfg, fl_endpoint **out,
   r->chunk_size = cfg->chunk_size;
   r->resume_chunk_size = cfg->resume_chunk_size;
   r->page_size = cfg->page_size ? cfg->page_size : 1000;
+  r->max_list_pages =
+      cfg->max_list_pages ? cfg->max_list_pages : FL_LIST_PAGES_DEFAULT;
+  r->max_list_entries =
+      cfg->max_list_entries ? cfg->max_list_entries : FL_LIST_ENTRIES_DEFAULT;
   snprintf(r->describe, sizeof r->describe, "registry %s", cfg->http.host);
   *out = &r->base;
   return FL_OK;

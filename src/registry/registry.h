@@ -33,7 +33,15 @@ typedef struct fl_registry_config {
                                  FL_RESUME_THRESHOLD bytes; 0: one streamed
                                  PUT for them too (no resuming) */
   size_t page_size;           /* n= for catalog and tags; 0: 1000 */
+  /* Bounds on one listing (catalog or tags), whatever the registry sends:
+   * pages followed and entries kept (0: the defaults below). A next-page
+   * Link back to a page already read, or to another origin, fails at once. */
+  size_t max_list_pages;
+  size_t max_list_entries;
 } fl_registry_config;
+
+#define FL_LIST_PAGES_DEFAULT 10000
+#define FL_LIST_ENTRIES_DEFAULT 100000
 
 fl_code fl_registry_open(const fl_registry_config *cfg, fl_endpoint **out,
                          fl_error *err);

@@ -1,5 +1,5 @@
-/* fuzz_link.c - libFuzzer target: Link header pagination and URL
- * resolution of Location headers. */
+/* fuzz_link.c - libFuzzer target: Link header pagination, URL resolution
+ * of Location headers and the origin rule (origin.h) on what comes out. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +16,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char out[4096];
   fl_http_link_next(s, "http://127.0.0.1:5000/v2/_catalog?n=2", out,
                     sizeof out);
-  fl_http_resolve_url("https://registry.example/v2/x/blobs/uploads/", s, out,
-                      sizeof out);
+  if (fl_http_resolve_url("https://registry.example/v2/x/blobs/uploads/", s,
+                          out, sizeof out) == FL_OK) {
+    char o[FL_ORIGIN_MAX];
+    (void)fl_origin_compare("https://registry.example", out);
+    (void)fl_origin_of(out, o, sizeof o);
+  }
+  (void)fl_origin_compare("http://127.0.0.1:5000", s);
+  (void)fl_origin_matches(s, "https://auth.example:443/token");
   free(s);
   return 0;
 }

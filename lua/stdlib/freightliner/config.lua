@@ -164,6 +164,10 @@ local SPEC = S.map({
     requests_per_second = S.number{ above = 0 },
     chunk_size = S.size(),
     resume_chunk_size = S.size{ min = 0 },
+    max_list_pages = S.integer{ min = 1 },
+    max_list_entries = S.integer{ min = 1 },
+    auth_realm_strict = S.boolean(),
+    auth_realms = S.list(S.string(), { scalar_ok = true }),
   })),
   sync = S.list(S.map({
     source = S.map({
@@ -264,6 +268,8 @@ local function registry_options(r, defaults, base)
   o.requests_per_second = r.requests_per_second or o.requests_per_second
   o.chunk_size = r.chunk_size
   o.resume_chunk_size = r.resume_chunk_size
+  o.max_list_pages, o.max_list_entries = r.max_list_pages, r.max_list_entries
+  o.auth_realm_strict, o.auth_realms = r.auth_realm_strict, r.auth_realms
   return o
 end
 
