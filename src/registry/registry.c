@@ -973,7 +973,7 @@ static fl_code reg_referrers(fl_endpoint *ep, const char *repo,
     out->len = resp.body_len;
     resp.body = NULL;
     rc = out->data ? fl_manifest_check(out, FL_MT_OCI_INDEX, NULL, err)
-                   : fl_error_set(err, FL_ENOMEM, "%s: out of memory", what);
+                   : fl_error_set(err, FL_ENOMEM, "%s: out of memory", op.what);
   } else if (resp.status == 404 || resp.status == 200 || resp.status == 405 ||
              resp.status == 400) {
     rc = fl_error_set(err, FL_EUNSUPPORTED,

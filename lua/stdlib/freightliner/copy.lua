@@ -39,7 +39,8 @@ local state = {
   counted = {},        -- counters of engines fl.configure replaced
 }
 
-local CONFIGURE_KEYS = { workers = "integer", attempts = "integer", progress = "function" }
+local CONFIGURE_KEYS = { workers = "integer", attempts = "integer", progress = "function",
+                         max_image_manifests = "integer", max_image_manifest_bytes = "integer" }
 M.CONFIGURE_KEYS = CONFIGURE_KEYS
 
 -- Raise on a key not in `known` (a set), naming the closest valid one.

@@ -72,6 +72,7 @@ M.OPTION_KEYS = {
   requests_per_second = true, chunk_size = true, resume_chunk_size = true, page_size = true,
   connect_timeout_ms = true, low_speed_time = true, breaker_threshold = true, breaker_cooldown = true,
   scheme = true, insecure = true, create = true,
+  max_list_pages = true, max_list_entries = true, auth_realm_strict = true, auth_realms = true,
 }
 
 -- Raise on an option key not in OPTION_KEYS, naming the closest one.
