@@ -16,10 +16,13 @@
 -- "oci:PATH:TAG") or tables { registry = <fl.registry object>, repository =
 -- "repo", tag = "tag" (or digest = "sha256:...") }. opts: platforms (list of
 -- "os/arch[/variant]"), referrers, force, dry_run, registry options by host
--- (opts.registries[host] = {...} as for fl.registry).
+-- (opts.registries[host] = {...} as for fl.registry), verify = { keys =
+-- {"cosign.pub"}, require = "any" | "all" } (copy only if signed by the keys,
+-- else nil, reason, "UNVERIFIED"; see freightliner.verify).
 
 local core = require("freightliner.core")
 local registry = require("freightliner.registry")
+local verify = require("freightliner.verify")
 
 local M = {}
 
@@ -183,11 +186,18 @@ function M.copy(src, dst, opts)
   local d
   d, msg, code = M.resolve(dst)
   if not d then return nil, msg, code end
+  -- signed by our keys? Then copy exactly the digest that was verified.
+  local verified
+  if opts.verify then
+    verified, msg, code = verify.image(s, verify.options(opts.verify, 2))
+    if not verified then return nil, msg, code end
+  end
   local e = M.engine()
   -- a destination tag, or "" to push by digest only
   local dst_tag = d.tag or (d.digest and "") or d.reference
   local id
-  id, msg, code = e:submit(s.registry.ep, s.repository, s.reference, d.registry.ep,
+  id, msg, code = e:submit(s.registry.ep, s.repository, verified and verified.digest or s.reference,
+    d.registry.ep,
     d.repository, dst_tag, opts)
   if not id then return nil, msg, code end
   local result
@@ -200,6 +210,7 @@ function M.copy(src, dst, opts)
   end
   result.source = s.name
   result.destination = d.name
+  result.verified = verified
   return finish(result)
 end
 

@@ -53,6 +53,10 @@ M.configure = copy.configure
 M.registry_options = copy.registry_options
 M.sleep = copy.sleep
 
+--- Signatures: fl.verify(ref, {keys = {"cosign.pub"}, require = "any"|"all"})
+-- -> result | nil, message, "UNVERIFIED"; see freightliner.verify.
+M.verify = require("freightliner.verify").verify
+
 --- Many images: fl.replicate.plan{...} lists them from a catalog with
 -- filters, fl.replicate.run(plan, opts) copies them (see
 -- freightliner.replicate).

@@ -1,0 +1,87 @@
+--- freightliner.verify: accept an image only when our keys signed it.
+--
+--   fl.verify(ref, { keys = { "cosign.pub", ... }, require = "any" | "all" })
+--       -> { digest =, signatures =, keys = { names }, keyless =, where = }
+--        | nil, message, CODE    ("UNVERIFIED" when refused)
+--   verify.options(v)            -> the checked { keys =, require = } (raises
+--                                   on misuse), as fl.copy's `verify` option
+--   verify.image(resolved, v)    -> as fl.verify, for an image fl.copy resolved
+--
+-- What is checked: cosign key-based signatures of the image's digest (the
+-- index digest for a multi-arch image), found in its OCI 1.1 referrers (or
+-- the referrers tag schema) and in the tag sha256-<hex>.sig; the payload
+-- must name that digest and be signed by a given public key (ECDSA, Ed25519,
+-- RSA; PEM). Keyless signatures (Fulcio certificates, Rekor) are reported as
+-- such and not accepted. The cryptography is in C (src/trust).
+
+local core = require("freightliner.core")
+
+local M = {}
+
+-- Loaded key sets by the list of keys, so a run reads each key file once.
+local keysets = {}
+
+local allowed = { keys = true, require = true }
+
+--- Check a `verify` option: { keys = {...} (or one string), require = }.
+-- Misuse raises an error naming the fix.
+function M.options(v, level)
+  level = (level or 1) + 1
+  if type(v) == "string" then v = { keys = { v } } end
+  if type(v) ~= "table" then
+    error("verify must be a table { keys = { 'cosign.pub' }, require = 'any' | 'all' }", level)
+  end
+  for k in pairs(v) do
+    if not allowed[k] then
+      error(string.format("verify: unknown option '%s' (valid: keys, require)", tostring(k)), level)
+    end
+  end
+  local keys = v.keys
+  if type(keys) == "string" then keys = { keys } end
+  if type(keys) ~= "table" or #keys == 0 then
+    error("verify.keys must list at least one public key file (PEM)", level)
+  end
+  for _, k in ipairs(keys) do
+    if type(k) ~= "string" or k == "" then
+      error("verify.keys must be file names or PEM strings", level)
+    end
+  end
+  local require_ = v.require or "any"
+  if require_ ~= "any" and require_ ~= "all" then
+    error(string.format("verify.require must be 'any' or 'all', not '%s'", tostring(require_)), level)
+  end
+  return { keys = keys, require = require_ }
+end
+
+local function keyset(keys)
+  local id = table.concat(keys, "\0")
+  local ks = keysets[id]
+  if ks then return ks end
+  local msg, code
+  ks, msg, code = core.trust.keys(keys)
+  if not ks then return nil, msg, code end
+  keysets[id] = ks
+  return ks
+end
+
+--- Verify an image fl.copy resolved ({ registry, repository, reference }).
+function M.image(img, v)
+  local ks, msg, code = keyset(v.keys)
+  if not ks then return nil, msg, code end
+  return core.trust.verify(img.registry.ep, img.repository, img.reference, ks, v.require)
+end
+
+--- fl.verify(ref, opts): see the module comment.
+function M.verify(ref, opts)
+  local v = M.options(opts, 2)
+  local copy = require("freightliner.copy")
+  local img, msg, code = copy.resolve(ref)
+  if not img then return nil, msg, code end
+  local r
+  r, msg, code = M.image(img, v)
+  if not r then return nil, msg, code end
+  r.image = img.name
+  return r
+end
+
+return M
