@@ -98,10 +98,17 @@ function M.plan(job)
       hooks = hooks, parallel = job.parallel,
     }
     if not plan then return nil, msg, code end
+    local verify_lib = entry.verify and lib("verify")
     for _, it in ipairs(plan.items) do
-      it.copy = { platforms = entry.platforms, referrers = entry.referrers, force = job.force }
+      it.copy = { platforms = entry.platforms, referrers = entry.referrers, force = job.force,
+                  verify = entry.verify }
       it.hooks = hooks
-      all.items[#all.items + 1] = it
+      if verify_lib and verify_lib.is_signature_tag(it.tag) then
+        -- a signature is not an image to verify; it travels with its image
+        all.skipped[#all.skipped + 1] = { src = it.src, reason = "signature tag (copied with --referrers)" }
+      else
+        all.items[#all.items + 1] = it
+      end
     end
     for _, s in ipairs(plan.skipped) do all.skipped[#all.skipped + 1] = s end
     for _, e in ipairs(plan.errors) do all.errors[#all.errors + 1] = e end
@@ -192,6 +199,13 @@ function M.execute(job, checkpoint)
   return summary.status
 end
 
+--- The copy option `verify` from --verify-key FILE (repeatable) and
+-- --verify-require any|all, or nil.
+function M.verify_from_options(o)
+  if not o["verify-key"] then return nil end
+  return { keys = o["verify-key"], require = o["verify-require"] or "any" }
+end
+
 --- The job of `replicate` / `replicate-tree` from parsed options.
 function M.job_from_options(o)
   local tls = {}
@@ -203,6 +217,7 @@ function M.job_from_options(o)
       repositories = o.repository, pattern = o["repository-pattern"],
       tags = { include = o["tag-filter"], exclude = o["exclude-tag"] },
       dest_prefix = o["dest-prefix"], platforms = o.platform, referrers = o.referrers or nil,
+      verify = M.verify_from_options(o),
     } },
     parallel = o["parallel-workers"] or 8, dry_run = o["dry-run"] or false, force = o.force or nil,
     format = o.format, checkpoint_file = o["checkpoint-file"], metrics_file = o["metrics-file"],
@@ -230,6 +245,10 @@ M.apply_config = apply_config
 
 --- `replicate` with parsed options.
 function M.replicate(o)
+  if o["verify-key"] or o["verify-require"] then
+    local ok, msg = lib("verify").preflight(M.verify_from_options(o) or { keys = {} })
+    if not ok then return M.usage_error(msg, "replicate") end
+  end
   if o[1] or o[2] then
     if not (o[1] and o[2]) or o[3] then
       return M.usage_error("replicate takes SRC_IMAGE DST_IMAGE, or --source/--destination", "replicate")
@@ -270,7 +289,8 @@ function M.single(o)
                  skipped = {}, errors = {} }
   local summary = replicate.run(plan, {
     parallel = job.parallel, dry_run = job.dry_run, progress = job.progress,
-    copy = { platforms = o.platform, referrers = o.referrers, force = o.force },
+    copy = { platforms = o.platform, referrers = o.referrers, force = o.force,
+             verify = M.verify_from_options(o) },
   })
   if job.dry_run then dry_run_output(summary, plan, job.format) else replicate.print_summary(summary) end
   if job.metrics_file then write_metrics(job.metrics_file, summary) end

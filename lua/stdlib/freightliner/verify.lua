@@ -6,6 +6,8 @@
 --   verify.options(v)            -> the checked { keys =, require = } (raises
 --                                   on misuse), as fl.copy's `verify` option
 --   verify.image(resolved, v)    -> as fl.verify, for an image fl.copy resolved
+--   verify.preflight(v)          -> true | nil, message (options and key files)
+--   verify.is_signature_tag(tag) -> true for cosign's sha256-<hex>[.sig|.att|.sbom]
 --
 -- What is checked: cosign key-based signatures of the image's digest (the
 -- index digest for a multi-arch image), found in its OCI 1.1 referrers (or
@@ -62,6 +64,25 @@ local function keyset(keys)
   if not ks then return nil, msg, code end
   keysets[id] = ks
   return ks
+end
+
+--- Is `tag` one of cosign's artifact tags (sha256-<hex>, sha256-<hex>.sig,
+-- .att, .sbom) rather than an image's?
+function M.is_signature_tag(tag)
+  if type(tag) ~= "string" then return false end
+  local hex, suffix = tag:match("^sha256%-(%x+)(.*)$")
+  return hex ~= nil and #hex == 64
+    and (suffix == "" or suffix == ".sig" or suffix == ".att" or suffix == ".sbom")
+end
+
+--- Check a verify option and load its keys before a run starts, so that a
+-- typo fails the run at once: true | nil, message.
+function M.preflight(v)
+  local ok, checked = pcall(M.options, v)
+  if not ok then return nil, (tostring(checked):gsub("^.-:%d+: ", "")) end
+  local ks, msg = keyset(checked.keys)
+  if not ks then return nil, msg end
+  return true
 end
 
 --- Verify an image fl.copy resolved ({ registry, repository, reference }).

@@ -20,6 +20,9 @@ options:
   --platform OS/ARCH[/VAR]   copy only these platforms of an index (repeatable)
   --referrers                also copy signatures, attestations and SBOMs
   --force                    copy even if the destination is up to date
+  --verify-key FILE          copy only images with a cosign signature by this
+                             public key (PEM; repeatable: any key suffices)
+  --verify-require all       with several keys, need a signature by each
   --parallel-workers N       images and blobs in flight (default 8)
   --checkpoint-file FILE     record progress; 'freightliner resume' finishes
   --metrics-file FILE        write counters as JSON at the end
@@ -40,6 +43,7 @@ local spec = {
   { name = "dest-prefix", value = true },
   { name = "platform", value = true, multi = true },
   { name = "referrers" }, { name = "force" },
+  { name = "verify-key", value = true, multi = true }, { name = "verify-require", value = true },
   { name = "parallel-workers", value = true, number = true, min = 1 },
   { name = "checkpoint-file", value = true },
   { name = "metrics-file", value = true },
