@@ -13,7 +13,8 @@
 -- state: the scheduler collects results with engine:wait().
 --
 -- src and dst are image references ("host:port/repo:tag", "docker://...",
--- "oci:PATH:TAG") or tables { registry = <fl.registry object>, repository =
+-- "oci:PATH:TAG", "oci-archive:FILE[:TAG]", "docker-archive:FILE[:NAME:TAG]";
+-- archives written to are finished by fl.finish_archives()) or tables { registry = <fl.registry object>, repository =
 -- "repo", tag = "tag" (or digest = "sha256:...") }. opts: platforms (list of
 -- "os/arch[/variant]"), referrers, force, dry_run, registry options by host
 -- (opts.registries[host] = {...} as for fl.registry), verify = { keys =
@@ -80,6 +81,61 @@ local function open_store(spec, host)
   return reg
 end
 
+-- An archive: read as a source, written as a destination (one writer per
+-- file, finished by M.finish_archives).
+local function open_archive(kind, file, write)
+  local key = string.format("%s-archive:%s#%s", kind, file, write and "w" or "r")
+  local reg = state.endpoints[key]
+  if reg then return reg end
+  local msg, code
+  reg, msg, code = registry.open(kind .. "-archive:" .. file, { write = write })
+  if not reg then return nil, msg, code end
+  reg.archive_writer = write or nil
+  state.endpoints[key] = reg
+  return reg
+end
+
+-- "oci-archive:FILE[:REF]", "docker-archive:FILE[:NAME:TAG]" -> image.
+-- Without REF a source is the archive's only image; a destination gets
+-- "latest" (docker-archive: no RepoTags).
+local function resolve_archive(x, kind, rest, side)
+  local file, ref = rest:match("^([^:]+):(.+)$")
+  file = file or rest
+  local write = side == "destination"
+  local reg, msg, code = open_archive(kind, file, write)
+  if not reg then return nil, msg, code end
+  local repo, tag = "image", ref
+  if kind == "docker" then
+    repo, tag = "", nil
+    if ref then
+      repo, tag = ref:match("^(.*):([^/:]+)$")
+      if not repo then repo = ref end
+      if ref:find("@", 1, true) then
+        return nil, "docker-archive references are NAME:TAG, not digests: " .. x, "INVALID"
+      end
+    end
+  end
+  tag = tag or (write and "latest" or nil)
+  return { registry = reg, repository = repo, reference = tag or "", tag = tag, name = x }
+end
+
+--- Write every archive fl.copy wrote into (oci-archive:, docker-archive:
+-- destinations) and forget them. true | nil, message, CODE (the first
+-- failure; the others are still attempted).
+function M.finish_archives()
+  local first_msg, first_code
+  for key, reg in pairs(state.endpoints) do
+    if reg.archive_writer then
+      local ok, msg, code = core.archive.finish(reg.ep)
+      if not ok and code ~= "NOT_FOUND" and not first_msg then first_msg, first_code = msg, code end
+      reg:close()
+      state.endpoints[key] = nil
+    end
+  end
+  if first_msg then return nil, first_msg, first_code end
+  return true
+end
+
 --- The registry object fl.copy uses for store `spec` ("host:port" or
 -- "oci:PATH"), opened on first use, when `opts` are the options it is opened
 -- with (those given to fl.registry_options for spec, or nil for none).
@@ -91,8 +147,9 @@ function M.store(spec, opts)
   return open_store(spec)
 end
 
---- Resolve src/dst into { registry, repository, reference, name }.
-function M.resolve(x)
+--- Resolve src/dst into { registry, repository, reference, name }. side:
+-- "source" (default) or "destination" (archives are opened for writing).
+function M.resolve(x, side)
   if type(x) == "table" then
     if not x.registry then return nil, "image table needs a registry", "INVALID" end
     local reg = x.registry
@@ -111,6 +168,8 @@ function M.resolve(x)
              tag = x.tag, name = string.format("%s/%s:%s", reg.spec, repo, reference or "latest") }
   end
   if type(x) ~= "string" then return nil, "an image must be a reference string or a table", "INVALID" end
+  local akind, arest = x:match("^(%a+)%-archive:(.+)$")
+  if akind == "oci" or akind == "docker" then return resolve_archive(x, akind, arest, side) end
   local path = x:match("^oci:(.+)$")
   if path then
     -- oci:PATH[:TAG]; a tag never contains '/', so the last ':' splits
@@ -184,7 +243,7 @@ function M.copy(src, dst, opts)
   local s, msg, code = M.resolve(src)
   if not s then return nil, msg, code end
   local d
-  d, msg, code = M.resolve(dst)
+  d, msg, code = M.resolve(dst, "destination")
   if not d then return nil, msg, code end
   -- signed by our keys? Then copy exactly the digest that was verified.
   local verified

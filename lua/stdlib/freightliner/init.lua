@@ -52,6 +52,8 @@ M.counters = copy.counters
 M.configure = copy.configure
 M.registry_options = copy.registry_options
 M.sleep = copy.sleep
+--- Write the oci-archive:/docker-archive: files copies went into.
+M.finish_archives = copy.finish_archives
 
 --- Signatures: fl.verify(ref, {keys = {"cosign.pub"}, require = "any"|"all"})
 -- -> result | nil, message, "UNVERIFIED"; see freightliner.verify.

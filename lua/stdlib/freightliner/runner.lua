@@ -195,8 +195,9 @@ function M.execute(job, checkpoint)
     local ok, err = write_metrics(job.metrics_file, summary)
     if not ok then stderr("writing metrics %s: %s", job.metrics_file, err) end
   end
+  local status = M.finish_archives(summary.status)
   copy.shutdown()
-  return summary.status
+  return status
 end
 
 --- The copy option `verify` from --verify-key FILE (repeatable) and
@@ -294,8 +295,20 @@ function M.single(o)
   })
   if job.dry_run then dry_run_output(summary, plan, job.format) else replicate.print_summary(summary) end
   if job.metrics_file then write_metrics(job.metrics_file, summary) end
+  local status = M.finish_archives(summary.status)
   copy.shutdown()
-  return summary.status
+  return status
+end
+
+--- Write the archive files a run copied into (not after an interruption:
+-- their working directories stay, and the next run goes on from them).
+-- Returns the exit status, 1 when an archive could not be written.
+function M.finish_archives(status)
+  if core.engine.signal() then return status end
+  local ok, msg, code = copy.finish_archives()
+  if ok then return status end
+  stderr("failed: %s (%s)", msg, code)
+  return status == 0 and 1 or status
 end
 
 return M
