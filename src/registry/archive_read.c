@@ -395,7 +395,9 @@ static fl_code oci_find(const ar_read *ep, const char *ref, json_t **out,
   json_array_foreach(manifests, i, d) {
     const char *t = json_string_value(
         json_object_get(json_object_get(d, "annotations"), FL_OCI_REF_NAME));
-    if (ref[0] ? (t && strcmp(t, ref) == 0) : !is_sig_tag(t)) {
+    /* without a tag: the one tagged image (signatures and referrers are
+     * not images) */
+    if (ref[0] ? (t && strcmp(t, ref) == 0) : (t && !is_sig_tag(t))) {
       found = d;
       n++;
     }

@@ -442,15 +442,15 @@ static fl_code write_docker_image(ar_write *ep, fl_tar_writer *w,
   if (fl_media_type_is_index(m.media_type)) {
     const char *child = json_string_value(json_object_get(
         json_array_get(json_object_get(root, "manifests"), 0), "digest"));
+    char digest[FL_DIGEST_STR_MAX];
+    snprintf(digest, sizeof digest, "%s", child ? child : "");
     fl_manifest_clear(&m);
     json_decref(root);
     root = NULL;
-    if (!child) {
+    if (!digest[0]) {
       rc = fl_error_set(err, FL_EINVALID, "%s: empty index %s", ep->desc, tag);
       goto out;
     }
-    char digest[FL_DIGEST_STR_MAX];
-    snprintf(digest, sizeof digest, "%s", child);
     if ((rc = ep->inner->ops->manifest_get(ep->inner, "", digest, &m, err)) !=
         FL_OK)
       goto out;

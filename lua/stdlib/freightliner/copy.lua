@@ -127,7 +127,8 @@ function M.finish_archives()
   for key, reg in pairs(state.endpoints) do
     if reg.archive_writer then
       local ok, msg, code = core.archive.finish(reg.ep)
-      if not ok and code ~= "NOT_FOUND" and not first_msg then first_msg, first_code = msg, code end
+      local empty = code == "NOT_FOUND" and msg:find("nothing was written", 1, true)
+      if not ok and not empty and not first_msg then first_msg, first_code = msg, code end
       reg:close()
       state.endpoints[key] = nil
     end
