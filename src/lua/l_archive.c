@@ -3,11 +3,13 @@
  *
  *   archive.open("oci" | "docker", path, "r" | "w") -> ep | nil, msg, CODE
  *   archive.finish(ep)                               -> true | nil, msg, CODE
+ *   archive.member(ep, name)                         -> string | nil, msg, CODE
  *
  * open returns the same endpoint userdata as core.endpoint (see
  * src/registry/archive.h for what reading and writing do); finish writes
  * the archive file from what was copied into an endpoint opened "w".
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "lua/bindings.h"
@@ -29,6 +31,25 @@ static int l_open(lua_State *L) {
   return 1;
 }
 
+/* member(ep, name) -> string: a file an export put in the archive. */
+static int l_member(lua_State *L) {
+  fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  /* the box owns the buffer from the start, so no error can leak it */
+  fl_lua_owned *box = fl_lua_push_owned(L, free);
+  fl_error err;
+  char *data;
+  size_t len;
+  fl_code rc =
+      fl_archive_read_member(ep, name, 64 * 1024 * 1024, &data, &len, &err);
+  box->ptr = data;
+  if (rc != FL_OK)
+    return fl_lua_fail(L, &err);
+  lua_pushlstring(L, data, len);
+  fl_lua_owned_release(box);
+  return 1;
+}
+
 static int l_finish(lua_State *L) {
   fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
   fl_error err;
@@ -40,7 +61,8 @@ static int l_finish(lua_State *L) {
 
 int fl_lua_open_archive(lua_State *L) {
   static const luaL_Reg funcs[] = {
-      {"open", l_open}, {"finish", l_finish}, {NULL, NULL}};
+      {"open", l_open}, {"finish", l_finish}, {"member", l_member},
+      {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
 }

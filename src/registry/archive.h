@@ -53,6 +53,16 @@ fl_code fl_archive_open(fl_archive_kind kind, const char *path, int write,
  * written; FL_ENOT_FOUND when nothing was written into it. */
 fl_code fl_archive_finish(fl_endpoint *ep, fl_error *err);
 
+/* Read a whole member of an archive opened for reading (at most max
+ * bytes; FL_ETOO_LARGE over that, FL_ENOT_FOUND when absent): extra files
+ * an export puts beside the layout. */
+fl_code fl_archive_read_member(fl_endpoint *ep, const char *name, size_t max,
+                               char **out, size_t *len, fl_error *err);
+
+/* Files in a working directory (FILE.parts) that an oci-archive carries as
+ * extra members beside the layout. */
+#define FL_ARCHIVE_CONTENTS "freightliner-contents.json"
+
 /* Internal to archive_read.c / archive_write.c. */
 fl_code fl_archive_open_reader(fl_archive_kind kind, const char *path,
                                fl_endpoint **out, fl_error *err);

@@ -788,3 +788,17 @@ out:
     *out = &ep->base;
   return rc;
 }
+
+fl_code fl_archive_read_member(fl_endpoint *e, const char *name, size_t max,
+                               char **out, size_t *len, fl_error *err) {
+  *out = NULL;
+  *len = 0;
+  if (!e || e->ops != &read_ops)
+    return fl_error_set(err, FL_EINVALID, "not an archive opened for reading");
+  ar_read *ep = as_read(e);
+  const fl_tar_member *m = fl_tar_find(&ep->ix, name);
+  if (!m)
+    return fl_error_set(err, FL_ENOT_FOUND, "%s has no member %s", ep->desc,
+                        name);
+  return read_member(ep, m, max, out, len, err);
+}

@@ -288,6 +288,9 @@ static fl_code write_oci(ar_write *ep, fl_tar_writer *w, fl_error *err) {
     snprintf(p, sizeof p, "%s/index.json", ep->parts);
     rc = fl_tar_add_file(w, "index.json", p, err);
   }
+  snprintf(p, sizeof p, "%s/" FL_ARCHIVE_CONTENTS, ep->parts);
+  if (rc == FL_OK && access(p, F_OK) == 0)
+    rc = fl_tar_add_file(w, FL_ARCHIVE_CONTENTS, p, err);
   if (rc == FL_OK)
     rc = fl_tar_add_dir(w, "blobs", err);
   for (size_t a = 0; a < 2 && rc == FL_OK; a++) {

@@ -95,7 +95,7 @@ local function open_archive(kind, file, write)
   return reg
 end
 
--- "oci-archive:FILE[:REF]", "docker-archive:FILE[:NAME:TAG]" -> image.
+-- "oci-archive:FILE[:TAG|:sha256:HEX]", "docker-archive:FILE[:NAME:TAG]" -> image.
 -- Without REF a source is the archive's only image; a destination gets
 -- "latest" (docker-archive: no RepoTags).
 local function resolve_archive(x, kind, rest, side)
@@ -114,6 +114,11 @@ local function resolve_archive(x, kind, rest, side)
         return nil, "docker-archive references are NAME:TAG, not digests: " .. x, "INVALID"
       end
     end
+  end
+  -- oci-archive:FILE:sha256:HEX (or @sha256:HEX) names an image by digest
+  local digest = kind == "oci" and ref and ref:match("^@?(sha256:%x+)$")
+  if digest then
+    return { registry = reg, repository = repo, reference = digest, digest = digest, name = x }
   end
   tag = tag or (write and "latest" or nil)
   return { registry = reg, repository = repo, reference = tag or "", tag = tag, name = x }
