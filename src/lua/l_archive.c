@@ -60,9 +60,10 @@ static int l_finish(lua_State *L) {
 }
 
 int fl_lua_open_archive(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-      {"open", l_open}, {"finish", l_finish}, {"member", l_member},
-      {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"open", l_open},
+                                   {"finish", l_finish},
+                                   {"member", l_member},
+                                   {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
 }

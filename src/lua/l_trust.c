@@ -40,8 +40,7 @@ static int keys_close(lua_State *L) {
 static int keys_tostring(lua_State *L) {
   lkeys *lk = luaL_checkudata(L, 1, KEYS_CLASS);
   if (lk->keys)
-    lua_pushfstring(L, "trust keys (%d)",
-                    (int)fl_trust_keys_count(lk->keys));
+    lua_pushfstring(L, "trust keys (%d)", (int)fl_trust_keys_count(lk->keys));
   else
     lua_pushliteral(L, "trust keys (closed)");
   return 1;
@@ -89,10 +88,10 @@ static int l_keys(lua_State *L) {
     if (!s || lua_type(L, -1) != LUA_TSTRING)
       return luaL_argerror(L, 1, "keys must be file names or PEM strings");
     fl_error err;
-    fl_code rc = strstr(s, "-----BEGIN ")
-                     ? fl_trust_keys_add_pem(lk->keys, "(PEM text)", s, len,
-                                             &err)
-                     : fl_trust_keys_add_file(lk->keys, s, &err);
+    fl_code rc =
+        strstr(s, "-----BEGIN ")
+            ? fl_trust_keys_add_pem(lk->keys, "(PEM text)", s, len, &err)
+            : fl_trust_keys_add_file(lk->keys, s, &err);
     lua_pop(L, 1);
     if (rc != FL_OK)
       return fl_lua_fail(L, &err);
@@ -134,9 +133,10 @@ static int l_verify(lua_State *L) {
 }
 
 int fl_lua_open_trust(lua_State *L) {
-  static const luaL_Reg methods[] = {
-      {"count", keys_count}, {"names", keys_names}, {"close", keys_close},
-      {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"count", keys_count},
+                                     {"names", keys_names},
+                                     {"close", keys_close},
+                                     {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", keys_close},
                                   {"__close", keys_close},
                                   {"__tostring", keys_tostring},

@@ -45,7 +45,7 @@ typedef struct ar_read {
   int loaded;
   fl_code load_rc;
   fl_error load_err;
-  json_t *index; /* oci: index.json */
+  json_t *index;  /* oci: index.json */
   dk_image *imgs; /* docker: one per RepoTags entry */
   size_t nimgs;
   dk_blob *blobs; /* docker: config and layer members by digest */
@@ -57,8 +57,7 @@ static ar_read *as_read(fl_endpoint *e) { return (ar_read *)e; }
 /* ---- members -------------------------------------------------------------- */
 
 static fl_code read_member(const ar_read *ep, const fl_tar_member *m,
-                           size_t max, char **out, size_t *len,
-                           fl_error *err) {
+                           size_t max, char **out, size_t *len, fl_error *err) {
   if (m->size > max)
     return fl_error_set(err, FL_ETOO_LARGE, "%s: member %s is over %zu bytes",
                         ep->path, m->name, max);
@@ -213,10 +212,10 @@ static fl_code docker_manifest(ar_read *ep, json_t *entry, fl_manifest *out,
   if (!cm)
     return FL_EINVALID;
   char digest[FL_DIGEST_STR_MAX];
-  fl_code rc = cm->size > CONFIG_MAX
-                   ? fl_error_set(err, FL_ETOO_LARGE, "%s: config too large",
-                                  ep->path)
-                   : member_digest(ep, cm, digest, err);
+  fl_code rc =
+      cm->size > CONFIG_MAX
+          ? fl_error_set(err, FL_ETOO_LARGE, "%s: config too large", ep->path)
+          : member_digest(ep, cm, digest, err);
   if (rc != FL_OK)
     return rc;
   if (add_blob(ep, digest, cm) != FL_OK)
@@ -244,9 +243,9 @@ static fl_code docker_manifest(ar_read *ep, json_t *entry, fl_manifest *out,
      * not (clients detect compression by its magic); doing the same gives
      * the manifest skopeo gives, digest for digest. */
     const char *mt = FL_MT_DOCKER_LAYER_GZIP;
-    json_array_append_new(layers, json_pack("{s:s,s:I,s:s}", "mediaType", mt,
-                                            "size", (json_int_t)lm->size,
-                                            "digest", digest));
+    json_array_append_new(layers,
+                          json_pack("{s:s,s:I,s:s}", "mediaType", mt, "size",
+                                    (json_int_t)lm->size, "digest", digest));
     if (add_blob(ep, digest, lm) != FL_OK) {
       rc = fl_error_set(err, FL_ENOMEM, "out of memory");
       break;
@@ -373,8 +372,8 @@ static void list_names(const ar_read *ep, char *out, size_t cap) {
     const char *t = json_string_value(
         json_object_get(json_object_get(d, "annotations"), FL_OCI_REF_NAME));
     if (t && !is_sig_tag(t) && used + 1 < cap)
-      used += (size_t)snprintf(out + used, cap - used, "%s%s",
-                               used ? ", " : "", t);
+      used +=
+          (size_t)snprintf(out + used, cap - used, "%s%s", used ? ", " : "", t);
   }
 }
 
@@ -382,8 +381,8 @@ static fl_code ambiguous(const ar_read *ep, size_t n, fl_error *err) {
   char names[300];
   list_names(ep, names, sizeof names);
   return fl_error_set(err, n ? FL_EINVALID : FL_ENOT_FOUND,
-                      "%s holds %zu images (%s); name one, as %s:NAME", ep->path,
-                      n, names[0] ? names : "none tagged", ep->desc);
+                      "%s holds %zu images (%s); name one, as %s:NAME",
+                      ep->path, n, names[0] ? names : "none tagged", ep->desc);
 }
 
 /* oci: the index.json descriptor for a tag, or "" for the only image. */
@@ -543,8 +542,8 @@ static fl_code ar_manifest_get(fl_endpoint *e, const char *repo,
   if (!m)
     return fl_error_set(err, FL_ENOT_FOUND, "%s: manifest %s not found",
                         ep->desc, digest ? digest : reference);
-  if ((rc = read_member(ep, m, FL_MANIFEST_MAX, &out->data, &out->len,
-                        err)) != FL_OK)
+  if ((rc = read_member(ep, m, FL_MANIFEST_MAX, &out->data, &out->len, err)) !=
+      FL_OK)
     return rc;
   rc = fl_manifest_check(out, declared, digest, err);
   if (rc != FL_OK)
@@ -597,9 +596,8 @@ static fl_code ar_blob_exists(fl_endpoint *e, const char *repo,
   return FL_OK;
 }
 
-static fl_code ar_blob_get(fl_endpoint *e, const char *repo,
-                           const char *digest, uint64_t offset, fl_sink *sink,
-                           fl_error *err) {
+static fl_code ar_blob_get(fl_endpoint *e, const char *repo, const char *digest,
+                           uint64_t offset, fl_sink *sink, fl_error *err) {
   (void)repo;
   ar_read *ep = as_read(e);
   fl_code rc = ensure_loaded(ep, err);
@@ -612,9 +610,8 @@ static fl_code ar_blob_get(fl_endpoint *e, const char *repo,
   return stream_member(ep, m, offset, sink, err);
 }
 
-static fl_code ar_blob_put(fl_endpoint *e, const char *repo,
-                           const char *digest, uint64_t size, fl_source *src,
-                           fl_error *err) {
+static fl_code ar_blob_put(fl_endpoint *e, const char *repo, const char *digest,
+                           uint64_t size, fl_source *src, fl_error *err) {
   (void)repo, (void)digest, (void)size, (void)src;
   return read_only(as_read(e), err);
 }
@@ -679,9 +676,9 @@ static fl_code ar_referrers(fl_endpoint *e, const char *repo,
           json_object_get(json_object_get(man, "config"), "mediaType"));
     if (subject && strcmp(subject, digest) == 0 &&
         (!artifact_type || (at && strcmp(at, artifact_type) == 0))) {
-      json_t *entry = json_pack(
-          "{s:O,s:s,s:I}", "mediaType", json_object_get(man, "mediaType"),
-          "digest", md, "size", (json_int_t)m->size);
+      json_t *entry = json_pack("{s:O,s:s,s:I}", "mediaType",
+                                json_object_get(man, "mediaType"), "digest", md,
+                                "size", (json_int_t)m->size);
       if (at)
         json_object_set_new(entry, "artifactType", json_string(at));
       if (json_object_get(man, "annotations"))
@@ -693,8 +690,8 @@ static fl_code ar_referrers(fl_endpoint *e, const char *repo,
   }
   if (tagged || json_array_size(list) == 0) {
     json_decref(list);
-    return fl_error_set(err, FL_EUNSUPPORTED,
-                        "%s: referrers of %s are in tags", ep->desc, digest);
+    return fl_error_set(err, FL_EUNSUPPORTED, "%s: referrers of %s are in tags",
+                        ep->desc, digest);
   }
   json_t *idx = json_pack("{s:i,s:s,s:o}", "schemaVersion", 2, "mediaType",
                           FL_MT_OCI_INDEX, "manifests", list);
@@ -756,7 +753,8 @@ fl_code fl_archive_open_reader(fl_archive_kind kind, const char *path,
   ep->kind = kind;
   ep->fd = -1;
   pthread_mutex_init(&ep->lock, NULL);
-  const char *scheme = kind == FL_ARCHIVE_OCI ? "oci-archive" : "docker-archive";
+  const char *scheme =
+      kind == FL_ARCHIVE_OCI ? "oci-archive" : "docker-archive";
   size_t dlen = strlen(scheme) + strlen(path) + 2;
   ep->path = strdup(path);
   ep->desc = malloc(dlen);

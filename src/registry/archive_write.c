@@ -57,9 +57,8 @@ static fl_code w_tags(fl_endpoint *e, const char *repo, fl_strlist *out,
                       fl_error *err) {
   return INNER(e)->ops->tags(INNER(e), repo, out, err);
 }
-static fl_code w_manifest_get(fl_endpoint *e, const char *repo,
-                              const char *ref, fl_manifest *out,
-                              fl_error *err) {
+static fl_code w_manifest_get(fl_endpoint *e, const char *repo, const char *ref,
+                              fl_manifest *out, fl_error *err) {
   return INNER(e)->ops->manifest_get(INNER(e), repo, ref, out, err);
 }
 static fl_code w_manifest_head(fl_endpoint *e, const char *repo,
@@ -84,18 +83,16 @@ static fl_code w_blob_put(fl_endpoint *e, const char *repo, const char *digest,
                           uint64_t size, fl_source *src, fl_error *err) {
   return INNER(e)->ops->blob_put(INNER(e), repo, digest, size, src, err);
 }
-static fl_code w_blob_mount(fl_endpoint *e, const char *repo,
-                            const char *from, const char *digest,
-                            fl_error *err) {
+static fl_code w_blob_mount(fl_endpoint *e, const char *repo, const char *from,
+                            const char *digest, fl_error *err) {
   return INNER(e)->ops->blob_mount(INNER(e), repo, from, digest, err);
 }
 static fl_code w_blob_delete(fl_endpoint *e, const char *repo,
                              const char *digest, fl_error *err) {
   return INNER(e)->ops->blob_delete(INNER(e), repo, digest, err);
 }
-static fl_code w_referrers(fl_endpoint *e, const char *repo,
-                           const char *digest, const char *type,
-                           fl_manifest *out, fl_error *err) {
+static fl_code w_referrers(fl_endpoint *e, const char *repo, const char *digest,
+                           const char *type, fl_manifest *out, fl_error *err) {
   return INNER(e)->ops->referrers(INNER(e), repo, digest, type, out, err);
 }
 
@@ -114,14 +111,14 @@ static fl_code record_repotag(ar_write *ep, const char *repo, const char *tag,
   fl_code rc = FL_OK;
   if (json_dump_file(ep->repotags, tmp, JSON_COMPACT) != 0 ||
       rename(tmp, file) != 0)
-    rc = fl_error_set(err, FL_EIO, "cannot write %s: %s", file,
-                      strerror(errno));
+    rc =
+        fl_error_set(err, FL_EIO, "cannot write %s: %s", file, strerror(errno));
   pthread_mutex_unlock(&ep->lock);
   return rc;
 }
 
-static fl_code w_manifest_put(fl_endpoint *e, const char *repo,
-                              const char *ref, const void *data, size_t len,
+static fl_code w_manifest_put(fl_endpoint *e, const char *repo, const char *ref,
+                              const void *data, size_t len,
                               const char *media_type, fl_error *err) {
   ar_write *ep = as_write(e);
   if (ep->kind == FL_ARCHIVE_DOCKER && fl_media_type_is_index(media_type)) {
@@ -135,9 +132,8 @@ static fl_code w_manifest_put(fl_endpoint *e, const char *repo,
                           "or the platforms copy option)",
                           ep->desc, repo, ref, n);
   }
-  fl_code rc =
-      ep->inner->ops->manifest_put(ep->inner, repo, ref, data, len,
-                                   media_type, err);
+  fl_code rc = ep->inner->ops->manifest_put(ep->inner, repo, ref, data, len,
+                                            media_type, err);
   if (rc == FL_OK && ep->kind == FL_ARCHIVE_DOCKER && repo[0] && ref[0] &&
       !strchr(ref, ':') && !is_sig_tag(ref))
     rc = record_repotag(ep, repo, ref, err);
@@ -185,7 +181,8 @@ fl_code fl_archive_open_writer(fl_archive_kind kind, const char *path,
   ep->base.ops = &write_ops;
   ep->kind = kind;
   pthread_mutex_init(&ep->lock, NULL);
-  const char *scheme = kind == FL_ARCHIVE_OCI ? "oci-archive" : "docker-archive";
+  const char *scheme =
+      kind == FL_ARCHIVE_OCI ? "oci-archive" : "docker-archive";
   size_t plen = strlen(path) + 8, dlen = strlen(scheme) + strlen(path) + 2;
   ep->path = strdup(path);
   ep->parts = malloc(plen);
@@ -380,8 +377,8 @@ out:
 }
 
 static fl_code write_layer(ar_write *ep, fl_tar_writer *w, json_t *layer,
-                           const char *diff_id, json_t *written,
-                           json_t *names, fl_error *err) {
+                           const char *diff_id, json_t *written, json_t *names,
+                           fl_error *err) {
   const char *digest = json_string_value(json_object_get(layer, "digest"));
   const char *mt = json_string_value(json_object_get(layer, "mediaType"));
   char file[PATH_MAX], member[160];
@@ -459,16 +456,19 @@ static fl_code write_docker_image(ar_write *ep, fl_tar_writer *w,
       goto out;
     root = json_loadb(m.data, m.len, 0, NULL);
   }
-  const char *cdigest =
-      json_string_value(json_object_get(json_object_get(root, "config"), "digest"));
+  const char *cdigest = json_string_value(
+      json_object_get(json_object_get(root, "config"), "digest"));
   char file[PATH_MAX], member[160];
-  if (!cdigest || (rc = blob_file(ep, cdigest, file, sizeof file, err)) != FL_OK) {
-    rc = rc ? rc : fl_error_set(err, FL_EINVALID, "%s: %s has no config",
-                                ep->desc, tag);
+  if (!cdigest ||
+      (rc = blob_file(ep, cdigest, file, sizeof file, err)) != FL_OK) {
+    rc = rc ? rc
+            : fl_error_set(err, FL_EINVALID, "%s: %s has no config", ep->desc,
+                           tag);
     goto out;
   }
   config = json_load_file(file, 0, NULL);
-  json_t *diff_ids = json_object_get(json_object_get(config, "rootfs"), "diff_ids");
+  json_t *diff_ids =
+      json_object_get(json_object_get(config, "rootfs"), "diff_ids");
   json_t *layers = json_object_get(root, "layers");
   if (json_array_size(diff_ids) != json_array_size(layers)) {
     rc = fl_error_set(err, FL_EINVALID,
@@ -517,8 +517,7 @@ static fl_code write_docker(ar_write *ep, fl_tar_writer *w, json_t *index,
         json_object_get(json_object_get(d, "annotations"), FL_OCI_REF_NAME));
     if (!tag || is_sig_tag(tag))
       continue;
-    const char *repotag =
-        json_string_value(json_object_get(ep->repotags, tag));
+    const char *repotag = json_string_value(json_object_get(ep->repotags, tag));
     if ((rc = write_docker_image(ep, w, tag, repotag, written, list, err)) !=
         FL_OK)
       break;
@@ -536,8 +535,7 @@ static fl_code write_docker(ar_write *ep, fl_tar_writer *w, json_t *index,
 
 fl_code fl_archive_finish(fl_endpoint *e, fl_error *err) {
   if (!e || e->ops != &write_ops)
-    return fl_error_set(err, FL_EINVALID,
-                        "not an archive opened for writing");
+    return fl_error_set(err, FL_EINVALID, "not an archive opened for writing");
   ar_write *ep = as_write(e);
   char p[PATH_MAX], tmp[PATH_MAX];
   snprintf(p, sizeof p, "%s/index.json", ep->parts);
@@ -551,8 +549,8 @@ fl_code fl_archive_finish(fl_endpoint *e, fl_error *err) {
   fl_tar_writer w = {.fd = mkostemp(tmp, O_CLOEXEC), .path = tmp, .pos = 0};
   fl_code rc = FL_OK;
   if (w.fd < 0) {
-    rc = fl_error_set(err, FL_EIO, "cannot create %s: %s", tmp,
-                      strerror(errno));
+    rc =
+        fl_error_set(err, FL_EIO, "cannot create %s: %s", tmp, strerror(errno));
     json_decref(index);
     return rc;
   }
@@ -567,8 +565,8 @@ fl_code fl_archive_finish(fl_endpoint *e, fl_error *err) {
   if (close(w.fd) != 0 && rc == FL_OK)
     rc = fl_error_set(err, FL_EIO, "closing %s: %s", tmp, strerror(errno));
   if (rc == FL_OK && rename(tmp, ep->path) != 0)
-    rc = fl_error_set(err, FL_EIO, "cannot rename %s to %s: %s", tmp,
-                      ep->path, strerror(errno));
+    rc = fl_error_set(err, FL_EIO, "cannot rename %s to %s: %s", tmp, ep->path,
+                      strerror(errno));
   if (rc != FL_OK) {
     unlink(tmp);
     return rc;

@@ -27,7 +27,7 @@
 #include "freightliner.h"
 
 typedef struct fl_tar_member {
-  char *name; /* without a leading "./" */
+  char *name;      /* without a leading "./" */
   uint64_t offset; /* of the data */
   uint64_t size;
   char type; /* '0' regular file, '5' directory, ... */

@@ -29,7 +29,9 @@ struct fl_trust_keys {
   size_t n;
 };
 
-fl_trust_keys *fl_trust_keys_new(void) { return calloc(1, sizeof(fl_trust_keys)); }
+fl_trust_keys *fl_trust_keys_new(void) {
+  return calloc(1, sizeof(fl_trust_keys));
+}
 
 void fl_trust_keys_free(fl_trust_keys *k) {
   if (!k)
@@ -213,13 +215,13 @@ static int key_verifies(const trust_key *tk, const unsigned char *sig,
 /* The digest a payload signs, or NULL with why set. */
 static const char *payload_digest(json_t *root, char *why, size_t why_len) {
   json_t *critical = json_object_get(root, "critical");
-  const char *type =
-      json_string_value(json_object_get(critical, "type"));
+  const char *type = json_string_value(json_object_get(critical, "type"));
   const char *digest = json_string_value(json_object_get(
       json_object_get(critical, "image"), "docker-manifest-digest"));
   if (!json_is_object(critical) || !digest) {
-    snprintf(why, why_len, "malformed signature: the payload has no "
-                           "critical.image.docker-manifest-digest");
+    snprintf(why, why_len,
+             "malformed signature: the payload has no "
+             "critical.image.docker-manifest-digest");
     return NULL;
   }
   if (!type || strcmp(type, FL_COSIGN_PAYLOAD_TYPE) != 0) {
@@ -240,8 +242,9 @@ fl_sig_status fl_cosign_check(const fl_trust_keys *k, const void *payload,
   why[0] = '\0';
   long siglen = sig_b64 ? b64_decode(sig_b64, sig, sizeof sig) : -1;
   if (siglen <= 0) {
-    snprintf(why, why_len, "malformed signature: the %s annotation is not "
-                           "base64",
+    snprintf(why, why_len,
+             "malformed signature: the %s annotation is not "
+             "base64",
              FL_COSIGN_SIG_ANNOTATION);
     return FL_SIG_MALFORMED;
   }
@@ -267,8 +270,9 @@ fl_sig_status fl_cosign_check(const fl_trust_keys *k, const void *payload,
   if (!signed_digest) {
     st = FL_SIG_MALFORMED;
   } else if (strcmp(signed_digest, digest) != 0) {
-    snprintf(why, why_len, "digest mismatch: the signature covers %.80s, the "
-                           "image is %.80s",
+    snprintf(why, why_len,
+             "digest mismatch: the signature covers %.80s, the "
+             "image is %.80s",
              signed_digest, digest);
     st = FL_SIG_DIGEST_MISMATCH;
   }

@@ -50,10 +50,10 @@ const char *fl_trust_key_kind(const fl_trust_keys *k, size_t i);
 
 /* What one signature check found. */
 typedef enum fl_sig_status {
-  FL_SIG_VALID,          /* a key verified it and it covers the digest */
-  FL_SIG_WRONG_KEY,      /* no key in the set verifies it */
+  FL_SIG_VALID,           /* a key verified it and it covers the digest */
+  FL_SIG_WRONG_KEY,       /* no key in the set verifies it */
   FL_SIG_DIGEST_MISMATCH, /* verified, but it signs another image */
-  FL_SIG_MALFORMED,      /* bad base64, DER, JSON or payload shape */
+  FL_SIG_MALFORMED,       /* bad base64, DER, JSON or payload shape */
 } fl_sig_status;
 
 /* Check one cosign signature over `payload` against every key in k. On

@@ -75,8 +75,8 @@ static fl_code check_layer(scan *s, json_t *layer, fl_error *err) {
                  " annotation");
     return FL_OK;
   }
-  if (!bdigest || fl_digest_parse(bdigest, NULL, NULL) != FL_OK ||
-      size <= 0 || size > FL_TRUST_PAYLOAD_MAX) {
+  if (!bdigest || fl_digest_parse(bdigest, NULL, NULL) != FL_OK || size <= 0 ||
+      size > FL_TRUST_PAYLOAD_MAX) {
     malformed(s, "the payload layer's digest or size is invalid");
     return FL_OK;
   }
@@ -180,10 +180,10 @@ static fl_code scan_index(scan *s, const fl_manifest *idx, fl_error *err) {
  * an index), for registries without the API. */
 static fl_code scan_referrers(scan *s, const char *tag_base, fl_error *err) {
   fl_manifest idx;
-  fl_code rc = s->ep->ops->referrers
-                   ? s->ep->ops->referrers(s->ep, s->repo, s->digest, NULL,
-                                           &idx, err)
-                   : FL_EUNSUPPORTED;
+  fl_code rc =
+      s->ep->ops->referrers
+          ? s->ep->ops->referrers(s->ep, s->repo, s->digest, NULL, &idx, err)
+          : FL_EUNSUPPORTED;
   if (rc == FL_EUNSUPPORTED) {
     rc = s->ep->ops->manifest_get(s->ep, s->repo, tag_base, &idx, err);
     if (rc == FL_ENOT_FOUND)
@@ -206,8 +206,7 @@ static void missing_keys(const scan *s, char *out, size_t cap) {
   out[0] = '\0';
   for (size_t i = 0; i < fl_trust_keys_count(s->keys) && used < cap; i++)
     if (!(s->res->keys & (1ull << i)))
-      used += (size_t)snprintf(out + used, cap - used, "%s%s",
-                               used ? ", " : "",
+      used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? ", " : "",
                                fl_trust_key_name(s->keys, i));
 }
 
@@ -231,7 +230,7 @@ static fl_code refuse(const scan *s, fl_trust_require require,
         what, tag_base,
         s->bundles ? "; it has sigstore bundles, a format not supported" : "");
   /* The most telling reason first. */
-  const char *why = s->mismatch   ? s->why_mismatch
+  const char *why = s->mismatch    ? s->why_mismatch
                     : s->malformed ? s->why_malformed
                     : r->keyless && !s->wrong
                         ? "a keyless signature (Fulcio certificate): keyless "
@@ -243,8 +242,9 @@ static fl_code refuse(const scan *s, fl_trust_require require,
                         "%s: %zu signature(s), none valid: %s; %zu keyless "
                         "(not supported)",
                         what, r->signatures, why, r->keyless);
-  return fl_error_set(err, FL_EUNVERIFIED, "%s: %zu signature(s), none valid: %s",
-                      what, r->signatures, why);
+  return fl_error_set(err, FL_EUNVERIFIED,
+                      "%s: %zu signature(s), none valid: %s", what,
+                      r->signatures, why);
 }
 
 fl_code fl_trust_verify(fl_endpoint *ep, const char *repo, const char *digest,
@@ -253,8 +253,9 @@ fl_code fl_trust_verify(fl_endpoint *ep, const char *repo, const char *digest,
   memset(res, 0, sizeof *res);
   size_t nkeys = fl_trust_keys_count(keys);
   if (nkeys == 0)
-    return fl_error_set(err, FL_EINVALID, "verification needs at least one "
-                                          "public key");
+    return fl_error_set(err, FL_EINVALID,
+                        "verification needs at least one "
+                        "public key");
   fl_code rc = fl_digest_parse(digest, NULL, err);
   if (rc != FL_OK)
     return rc;
@@ -281,9 +282,9 @@ fl_code fl_trust_verify(fl_endpoint *ep, const char *repo, const char *digest,
       rc = FL_OK;
   }
   if (rc == FL_OK) {
-    unsigned long long all =
-        nkeys >= 64 ? ~0ull : ((1ull << nkeys) - 1);
-    int ok = require == FL_TRUST_ALL ? (res->keys & all) == all : res->keys != 0;
+    unsigned long long all = nkeys >= 64 ? ~0ull : ((1ull << nkeys) - 1);
+    int ok =
+        require == FL_TRUST_ALL ? (res->keys & all) == all : res->keys != 0;
     if (!ok)
       rc = refuse(s, require, tag_base, err);
   }

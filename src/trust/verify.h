@@ -27,10 +27,10 @@
 typedef enum fl_trust_require { FL_TRUST_ANY, FL_TRUST_ALL } fl_trust_require;
 
 typedef struct fl_trust_result {
-  size_t signatures;         /* cosign signatures examined */
-  unsigned long long keys;   /* bit i: key i made a valid signature */
-  size_t keyless;            /* certificate-based signatures seen */
-  char where[16];            /* "referrers", "tag" or "" */
+  size_t signatures;       /* cosign signatures examined */
+  unsigned long long keys; /* bit i: key i made a valid signature */
+  size_t keyless;          /* certificate-based signatures seen */
+  char where[16];          /* "referrers", "tag" or "" */
 } fl_trust_result;
 
 fl_code fl_trust_verify(fl_endpoint *ep, const char *repo, const char *digest,

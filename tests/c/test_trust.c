@@ -195,8 +195,7 @@ static char *sign_b64(EVP_PKEY *pkey, int pure, const char *msg) {
   unsigned char sig[1024];
   size_t siglen = sizeof sig;
   assert_int_equal(
-      EVP_DigestSignInit(ctx, NULL, pure ? NULL : EVP_sha256(), NULL, pkey),
-      1);
+      EVP_DigestSignInit(ctx, NULL, pure ? NULL : EVP_sha256(), NULL, pkey), 1);
   assert_int_equal(EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)msg,
                                   strlen(msg)),
                    1);
@@ -224,17 +223,17 @@ static void check_generated(EVP_PKEY *pkey, int pure, const char *kind) {
   assert_string_equal(fl_trust_key_kind(k, 0), kind);
   char *sig = sign_b64(pkey, pure, payload);
   unsigned long long m;
-  assert_int_equal(fl_cosign_check(k, payload, strlen(payload), sig, digest,
-                                   &m, why, sizeof why),
+  assert_int_equal(fl_cosign_check(k, payload, strlen(payload), sig, digest, &m,
+                                   why, sizeof why),
                    FL_SIG_VALID);
   assert_int_equal(m, 1);
   /* wrong payload type */
   char *bad = strdup(payload);
   memcpy(strstr(bad, "cosign container"), "COSIGN", 6);
   char *sig2 = sign_b64(pkey, pure, bad);
-  assert_int_equal(fl_cosign_check(k, bad, strlen(bad), sig2, digest, &m, why,
-                                   sizeof why),
-                   FL_SIG_MALFORMED);
+  assert_int_equal(
+      fl_cosign_check(k, bad, strlen(bad), sig2, digest, &m, why, sizeof why),
+      FL_SIG_MALFORMED);
   /* not JSON at all, but signed */
   char *sig3 = sign_b64(pkey, pure, "hello");
   assert_int_equal(
@@ -280,15 +279,14 @@ static void test_key_errors(void **state) {
                    FL_EINVALID);
   const char *priv = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC "
                      "PRIVATE KEY-----\n";
-  assert_int_equal(fl_trust_keys_add_pem(k, "cosign.key", priv, strlen(priv),
-                                         &err),
-                   FL_EINVALID);
+  assert_int_equal(
+      fl_trust_keys_add_pem(k, "cosign.key", priv, strlen(priv), &err),
+      FL_EINVALID);
   assert_non_null(strstr(err.msg, "private key"));
   const char *cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END "
                      "CERTIFICATE-----\n";
-  assert_int_equal(
-      fl_trust_keys_add_pem(k, "c.pem", cert, strlen(cert), &err),
-      FL_EUNSUPPORTED);
+  assert_int_equal(fl_trust_keys_add_pem(k, "c.pem", cert, strlen(cert), &err),
+                   FL_EUNSUPPORTED);
   assert_non_null(strstr(err.msg, "keyless"));
   assert_int_equal(fl_trust_keys_count(k), 0);
   /* PKCS#1 RSA public key, as cosign's own test data has it */

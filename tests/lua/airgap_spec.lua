@@ -59,8 +59,8 @@ sync:
     sh(string.format("exec 2>/dev/null; cd %s && openssl genpkey -algorithm EC "
       .. "-pkeyopt ec_paramgen_curve:P-256 -out k.key && openssl pkey -in k.key -pubout -out k.pub", dir))
     for _, c in ipairs({ { "project-a/app", "v1.1", "tag" }, { "project-a/multi", "v1", "referrers" } }) do
-      sh(string.format("python3 %s/e2e/harness/cosign_sign.py --registry %s --repo %s --digest %s --key %s/k.key --where %s",
-        h.root, src.url, c[1], by_tag(seeded, c[1], c[2]).digest, dir, c[3]))
+      sh(string.format("python3 %s/e2e/harness/cosign_sign.py --registry %s --repo %s --digest %s "
+        .. "--key %s/k.key --where %s", h.root, src.url, c[1], by_tag(seeded, c[1], c[2]).digest, dir, c[3]))
     end
     write_config(dir .. "/sync.yaml")
   end)

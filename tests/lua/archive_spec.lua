@@ -48,10 +48,10 @@ describe("image archives", function()
     dir = regtest.tmpdir()
     sh(string.format("exec 2>/dev/null; cd %s && openssl genpkey -algorithm ED25519 -out k.key && "
       .. "openssl pkey -in k.key -pubout -out k.pub", dir))
-    sh(string.format("python3 %s/e2e/harness/cosign_sign.py --registry %s --repo project-a/app --digest %s --key %s/k.key",
-      h.root, src.url, by_tag(seeded, "project-a/app", "v1.1").digest, dir))
-    sh(string.format("python3 %s/e2e/harness/cosign_sign.py --registry %s --repo project-a/web --digest %s --key %s/k.key --where referrers",
-      h.root, src.url, by_tag(seeded, "project-a/web", "v1.0").digest, dir))
+    local sign = "python3 %s/e2e/harness/cosign_sign.py --registry %s --repo %s --digest %s --key %s/k.key %s"
+    sh(string.format(sign, h.root, src.url, "project-a/app", by_tag(seeded, "project-a/app", "v1.1").digest, dir, ""))
+    sh(string.format(sign, h.root, src.url, "project-a/web", by_tag(seeded, "project-a/web", "v1.0").digest, dir,
+      "--where referrers"))
   end)
   teardown(function()
     regtest.stop(src)
