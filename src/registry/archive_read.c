@@ -267,18 +267,25 @@ static fl_code docker_manifest(ar_read *ep, json_t *entry, fl_manifest *out,
 
 static fl_code add_image(ar_read *ep, const char *repotag,
                          const fl_manifest *man, fl_error *err) {
+  if (!man->data)
+    return fl_error_set(err, FL_EINVALID, "%s: an image without a manifest",
+                        ep->path);
   dk_image *imgs = realloc(ep->imgs, (ep->nimgs + 1) * sizeof *imgs);
   if (!imgs)
     return fl_error_set(err, FL_ENOMEM, "out of memory");
   ep->imgs = imgs;
   dk_image *im = &imgs[ep->nimgs];
   memset(im, 0, sizeof *im);
-  const char *slash = repotag ? strrchr(repotag, '/') : NULL;
-  const char *colon = repotag ? strrchr(slash ? slash : repotag, ':') : NULL;
-  im->repo = repotag ? strndup(repotag, colon ? (size_t)(colon - repotag)
-                                              : strlen(repotag))
-                     : strdup("");
-  im->tag = repotag ? strdup(colon ? colon + 1 : "latest") : NULL;
+  if (repotag) {
+    /* "name:tag": the tag is after the last ':' that follows the last '/' */
+    const char *slash = strrchr(repotag, '/');
+    const char *colon = strrchr(slash ? slash : repotag, ':');
+    size_t nlen = colon ? (size_t)(colon - repotag) : strlen(repotag);
+    im->repo = strndup(repotag, nlen);
+    im->tag = strdup(colon ? colon + 1 : "latest");
+  } else {
+    im->repo = strdup("");
+  }
   im->man = *man;
   im->man.data = malloc(man->len + 1);
   if (!im->repo || (repotag && !im->tag) || !im->man.data) {
@@ -314,6 +321,7 @@ static fl_code load_docker(ar_read *ep, fl_error *err) {
   json_t *entry;
   json_array_foreach(list, i, entry) {
     fl_manifest man;
+    memset(&man, 0, sizeof man);
     if ((rc = docker_manifest(ep, entry, &man, err)) != FL_OK)
       break;
     json_t *tags = json_object_get(entry, "RepoTags");
@@ -428,7 +436,11 @@ static const dk_image *docker_find(const ar_read *ep, const char *repo,
                                    const char *ref, fl_error *err) {
   const dk_image *found = NULL;
   size_t n = 0;
-  for (size_t i = 0; i < ep->nimgs; i++) {
+  if (!ref)
+    ref = "";
+  if (!repo)
+    repo = "";
+  for (size_t i = 0; ep->imgs && i < ep->nimgs; i++) {
     const dk_image *im = &ep->imgs[i];
     int match;
     if (strchr(ref, ':'))

@@ -76,8 +76,11 @@ static fl_code read_at(int fd, void *buf, size_t len, uint64_t off,
   return FL_OK;
 }
 
-static fl_code push_member(fl_tar_index *ix, char *name, uint64_t off,
-                           uint64_t size, char type) {
+/* Takes ownership of name. */
+static fl_code
+push_member(fl_tar_index *ix,
+            char *name, // NOLINT(readability-non-const-parameter)
+            uint64_t off, uint64_t size, char type) {
   if (ix->count == ix->cap) {
     size_t cap = ix->cap ? ix->cap * 2 : 64;
     fl_tar_member *m = realloc(ix->members, cap * sizeof *m);
@@ -215,8 +218,9 @@ fl_code fl_tar_index_read(int fd, const char *path, fl_tar_index *out,
         }
         name = clean_name(full, strlen(full));
       }
-      if (!name || push_member(out, name, data, size,
-                               type == '\0' ? '0' : type) != FL_OK) {
+      if (!type)
+        type = '0'; /* old tar: a regular file */
+      if (!name || push_member(out, name, data, size, type) != FL_OK) {
         free(name);
         rc = fl_error_set(err, FL_ENOMEM, "out of memory");
         break;
@@ -343,6 +347,7 @@ fl_code fl_tar_add_file(fl_tar_writer *w, const char *name,
     return fl_error_set(err, errno == ENOENT ? FL_ENOT_FOUND : FL_EIO,
                         "cannot open %s: %s", src_path, strerror(errno));
   struct stat st;
+  memset(&st, 0, sizeof st);
   char *buf = malloc(COPY_CHUNK);
   fl_code rc = FL_OK;
   if (!buf)
