@@ -14,7 +14,7 @@ PACKAGES=(
   build-essential cmake pkg-config git ca-certificates
   # libraries
   liblua5.4-dev libcurl4-openssl-dev libssl-dev libyaml-dev libjansson-dev
-  libreadline-dev libcmocka-dev
+  libreadline-dev libcmocka-dev zlib1g-dev
   # Lua runtime and test tools
   lua5.4 lua-cjson lua-busted lua-check lua-posix
   # static analysis, sanitizers, coverage
