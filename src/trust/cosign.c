@@ -3,6 +3,7 @@
  * signature over a simple-signing payload (see cosign.h).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +28,23 @@ typedef struct trust_key {
 struct fl_trust_keys {
   trust_key keys[FL_TRUST_KEYS_MAX];
   size_t n;
+  atomic_int refs; /* owners: the creator and each fl_trust_keys_ref */
 };
 
 fl_trust_keys *fl_trust_keys_new(void) {
-  return calloc(1, sizeof(fl_trust_keys));
+  fl_trust_keys *k = calloc(1, sizeof(fl_trust_keys));
+  if (k)
+    atomic_init(&k->refs, 1);
+  return k;
+}
+
+fl_trust_keys *fl_trust_keys_ref(fl_trust_keys *k) {
+  atomic_fetch_add(&k->refs, 1);
+  return k;
 }
 
 void fl_trust_keys_free(fl_trust_keys *k) {
-  if (!k)
+  if (!k || atomic_fetch_sub(&k->refs, 1) != 1)
     return;
   for (size_t i = 0; i < k->n; i++) {
     EVP_PKEY_free(k->keys[i].pkey);

@@ -12,7 +12,7 @@
  * SHA-256, Ed25519 over the bytes themselves, as sigstore's verifiers do.
  *
  * Threading: a key set is immutable once built and may be used from any
- * number of threads at once.
+ * number of threads at once; it is reference counted (fl_trust_keys_ref).
  */
 #ifndef FL_TRUST_COSIGN_H
 #define FL_TRUST_COSIGN_H
@@ -35,6 +35,9 @@
 typedef struct fl_trust_keys fl_trust_keys;
 
 fl_trust_keys *fl_trust_keys_new(void);
+/* One more owner (a verification running on another thread); each owner
+ * calls fl_trust_keys_free, and the last one frees. */
+fl_trust_keys *fl_trust_keys_ref(fl_trust_keys *k);
 void fl_trust_keys_free(fl_trust_keys *k);
 /* Add a PEM public key; `name` (a file name, say) appears in messages. */
 fl_code fl_trust_keys_add_pem(fl_trust_keys *k, const char *name,

@@ -207,6 +207,22 @@ describe("signature verification", function()
       assert.equal(by_tag(seeded, "project-a/multi", "v1").digest, r.digest)
     end)
 
+    it("verifies inside tasks on threads of their own (fl.parallel)", function()
+      local cases = { { "project-a/app", "v1.1", true }, { "project-a/app", "latest", false },
+                      { "project-a/multi", "v1", true }, { "project-a/web", "v1.0", true },
+                      { "project-a/web", "v1.1", false }, { "project-b/tool", "v1.0", false } }
+      local results = fl.parallel(cases, function(c)
+        local r, msg, code = fl.copy(ref(c[1], c[2]), dst.host .. "/tasks/" .. c[1] .. ":" .. c[2],
+          { verify = { keys = { key("ec"), key("ed"), key("rsa") } } })
+        return { ok = r ~= nil, code = code, msg = msg }
+      end, { concurrency = 6 })
+      for i, c in ipairs(cases) do
+        assert.equal(c[3], results[i].ok, c[1] .. ":" .. c[2] .. ": " .. tostring(results[i].msg))
+        if not c[3] then assert.equal("UNVERIFIED", results[i].code) end
+        assert.equal(c[3], present("tasks/" .. c[1], c[2]))
+      end
+    end)
+
     it("does not copy what fails verification", function()
       for _, c in ipairs({ { "project-a/app", "latest" }, { "project-a/app", "v2.0" },
                             { "project-a/web", "v1.1" }, { "project-b/dmulti", "v1" } }) do

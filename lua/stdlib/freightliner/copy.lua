@@ -199,6 +199,9 @@ local function in_task()
   local co, main = coroutine.running()
   return not main and state.tasks[co]
 end
+--- True inside a task of fl.spawn/fl.parallel (where waiting suspends only
+-- the task).
+M.in_task = in_task
 
 local function clock()
   return core.now()

@@ -86,10 +86,25 @@ function M.preflight(v)
 end
 
 --- Verify an image fl.copy resolved ({ registry, repository, reference }).
+-- Inside a task the requests run on a thread of their own and only this
+-- task waits (other tasks go on, copies keep being collected); at the top
+-- level it simply blocks.
 function M.image(img, v)
   local ks, msg, code = keyset(v.keys)
   if not ks then return nil, msg, code end
-  return core.trust.verify(img.registry.ep, img.repository, img.reference, ks, v.require)
+  local copy = require("freightliner.copy")
+  if not copy.in_task() then
+    return core.trust.verify(img.registry.ep, img.repository, img.reference, ks, v.require)
+  end
+  local job
+  job, msg, code = core.trust.start(img.registry.ep, img.repository, img.reference, ks, v.require)
+  if not job then return nil, msg, code end
+  local wait = 0.002
+  while not job:done() do
+    copy.sleep(wait)
+    wait = math.min(wait * 2, 0.05)
+  end
+  return job:result()
 end
 
 --- fl.verify(ref, opts): see the module comment.
