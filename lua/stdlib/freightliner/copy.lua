@@ -23,6 +23,7 @@
 
 local core = require("freightliner.core")
 local registry = require("freightliner.registry")
+local archive = require("freightliner.archive")
 local verify = require("freightliner.verify")
 
 local M = {}
@@ -81,65 +82,10 @@ local function open_store(spec, host)
   return reg
 end
 
--- An archive: read as a source, written as a destination (one writer per
--- file, finished by M.finish_archives).
-local function open_archive(kind, file, write)
-  local key = string.format("%s-archive:%s#%s", kind, file, write and "w" or "r")
-  local reg = state.endpoints[key]
-  if reg then return reg end
-  local msg, code
-  reg, msg, code = registry.open(kind .. "-archive:" .. file, { write = write })
-  if not reg then return nil, msg, code end
-  reg.archive_writer = write or nil
-  state.endpoints[key] = reg
-  return reg
-end
-
--- "oci-archive:FILE[:TAG|:sha256:HEX]", "docker-archive:FILE[:NAME:TAG]" -> image.
--- Without REF a source is the archive's only image; a destination gets
--- "latest" (docker-archive: no RepoTags).
-local function resolve_archive(x, kind, rest, side)
-  local file, ref = rest:match("^([^:]+):(.+)$")
-  file = file or rest
-  local write = side == "destination"
-  local reg, msg, code = open_archive(kind, file, write)
-  if not reg then return nil, msg, code end
-  local repo, tag = "image", ref
-  if kind == "docker" then
-    repo, tag = "", nil
-    if ref then
-      repo, tag = ref:match("^(.*):([^/:]+)$")
-      if not repo then repo = ref end
-      if ref:find("@", 1, true) then
-        return nil, "docker-archive references are NAME:TAG, not digests: " .. x, "INVALID"
-      end
-    end
-  end
-  -- oci-archive:FILE:sha256:HEX (or @sha256:HEX) names an image by digest
-  local digest = kind == "oci" and ref and ref:match("^@?(sha256:%x+)$")
-  if digest then
-    return { registry = reg, repository = repo, reference = digest, digest = digest, name = x }
-  end
-  tag = tag or (write and "latest" or nil)
-  return { registry = reg, repository = repo, reference = tag or "", tag = tag, name = x }
-end
-
 --- Write every archive fl.copy wrote into (oci-archive:, docker-archive:
--- destinations) and forget them. true | nil, message, CODE (the first
--- failure; the others are still attempted).
+-- destinations) and forget them: true | nil, message, CODE.
 function M.finish_archives()
-  local first_msg, first_code
-  for key, reg in pairs(state.endpoints) do
-    if reg.archive_writer then
-      local ok, msg, code = core.archive.finish(reg.ep)
-      local empty = code == "NOT_FOUND" and msg:find("nothing was written", 1, true)
-      if not ok and not empty and not first_msg then first_msg, first_code = msg, code end
-      reg:close()
-      state.endpoints[key] = nil
-    end
-  end
-  if first_msg then return nil, first_msg, first_code end
-  return true
+  return archive.finish(state.endpoints)
 end
 
 --- The registry object fl.copy uses for store `spec` ("host:port" or
@@ -174,8 +120,8 @@ function M.resolve(x, side)
              tag = x.tag, name = string.format("%s/%s:%s", reg.spec, repo, reference or "latest") }
   end
   if type(x) ~= "string" then return nil, "an image must be a reference string or a table", "INVALID" end
-  local akind, arest = x:match("^(%a+)%-archive:(.+)$")
-  if akind == "oci" or akind == "docker" then return resolve_archive(x, akind, arest, side) end
+  local akind, arest = archive.parse(x)
+  if akind then return archive.resolve(state.endpoints, x, akind, arest, side) end
   local path = x:match("^oci:(.+)$")
   if path then
     -- oci:PATH[:TAG]; a tag never contains '/', so the last ':' splits
