@@ -130,6 +130,27 @@ static void pax_apply(const char *p, size_t len, char **path, uint64_t *size,
   }
 }
 
+/* By name, then by position in the archive. */
+static int cmp_member(const void *a, const void *b) {
+  const fl_tar_member *x = *(const fl_tar_member *const *)a;
+  const fl_tar_member *y = *(const fl_tar_member *const *)b;
+  int c = strcmp(x->name, y->name);
+  return c ? c : (x < y ? -1 : x > y);
+}
+
+static fl_code sort_names(fl_tar_index *ix) {
+  ix->by_name = malloc((ix->count + 1) * sizeof *ix->by_name);
+  if (!ix->by_name)
+    return FL_ENOMEM;
+  ix->nfiles = 0;
+  for (size_t i = 0; i < ix->count; i++)
+    if (ix->members[i].type == '0')
+      ix->by_name[ix->nfiles++] = &ix->members[i];
+  if (ix->nfiles > 1)
+    qsort(ix->by_name, ix->nfiles, sizeof *ix->by_name, cmp_member);
+  return FL_OK;
+}
+
 fl_code fl_tar_index_read(int fd, const char *path, fl_tar_index *out,
                           fl_error *err) {
   memset(out, 0, sizeof *out);
@@ -230,15 +251,26 @@ fl_code fl_tar_index_read(int fd, const char *path, fl_tar_index *out,
     off = data + (size + BLOCK - 1) / BLOCK * BLOCK;
   }
   free(next_path);
+  if (rc == FL_OK && sort_names(out) != FL_OK)
+    rc = fl_error_set(err, FL_ENOMEM, "out of memory");
   if (rc != FL_OK)
     fl_tar_index_clear(out);
   return rc;
 }
 
 const fl_tar_member *fl_tar_find(const fl_tar_index *ix, const char *name) {
-  for (size_t i = ix->count; i-- > 0;)
-    if (ix->members[i].type == '0' && strcmp(ix->members[i].name, name) == 0)
-      return &ix->members[i];
+  /* the first entry whose name is greater; the one before is the last
+   * member with that name, if any */
+  size_t lo = 0, hi = ix->nfiles;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (strcmp(ix->by_name[mid]->name, name) <= 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo > 0 && strcmp(ix->by_name[lo - 1]->name, name) == 0)
+    return ix->by_name[lo - 1];
   return NULL;
 }
 
@@ -246,6 +278,7 @@ void fl_tar_index_clear(fl_tar_index *ix) {
   for (size_t i = 0; i < ix->count; i++)
     free(ix->members[i].name);
   free(ix->members);
+  free(ix->by_name);
   memset(ix, 0, sizeof *ix);
 }
 

@@ -36,11 +36,14 @@ typedef struct fl_tar_member {
 typedef struct fl_tar_index {
   fl_tar_member *members;
   size_t count, cap;
+  const fl_tar_member **by_name; /* regular files, for fl_tar_find */
+  size_t nfiles;
 } fl_tar_index;
 
 fl_code fl_tar_index_read(int fd, const char *path, fl_tar_index *out,
                           fl_error *err);
-/* The regular file `name` (last one wins, as tar extracts), or NULL. */
+/* The regular file `name` (last one wins, as tar extracts), or NULL.
+ * O(log n): archives of many thousand blobs are looked up per blob. */
 const fl_tar_member *fl_tar_find(const fl_tar_index *ix, const char *name);
 void fl_tar_index_clear(fl_tar_index *ix);
 
