@@ -139,7 +139,7 @@ static int cmp_member(const void *a, const void *b) {
 }
 
 static fl_code sort_names(fl_tar_index *ix) {
-  ix->by_name = malloc((ix->count + 1) * sizeof *ix->by_name);
+  ix->by_name = malloc((ix->count + 1) * sizeof(const fl_tar_member *));
   if (!ix->by_name)
     return FL_ENOMEM;
   ix->nfiles = 0;
@@ -147,7 +147,7 @@ static fl_code sort_names(fl_tar_index *ix) {
     if (ix->members[i].type == '0')
       ix->by_name[ix->nfiles++] = &ix->members[i];
   if (ix->nfiles > 1)
-    qsort(ix->by_name, ix->nfiles, sizeof *ix->by_name, cmp_member);
+    qsort(ix->by_name, ix->nfiles, sizeof(const fl_tar_member *), cmp_member);
   return FL_OK;
 }
 
