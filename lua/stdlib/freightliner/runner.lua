@@ -204,7 +204,13 @@ end
 -- --verify-require any|all, or nil.
 function M.verify_from_options(o)
   if not o["verify-key"] then return nil end
-  return { keys = o["verify-key"], require = o["verify-require"] or "any" }
+  -- absolute, so that a checkpoint's `resume` finds them from anywhere
+  local keys, cwd = {}, os.getenv("PWD")
+  for i, k in ipairs(o["verify-key"]) do
+    keys[i] = (k:sub(1, 1) ~= "/" and not k:find("-----BEGIN", 1, true) and cwd and cwd ~= "")
+      and (cwd .. "/" .. k) or k
+  end
+  return { keys = keys, require = o["verify-require"] or "any" }
 end
 
 --- The job of `replicate` / `replicate-tree` from parsed options.
