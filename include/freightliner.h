@@ -80,7 +80,8 @@ typedef enum fl_code {
   FL_EPROTOCOL,        /* PROTOCOL: the server broke the protocol */
   FL_ESERVER,          /* SERVER: 5xx after retries */
   FL_ECANCELLED,       /* CANCELLED: stopped by signal or caller */
-  FL_EEXISTS           /* EXISTS: target already exists */
+  FL_EEXISTS,          /* EXISTS: target already exists */
+  FL_EUNVERIFIED       /* UNVERIFIED: no valid signature by the given keys */
 } fl_code;
 
 #define FL_ERROR_MSG_MAX 512

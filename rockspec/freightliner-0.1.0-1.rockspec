@@ -38,6 +38,7 @@ external_dependencies = {
   JANSSON = { header = "jansson.h" },
   YAML = { header = "yaml.h" },
   PCRE2 = { header = "pcre2.h" },
+  ZLIB = { header = "zlib.h" },
 }
 
 build = {
@@ -55,12 +56,16 @@ build = {
     },
     lua = {
       ["freightliner.args"]                    = "lua/stdlib/freightliner/args.lua",
+      ["freightliner.airgap"]                  = "lua/stdlib/freightliner/airgap.lua",
+      ["freightliner.archive"]                 = "lua/stdlib/freightliner/archive.lua",
       ["freightliner.canonical"]               = "lua/stdlib/freightliner/canonical.lua",
       ["freightliner.checkpoint"]              = "lua/stdlib/freightliner/checkpoint.lua",
       ["freightliner.cli"]                     = "lua/stdlib/freightliner/cli.lua",
       ["freightliner.cmd.catalog"]             = "lua/stdlib/freightliner/cmd/catalog.lua",
       ["freightliner.cmd.eval"]                = "lua/stdlib/freightliner/cmd/eval.lua",
+      ["freightliner.cmd.export"]              = "lua/stdlib/freightliner/cmd/export.lua",
       ["freightliner.cmd.help"]                = "lua/stdlib/freightliner/cmd/help.lua",
+      ["freightliner.cmd.import"]              = "lua/stdlib/freightliner/cmd/import.lua",
       ["freightliner.cmd.inspect"]             = "lua/stdlib/freightliner/cmd/inspect.lua",
       ["freightliner.cmd.list_tags"]           = "lua/stdlib/freightliner/cmd/list_tags.lua",
       ["freightliner.cmd.repl"]                = "lua/stdlib/freightliner/cmd/repl.lua",
@@ -97,6 +102,7 @@ build = {
       ["freightliner.script"]                  = "lua/stdlib/freightliner/script.lua",
       ["freightliner.semver"]                  = "lua/stdlib/freightliner/semver.lua",
       ["freightliner.shard"]                   = "lua/stdlib/freightliner/shard.lua",
+      ["freightliner.verify"]                  = "lua/stdlib/freightliner/verify.lua",
     },
     bin = {
       freightliner = "build.luarocks/bin/freightliner",

@@ -25,11 +25,11 @@ CC=${CC:-clang}
 CFLAGS="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -Iinclude -Isrc
         $(pkg-config --cflags lua5.4) -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE"
 # shellcheck disable=SC2046
-LIBS="$(pkg-config --libs libcurl openssl jansson lua5.4 yaml-0.1) -lpthread -lm"
-# The code under test: the core and registry layers (new files there are
+LIBS="$(pkg-config --libs libcurl openssl jansson lua5.4 yaml-0.1 zlib) -lpthread -lm"
+# The code under test: the core, registry and trust layers (new files there are
 # picked up without editing this script) and the Lua pieces the YAML
 # target needs. Compiled once, linked into every target.
-CORE=$(ls src/core/*.c src/registry/*.c src/lua/lua_util.c src/lua/l_yaml.c)
+CORE=$(ls src/core/*.c src/registry/*.c src/trust/*.c src/lua/lua_util.c src/lua/l_yaml.c)
 
 objs=()
 for src in $CORE; do

@@ -15,6 +15,7 @@ PACKAGES=(
   # libraries
   liblua5.4-dev libcurl4-openssl-dev libssl-dev libyaml-dev libjansson-dev
   libreadline-dev libcmocka-dev libpcre2-dev
+  libreadline-dev libcmocka-dev zlib1g-dev
   # Lua runtime and test tools
   lua5.4 lua-cjson lua-busted lua-check lua-posix
   # static analysis, sanitizers, coverage

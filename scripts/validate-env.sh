@@ -112,6 +112,7 @@ report libyaml libyaml-dev "$(modversion yaml-0.1)" "$LIBYAML_VERSION" min "$LIB
 report cmocka libcmocka-dev "$(modversion cmocka)" "$CMOCKA_VERSION" min "$CMOCKA_MIN"
 report readline libreadline-dev "$(modversion readline)" "$READLINE_VERSION" min "$READLINE_MIN"
 report pcre2 libpcre2-dev "$(modversion libpcre2-8)" "$PCRE2_VERSION" min "$PCRE2_MIN"
+report zlib zlib1g-dev "$(modversion zlib)" "$ZLIB_VERSION" min "$ZLIB_MIN"
 
 # ---- Lua side
 report "lua-cjson (5.4)" lua-cjson "$(lua_module_version cjson _VERSION | grep -oE '[0-9.]+' | head -1)" "$LUA_CJSON_VERSION" min "$LUA_CJSON_MIN"

@@ -26,6 +26,7 @@ static const char *const code_names[] = {
     [FL_ESERVER] = "SERVER",
     [FL_ECANCELLED] = "CANCELLED",
     [FL_EEXISTS] = "EXISTS",
+    [FL_EUNVERIFIED] = "UNVERIFIED",
 };
 
 const char *fl_code_name(fl_code code) {

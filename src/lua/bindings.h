@@ -21,8 +21,12 @@ int fl_lua_open_readline(lua_State *L);
 int fl_lua_open_log(lua_State *L);
 int fl_lua_open_created(lua_State *L);
 int fl_lua_open_json(lua_State *L);
+int fl_lua_open_trust(lua_State *L);
+int fl_lua_open_archive(lua_State *L);
 
 /* The endpoint at stack index idx (argument error if not one or closed). */
 struct fl_endpoint *fl_lua_check_endpoint(lua_State *L, int idx);
+/* Push an endpoint userdata that owns ep (freed by its __gc/close). */
+void fl_lua_push_endpoint(lua_State *L, struct fl_endpoint *ep);
 
 #endif

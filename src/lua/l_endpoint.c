@@ -38,7 +38,7 @@ fl_endpoint *fl_lua_check_endpoint(lua_State *L, int idx) {
   return le->ep;
 }
 
-static void push_endpoint(lua_State *L, fl_endpoint *ep) {
+void fl_lua_push_endpoint(lua_State *L, fl_endpoint *ep) {
   lendpoint *le = lua_newuserdatauv(L, sizeof *le, 0);
   le->ep = ep;
   luaL_setmetatable(L, ENDPOINT_CLASS);
@@ -174,7 +174,7 @@ static int l_registry(lua_State *L) {
   fl_error err;
   if (fl_registry_open(&cfg, &ep, &err) != FL_OK)
     return fl_lua_fail(L, &err);
-  push_endpoint(L, ep);
+  fl_lua_push_endpoint(L, ep);
   return 1;
 }
 
@@ -185,7 +185,7 @@ static int l_oci(lua_State *L) {
   fl_error err;
   if (fl_oci_layout_open(path, create, &ep, &err) != FL_OK)
     return fl_lua_fail(L, &err);
-  push_endpoint(L, ep);
+  fl_lua_push_endpoint(L, ep);
   return 1;
 }
 

@@ -102,5 +102,7 @@ int luaopen_freightliner_core(lua_State *L) {
   fl_lua_submodule(L, "log", fl_lua_open_log);
   fl_lua_submodule(L, "created", fl_lua_open_created);
   fl_lua_submodule(L, "json", fl_lua_open_json);
+  fl_lua_submodule(L, "trust", fl_lua_open_trust);
+  fl_lua_submodule(L, "archive", fl_lua_open_archive);
   return 1;
 }

@@ -16,6 +16,7 @@
 --     entries = { { source = host, destination = host, repositories = {...}
 --       | pattern = GLOB | regex = ERE, tags = {filter rules}, dest_prefix,
 --       dest_template, platforms, referrers, policy = absolute path,
+--       verify = { keys = { absolute paths }, require = "any" | "all" },
 --       line = N } },
 --     parallel = N }
 --
@@ -201,6 +202,12 @@ local SPEC = S.map({
     policy = S.string(),
     prune = S.boolean(),
     prune_max = S.integer{ min = 0 },
+    verify = S.map({
+      keys = S.list(S.string(), { scalar_ok = true, required = true }),
+      require = S.string{ check = function(v)
+        if v ~= "any" and v ~= "all" then return string.format("expected 'any' or 'all', got '%s'", v) end
+      end },
+    }),
   }, { check = function(_, raw)
     if raw.prune_max ~= nil and raw.prune ~= true then
       return "prune_max needs prune: true", "prune_max"
@@ -320,6 +327,20 @@ local function entries_of(value, doc, positions, plan, base, problems)
     entry.platforms = e.platforms or plan.defaults.platforms
     if e.referrers ~= nil then entry.referrers = e.referrers else entry.referrers = plan.defaults.referrers end
     entry.prune, entry.prune_max = e.prune, e.prune_max
+    if e.verify then
+      -- key files are relative to the sync file, like policy files
+      local keys = {}
+      for k, key in ipairs(e.verify.keys or {}) do
+        keys[k] = absolute(base, key)
+        local exists, kind = core.fs.exists(keys[k])
+        if not exists or kind ~= "file" then
+          local p = pos_of(re, "verify")
+          problems[#problems + 1] = { line = p.line, column = p.column, message = string.format(
+            "sync[%d].verify.keys: key file '%s' not found (looked for %s)", i, key, keys[k]) }
+        end
+      end
+      entry.verify = { keys = keys, require = e.verify.require or "any" }
+    end
     if e.policy then
       entry.policy = absolute(base, e.policy)
       local exists, kind = core.fs.exists(entry.policy)

@@ -13,13 +13,18 @@
 -- state: the scheduler collects results with engine:wait().
 --
 -- src and dst are image references ("host:port/repo:tag", "docker://...",
--- "oci:PATH:TAG") or tables { registry = <fl.registry object>, repository =
+-- "oci:PATH:TAG", "oci-archive:FILE[:TAG]", "docker-archive:FILE[:NAME:TAG]";
+-- archives written to are finished by fl.finish_archives()) or tables { registry = <fl.registry object>, repository =
 -- "repo", tag = "tag" (or digest = "sha256:...") }. opts: platforms (list of
 -- "os/arch[/variant]"), referrers, force, dry_run, registry options by host
--- (opts.registries[host] = {...} as for fl.registry).
+-- (opts.registries[host] = {...} as for fl.registry), verify = { keys =
+-- {"cosign.pub"}, require = "any" | "all" } (copy only if signed by the keys,
+-- else nil, reason, "UNVERIFIED"; see freightliner.verify).
 
 local core = require("freightliner.core")
 local registry = require("freightliner.registry")
+local archive = require("freightliner.archive")
+local verify = require("freightliner.verify")
 
 local M = {}
 
@@ -149,6 +154,12 @@ local function open_store(spec, host, source)
   return reg
 end
 
+--- Write every archive fl.copy wrote into (oci-archive:, docker-archive:
+-- destinations) and forget them: true | nil, message, CODE.
+function M.finish_archives()
+  return archive.finish(state.endpoints)
+end
+
 --- The registry object fl.copy uses for store `spec` ("host:port" or
 -- "oci:PATH"), opened on first use with the options given to
 -- fl.registry_options. Its :stats() are those of the copies' requests;
@@ -170,9 +181,12 @@ function M.store(spec, opts)
   return open_store(spec)
 end
 
---- Resolve src/dst into { registry, repository, reference, name }; with
--- `source`, an OCI layout that does not exist is an error, not created.
-function M.resolve(x, source)
+--- Resolve src/dst into { registry, repository, reference, name }. side:
+-- "source" (the default: an OCI layout that does not exist is an error,
+-- not created) or "destination" (layouts are created, archives opened for
+-- writing).
+function M.resolve(x, side)
+  local source = side ~= "destination"
   if type(x) == "table" then
     if not x.registry then return nil, "image table needs a registry", "INVALID" end
     local reg = x.registry
@@ -191,6 +205,8 @@ function M.resolve(x, source)
              tag = x.tag, name = string.format("%s/%s:%s", reg.spec, repo, reference or "latest") }
   end
   if type(x) ~= "string" then return nil, "an image must be a reference string or a table", "INVALID" end
+  local akind, arest = archive.parse(x)
+  if akind then return archive.resolve(state.endpoints, x, akind, arest, side) end
   local path = x:match("^oci:(.+)$")
   if path then
     -- oci:PATH[:TAG]; a tag never contains '/', so the last ':' splits
@@ -216,6 +232,9 @@ local function in_task()
   local co, main = coroutine.running()
   return not main and state.tasks[co]
 end
+--- True inside a task of fl.spawn/fl.parallel (where waiting suspends only
+-- the task).
+M.in_task = in_task
 
 local function clock()
   return core.now()
@@ -272,16 +291,23 @@ M.COPY_KEYS = COPY_KEYS
 function M.copy(src, dst, opts)
   check_keys("fl.copy", opts, COPY_KEYS, 2)
   opts = opts or {}
-  local s, msg, code = M.resolve(src, true)
+  local s, msg, code = M.resolve(src, "source")
   if not s then return nil, msg, code end
   local d
-  d, msg, code = M.resolve(dst)
+  d, msg, code = M.resolve(dst, "destination")
   if not d then return nil, msg, code end
+  -- signed by our keys? Then copy exactly the digest that was verified.
+  local verified
+  if opts.verify then
+    verified, msg, code = verify.image(s, verify.options(opts.verify, 2))
+    if not verified then return nil, msg, code end
+  end
   local e = M.engine()
   -- a destination tag, or "" to push by digest only
   local dst_tag = d.tag or (d.digest and "") or d.reference
   local id
-  id, msg, code = e:submit(s.registry.ep, s.repository, s.reference, d.registry.ep,
+  id, msg, code = e:submit(s.registry.ep, s.repository, verified and verified.digest or s.reference,
+    d.registry.ep,
     d.repository, dst_tag, opts)
   if not id then return nil, msg, code end
   local result
@@ -294,6 +320,7 @@ function M.copy(src, dst, opts)
   end
   result.source = s.name
   result.destination = d.name
+  result.verified = verified
   return finish(result)
 end
 

@@ -57,6 +57,12 @@ M.registry_options = copy.registry_options
 --- The registry object fl.copy uses for a store (its stats, its tokens).
 M.endpoint = copy.endpoint
 M.sleep = copy.sleep
+--- Write the oci-archive:/docker-archive: files copies went into.
+M.finish_archives = copy.finish_archives
+
+--- Signatures: fl.verify(ref, {keys = {"cosign.pub"}, require = "any"|"all"})
+-- -> result | nil, message, "UNVERIFIED"; see freightliner.verify.
+M.verify = require("freightliner.verify").verify
 
 --- Many images: fl.replicate.plan{...} lists them from a catalog with
 -- filters, fl.replicate.run(plan, opts) copies them (see

@@ -17,7 +17,9 @@
 --   reg:stats()                         -> requests, retries, rate limits
 --
 -- A spec is "host[:port]", "http://host[:port]" (plain HTTP), "https://..."
--- or "oci:PATH". "docker.io" is served from registry-1.docker.io. Loopback
+-- or "oci:PATH", or an archive "oci-archive:FILE" / "docker-archive:FILE"
+-- (opened for reading, or with { write = true } for writing; see
+-- src/registry/archive.h). "docker.io" is served from registry-1.docker.io. Loopback
 -- hosts may use plain HTTP without being asked (as Docker allows).
 
 local core = require("freightliner.core")
@@ -46,6 +48,10 @@ function M.parse_spec(spec)
   local path = spec:match("^oci:(.+)$")
   if path then
     return { kind = "oci", path = path }
+  end
+  local akind, apath = spec:match("^(%a+)%-archive:(.+)$")
+  if akind == "oci" or akind == "docker" then
+    return { kind = akind .. "-archive", archive = akind, path = apath }
   end
   local scheme, rest = spec:match("^(https?)://(.+)$")
   local host = (rest or spec):gsub("/+$", "")
@@ -96,7 +102,7 @@ M.check_options = check_options
 -- client_key, tls_verify, pinned_pubkey), credentials by reference
 -- (username, password_env, password_file, credential_helper), limits
 -- (max_attempts, max_concurrency, requests_per_second, ...), insecure
--- (plain HTTP), create (OCI layouts: make the directory).
+-- (plain HTTP), create (OCI layouts: make the directory), write (archives).
 function M.open(spec, opts)
   check_options("fl.registry", opts, 2)
   opts = opts or {}
@@ -105,6 +111,8 @@ function M.open(spec, opts)
   local ep
   if s.kind == "oci" then
     ep, msg, code = core.endpoint.oci(s.path, opts.create ~= false)
+  elseif s.archive then
+    ep, msg, code = core.archive.open(s.archive, s.path, opts.write and "w" or "r")
   else
     local o = {}
     for k, v in pairs(opts) do

@@ -20,6 +20,7 @@
 -- longer select (freightliner.prune, with its guardrails). What the run
 -- says is freightliner.report's job.
 
+local core = require("freightliner.core")
 local copy = require("freightliner.copy")
 local registry = require("freightliner.registry")
 local replicate = require("freightliner.replicate")
@@ -111,11 +112,18 @@ function M.plan(job)
     if not plan then return nil, msg, code end
     all.selections[#all.selections + 1] = { entry = entry, source = source, index = i,
       selected = #plan.items + #plan.skipped + #plan.errors }
+    local verify_lib = entry.verify and lib("verify")
     for _, it in ipairs(plan.items) do
-      it.copy = { platforms = entry.platforms, referrers = entry.referrers, force = job.force }
+      it.copy = { platforms = entry.platforms, referrers = entry.referrers, force = job.force,
+                  verify = entry.verify }
       it.hooks = hooks
       it.entry = i
-      all.items[#all.items + 1] = it
+      if verify_lib and verify_lib.is_signature_tag(it.tag) then
+        -- a signature is not an image to verify; it travels with its image
+        all.skipped[#all.skipped + 1] = { src = it.src, reason = "signature tag (copied with --referrers)" }
+      else
+        all.items[#all.items + 1] = it
+      end
     end
     for _, s in ipairs(plan.skipped) do all.skipped[#all.skipped + 1] = s end
     for _, e in ipairs(plan.errors) do all.errors[#all.errors + 1] = e end
@@ -253,7 +261,7 @@ end
 -- A failure message with what would fix it: the platforms an index has,
 -- a host that is not a registry, a missing OCI layout directory.
 local function explain(item, msg, code)
-  local src = copy.resolve(item.src, true)
+  local src = copy.resolve(item.src, "source")
   if not src then return msg end
   if tostring(msg):find("no manifest in the index matches", 1, true) then
     local m = src.registry:manifest(src.repository .. (src.reference:match("^sha256:") and "@" or ":") .. src.reference)
@@ -266,7 +274,7 @@ local function explain(item, msg, code)
   end
   local better = clicheck.explain(src.registry, msg, code)
   if better == msg then
-    local dst = copy.resolve(item.dst)
+    local dst = copy.resolve(item.dst, "destination")
     if dst then better = clicheck.explain(dst.registry, msg, code) end
   end
   return better
@@ -315,10 +323,23 @@ function M.execute(job, checkpoint)
     progress = job.progress, hooks = {}, copy = job.copy or {},
   })
   prune_entries(job, plan, summary)
-  local status = report.finish(rec, summary)
+  local status = M.finish_archives(report.finish(rec, summary))
   copy.shutdown()
   if status == exitcode.OK and empty > 0 and job.strict then status = exitcode.FAILED end
   return status
+end
+
+--- The copy option `verify` from --verify-key FILE (repeatable) and
+-- --verify-require any|all, or nil.
+function M.verify_from_options(o)
+  if not o["verify-key"] then return nil end
+  -- absolute, so that a checkpoint's `resume` finds them from anywhere
+  local keys, cwd = {}, os.getenv("PWD")
+  for i, k in ipairs(o["verify-key"]) do
+    keys[i] = (k:sub(1, 1) ~= "/" and not k:find("-----BEGIN", 1, true) and cwd and cwd ~= "")
+      and (cwd .. "/" .. k) or k
+  end
+  return { keys = keys, require = o["verify-require"] or "any" }
 end
 
 --- The job of `replicate` / `replicate-tree` from parsed options.
@@ -332,6 +353,7 @@ function M.job_from_options(o)
       repositories = o.repository, pattern = o["repository-pattern"],
       tags = { include = o["tag-filter"], exclude = o["exclude-tag"] },
       dest_prefix = o["dest-prefix"], platforms = o.platform, referrers = o.referrers or nil,
+      verify = M.verify_from_options(o),
     } },
     parallel = o.parallel or 8, dry_run = o["dry-run"] or false, force = o.force or nil,
     format = o.format, checkpoint_file = o["checkpoint-file"], metrics_file = o["metrics-file"],
@@ -400,6 +422,10 @@ local REPOSITORY_FORM = {
 
 --- `replicate` with parsed options.
 function M.replicate(o)
+  if o["verify-key"] or o["verify-require"] then
+    local ok, msg = lib("verify").preflight(M.verify_from_options(o) or { keys = {} })
+    if not ok then return M.usage_error(msg, "replicate") end
+  end
   if o[1] or o[2] then
     if not (o[1] and o[2]) or o[3] then
       return M.usage_error("replicate takes SRC_IMAGE DST_IMAGE, or --source/--destination", "replicate")
@@ -438,7 +464,8 @@ function M.single(o)
   local job = {
     entries = {}, parallel = o.parallel or 8, dry_run = o["dry-run"], run_id = log.run_id(),
     format = o.format, metrics_file = o["metrics-file"], progress = not o["no-progress"],
-    copy = { platforms = o.platform, referrers = o.referrers, force = o.force },
+    copy = { platforms = o.platform, referrers = o.referrers, force = o.force,
+             verify = M.verify_from_options(o) },
   }
   if o.config and not apply_config(job, o.config) then return exitcode.USAGE end
   configure_registries(job)
@@ -455,9 +482,20 @@ function M.single(o)
   local summary = replicate.run(plan, {
     parallel = job.parallel, dry_run = job.dry_run, progress = job.progress, hooks = {}, copy = job.copy,
   })
-  local status = report.finish(rec, summary)
+  local status = M.finish_archives(report.finish(rec, summary))
   copy.shutdown()
   return status
+end
+
+--- Write the archive files a run copied into (not after an interruption:
+-- their working directories stay, and the next run goes on from them).
+-- Returns the exit status, 1 when an archive could not be written.
+function M.finish_archives(status)
+  if core.engine.signal() then return status end
+  local ok, msg, code = copy.finish_archives()
+  if ok then return status end
+  stderr("failed: %s (%s)", msg, code)
+  return status == 0 and 1 or status
 end
 
 return M

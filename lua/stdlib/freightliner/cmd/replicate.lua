@@ -25,6 +25,9 @@ options:
   --prune                    delete destination tags the rules no longer select
                              (at most max(10%, 20) unless --force-prune)
   --force-prune              prune past that guardrail
+  --verify-key FILE          copy only images with a cosign signature by this
+                             public key (PEM; repeatable: any key suffices)
+  --verify-require all       with several keys, need a signature by each
   --checkpoint-file FILE     record progress; 'freightliner resume' finishes
   --metrics-file FILE        write counters as JSON at the end
   --config FILE              registry settings (TLS, credentials) from a sync file
@@ -58,6 +61,7 @@ local spec = {
   { name = "dest-prefix", value = true },
   { name = "platform", value = true, multi = true },
   { name = "referrers" }, { name = "force" }, { name = "prune" }, { name = "force-prune" },
+  { name = "verify-key", value = true, multi = true }, { name = "verify-require", value = true },
   { name = "parallel", value = true, number = true, min = 1, max = 256,
     aliases = { "parallel-workers" } },
   { name = "checkpoint-file", value = true },
