@@ -283,7 +283,7 @@ end
 -- calls coroutine.yield(42) itself is never taken for a wait on job 42.
 local YIELD = setmetatable({}, { __name = "freightliner.copy.yield" })
 
-local COPY_KEYS = { platforms = true, referrers = true, force = true, dry_run = true }
+local COPY_KEYS = { platforms = true, referrers = true, force = true, dry_run = true, verify = true }
 M.COPY_KEYS = COPY_KEYS
 
 --- Copy one image (with everything it references). See the module comment.

@@ -77,7 +77,7 @@ M.OPTION_KEYS = {
   max_attempts = true, retry_base_ms = true, retry_max_ms = true, max_concurrency = true,
   requests_per_second = true, chunk_size = true, resume_chunk_size = true, page_size = true,
   connect_timeout_ms = true, low_speed_time = true, breaker_threshold = true, breaker_cooldown = true,
-  scheme = true, insecure = true, create = true,
+  scheme = true, insecure = true, create = true, write = true,
   max_list_pages = true, max_list_entries = true, auth_realm_strict = true, auth_realms = true,
 }
 
