@@ -27,6 +27,7 @@ pin_of() {
     liblua5.4-0) echo "LUA_MIN" ;;
     libreadline8) echo "READLINE_MIN" ;;
     libpcre2-8-0) echo "PCRE2_MIN" ;;
+    zlib1g) echo "ZLIB_MIN" ;;
     libmicrohttpd12) echo "LIBMICROHTTPD_MIN" ;;
     lua-cjson) echo "LUA_CJSON_MIN" ;;
     *) echo "" ;;
@@ -65,6 +66,12 @@ check_pkg() { # what package
 }
 
 for lib in "${LIBS[@]}"; do
+  case "$lib" in
+    ld-linux*.so* | ld64.so*) # the dynamic loader itself: part of libc6
+      check_pkg "$lib" libc6
+      continue
+      ;;
+  esac
   path=$(ldd "$BIN" | awk -v l="$lib" '$1 == l { print $3 }')
   if [ -z "$path" ] || [ "$path" = "not" ]; then
     echo "FAIL  $lib: not found by the dynamic loader"

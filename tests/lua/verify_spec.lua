@@ -237,11 +237,11 @@ describe("signature verification", function()
 
   describe("the CLI", function()
     it("replicate --verify-key copies the signed images and reports the others", function()
-      local status, out = h.run({ "replicate", "--source", src.host, "--destination", dst.host,
+      local status, _, out = h.run({ "replicate", "--source", src.host, "--destination", dst.host,
         "--repository", "project-a/app", "--dest-prefix", "cli", "--referrers", "--no-progress",
         "--verify-key", key("ec") })
       assert.equal(1, status, out)
-      assert.matches("1 images replicated", out)
+      assert.matches("1 image replicated", out)
       assert.matches("project%-a/app:latest .-not verified: no signature .-%(UNVERIFIED%)", out)
       assert.matches("project%-a/app:v2.0 .-payload was changed.-%(UNVERIFIED%)", out)
       assert.is_true(present("cli/project-a/app", "v1.1"))
@@ -254,7 +254,7 @@ describe("signature verification", function()
     end)
 
     it("replicate SRC DST --verify-key refuses a wrong key with exit 1", function()
-      local status, out = h.run({ "replicate", ref("project-a/multi", "v1"),
+      local status, _, out = h.run({ "replicate", ref("project-a/multi", "v1"),
         dst.host .. "/cli/one:v1", "--verify-key", key("ec"), "--no-progress" })
       assert.equal(1, status, out)
       assert.matches("UNVERIFIED", out)
@@ -285,9 +285,9 @@ sync:
       keys: [ec.pub, ed.pub]
       require: all
 ]], src.host, dst.host))
-      local status, out = h.run({ "sync", "--config", dir .. "/sync.yaml", "--no-progress" })
+      local status, _, out = h.run({ "sync", "--config", dir .. "/sync.yaml", "--no-progress" })
       assert.equal(1, status, out)
-      assert.matches("1 images replicated", out)
+      assert.matches("1 image replicated", out)
       assert.is_true(present("yaml/project-b/tool", "v1.1"))
       assert.is_false(present("yaml/project-b/tool", "v2.0"))
       assert.matches("no valid signature by " .. dir .. "/ed.pub", out, 1, true)

@@ -74,6 +74,7 @@ function M.export(job, to, opts)
   for _, it in ipairs(plan.items) do
     local name = M.archive_name(it.repository, it.tag, used)
     it.dst = "oci-archive:" .. file .. ":" .. name
+    it.destination = nil -- the plan's destination is replaced by the archive
     it.key = it.src .. " -> " .. it.dst
     it.copy = it.copy or {}
     it.copy.referrers = true -- signatures travel with their images

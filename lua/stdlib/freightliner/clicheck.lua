@@ -39,6 +39,11 @@ function M.image(s)
     if path == "" then return nil, string.format("'%s' names no OCI layout directory (oci:PATH[:TAG])", s) end
     return { spec = s, kind = "oci" }
   end
+  local kind, file = s:match("^(%a+%-archive):(.*)$")
+  if kind == "oci-archive" or kind == "docker-archive" then
+    if file == "" then return nil, string.format("'%s' names no archive file (%s:FILE[:REF])", s, kind) end
+    return { spec = s, kind = kind }
+  end
   local scheme, rest = split_scheme(s)
   if registry_only(rest) then
     return nil, string.format("'%s' is a registry, not an image: add the repository and tag, e.g. %s/team/app:v1",
