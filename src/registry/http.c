@@ -1,12 +1,19 @@
 /*
  * http.c - one registry's HTTP client (see http.h).
  *
- * A request goes through, in order: the cancel flag, the circuit breaker,
+ * A request goes through, in order: its cancel token, the circuit breaker,
  * the concurrency and rate limits, one curl transfer on a pooled easy
  * handle, then the decision what to do with the answer: re-authenticate once
  * on 401, retry transport failures and 408/429/5xx with backoff, or return
  * it. Scheme detection for loopback hosts (https, then plain http) happens
  * on the first request. Nothing here raises or logs secrets.
+ *
+ * Cancellation is scoped: a request stops (in on_progress and in every
+ * sleep) when its token is set: req->cancel, or else the calling thread's
+ * current token (core/cancel.h), which the engine sets to the job's. A
+ * request that is not streamed has a deadline (request_timeout, all tries
+ * and waits included) and a cap per try (attempt_timeout); a Retry-After
+ * longer than retry_after_max ends it as RATE_LIMITED.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +29,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "core/cancel.h"
+#include "core/defaults.h"
 #include "core/log.h"
 #include "registry/auth.h"
 #include "registry/http.h"
@@ -29,11 +38,7 @@
 
 #define POOL_MAX 64
 #define DEFAULT_MAX_BODY (64 * 1024)
-#define RETRY_AFTER_MAX_S 120
 #define USER_AGENT "freightliner/" FL_VERSION
-
-static atomic_int cancelled_flag;
-static atomic_ullong total_retries;
 
 struct fl_http {
   char *host;
@@ -85,36 +90,19 @@ static long long now_ms(void) {
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
-/* Thread-safe random numbers for jitter (splitmix64 on a shared counter). */
-static uint64_t next_random(void) {
-  static atomic_ullong state;
-  uint64_t z = atomic_fetch_add(&state, 0x9e3779b97f4a7c15ULL) +
-               (uint64_t)now_ms() * 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
+/* Sleep, stopping early (FL_ECANCELLED) when the token is set. */
+static fl_code sleep_ms(long long ms, const fl_cancel *tok, fl_error *err) {
+  return fl_cancel_sleep_ms(tok, ms, err);
 }
 
-/* Sleep in slices so that cancellation interrupts it. */
-static fl_code sleep_ms(long long ms, fl_error *err) {
-  long long end = now_ms() + ms;
-  for (;;) {
-    if (atomic_load(&cancelled_flag))
-      return fl_error_set(err, FL_ECANCELLED, "cancelled");
-    long long left = end - now_ms();
-    if (left <= 0)
-      return FL_OK;
-    if (left > 100)
-      left = 100;
-    struct timespec ts = {left / 1000, (left % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-  }
+/* The token a request stops on: its own, else the thread's current one. */
+static fl_cancel *request_token(const fl_http_request *req) {
+  return req->cancel ? req->cancel : fl_cancel_current();
 }
 
-void fl_http_cancel_all(void) { atomic_store(&cancelled_flag, 1); }
-uint64_t fl_http_total_retries(void) { return atomic_load(&total_retries); }
-void fl_http_count_retry(void) { atomic_fetch_add(&total_retries, 1); }
-int fl_http_cancelled(void) { return atomic_load(&cancelled_flag); }
+void fl_http_count_retry(void) {
+  fl_cancel_count_retry(fl_cancel_current());
+}
 
 /* ---- curl share locks and the handle pool -------------------------------- */
 
@@ -160,19 +148,25 @@ static void pool_put(fl_http *h, CURL *c) {
 
 static void set_defaults(fl_http_config *c) {
   if (c->max_attempts < 1)
-    c->max_attempts = 5;
+    c->max_attempts = FL_DEFAULT_MAX_ATTEMPTS;
   if (c->retry_base_ms <= 0)
-    c->retry_base_ms = 200;
+    c->retry_base_ms = FL_DEFAULT_RETRY_BASE_MS;
   if (c->retry_max_ms <= 0)
-    c->retry_max_ms = 20000;
+    c->retry_max_ms = FL_DEFAULT_RETRY_MAX_MS;
+  if (c->retry_after_max_s <= 0)
+    c->retry_after_max_s = FL_DEFAULT_RETRY_AFTER_MAX_S;
+  if (c->request_timeout_s <= 0)
+    c->request_timeout_s = FL_DEFAULT_REQUEST_TIMEOUT_S;
+  if (c->attempt_timeout_s <= 0)
+    c->attempt_timeout_s = FL_DEFAULT_ATTEMPT_TIMEOUT_S;
   if (c->breaker_threshold <= 0)
-    c->breaker_threshold = 5;
+    c->breaker_threshold = FL_DEFAULT_BREAKER_THRESHOLD;
   if (c->breaker_cooldown_s <= 0)
-    c->breaker_cooldown_s = 30;
+    c->breaker_cooldown_s = FL_DEFAULT_BREAKER_COOLDOWN_S;
   if (c->connect_timeout_ms <= 0)
-    c->connect_timeout_ms = 15000;
+    c->connect_timeout_ms = FL_DEFAULT_CONNECT_TIMEOUT_MS;
   if (c->low_speed_time_s <= 0)
-    c->low_speed_time_s = 60;
+    c->low_speed_time_s = FL_DEFAULT_LOW_SPEED_TIME_S;
 }
 
 static void set_base(fl_http *h, int scheme) {
@@ -303,7 +297,7 @@ static void limits_acquire(fl_http *h) {
   }
   pthread_mutex_unlock(&h->limit_lock);
   if (wait_s > 0)
-    sleep_ms((long long)(wait_s * 1000), NULL);
+    sleep_ms((long long)(wait_s * 1000), fl_cancel_current(), NULL);
 }
 
 static void limits_release(fl_http *h) {
@@ -350,7 +344,8 @@ typedef struct transfer {
   const fl_http_request *req;
   fl_http_response *resp;
   fl_error *err;
-  fl_code cb_rc; /* error raised by a callback */
+  const fl_cancel *cancel; /* the request's token */
+  fl_code cb_rc;           /* error raised by a callback */
   uint64_t sent;
   size_t max_body;
   size_t body_cap;
@@ -510,7 +505,7 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
   (void)dn;
   (void)ut;
   (void)un;
-  return atomic_load(&cancelled_flag) && !t->req->cleanup ? 1 : 0;
+  return !t->req->cleanup && fl_cancel_is_set(t->cancel) ? 1 : 0;
 }
 
 static int is_tls_error(CURLcode c) {
@@ -599,16 +594,22 @@ static void set_tls_options(fl_http *h, CURL *c) {
 
 /* Perform one HTTP transfer. FL_OK: resp holds a response. */
 typedef struct outcome {
-  int retryable;    /* a transport failure that trying again may fix */
-  long retry_after; /* seconds from Retry-After, -1 when absent */
+  long timeout_ms;          /* in: cap on this try, 0 for none */
+  const char *timeout_name; /* in: the limit that set it, for the error */
+  int retryable;            /* a transport failure that trying again may fix */
+  long retry_after;         /* seconds from Retry-After, -1 when absent */
 } outcome;
 
 static fl_code perform_once(fl_http *h, const fl_http_request *req,
                             const char *url, const char *auth,
                             fl_http_response *resp, outcome *oc,
                             fl_error *err) {
-  transfer t = {
-      .h = h, .req = req, .resp = resp, .err = err, .retry_after_s = -1};
+  transfer t = {.h = h,
+                .req = req,
+                .resp = resp,
+                .err = err,
+                .cancel = request_token(req),
+                .retry_after_s = -1};
   t.max_body = req->max_body ? req->max_body : DEFAULT_MAX_BODY;
   char errbuf[CURL_ERROR_SIZE] = "";
   struct curl_slist *headers = NULL;
@@ -652,6 +653,8 @@ static fl_code perform_once(fl_http *h, const fl_http_request *req,
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
   if (req->cleanup)
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+  else
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, oc->timeout_ms); /* 0: none */
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   set_tls_options(h, c);
 
@@ -678,6 +681,12 @@ static fl_code perform_once(fl_http *h, const fl_http_request *req,
       rc = t.cb_rc; /* our sink or source stopped it: keep its error */
     else
       rc = curl_failure(h, cc, url, errbuf, &oc->retryable, err);
+    if (cc == CURLE_OPERATION_TIMEDOUT && oc->timeout_ms > 0 &&
+        now_ms() - started >= oc->timeout_ms - 10 && !req->cleanup)
+      fl_error_set(err, FL_ETIMEOUT,
+                   "request to %s took longer than %s (%ld s)", url,
+                   oc->timeout_name ? oc->timeout_name : "its time limit",
+                   (oc->timeout_ms + 999) / 1000);
   }
   if (fl_log_enabled(FL_LOG_DEBUG))
     fl_log(FL_LOG_DEBUG, NULL, "%s %s -> %ld (%lld ms)%s%s", m, url,
@@ -785,7 +794,8 @@ static fl_code fetch_token(fl_http *h, const fl_challenge *ch,
   fl_token_request treq;
   fl_http_response tresp;
   fl_code rc;
-  outcome oc;
+  outcome oc = {.timeout_ms = h->cfg.attempt_timeout_s * 1000L,
+                .timeout_name = "attempt_timeout"};
   memset(&tresp, 0, sizeof tresp);
   const fl_credentials *cred = h->creds_rc == FL_OK ? &h->creds : NULL;
   if (strncmp(ch->realm, "http://", 7) == 0 &&
@@ -810,7 +820,12 @@ static fl_code fetch_token(fl_http *h, const fl_challenge *ch,
       break;
     if (rc != FL_OK && !oc.retryable)
       break;
-    sleep_ms(200LL << attempt, NULL);
+    if (sleep_ms(fl_backoff_ms(attempt + 1, h->cfg.retry_base_ms,
+                               h->cfg.retry_max_ms),
+                 fl_cancel_current(), err) != FL_OK) {
+      rc = FL_ECANCELLED;
+      break;
+    }
   }
   if (rc != FL_OK) {
     fl_error_prefix(err, "getting a token from %s: ", ch->realm);
@@ -970,14 +985,12 @@ static fl_code rewind_body(const fl_http_request *req, fl_error *err) {
   return req->source->rewind(req->source->ud, err);
 }
 
+/* The wait before try attempt+1: Retry-After when the server sent one,
+ * else exponential backoff with full jitter (core/cancel.h). */
 static long long backoff_ms(fl_http *h, int attempt, long retry_after_s) {
   if (retry_after_s >= 0)
     return retry_after_s * 1000LL;
-  double cap =
-      h->cfg.retry_base_ms * (double)(1LL << (attempt < 20 ? attempt : 20));
-  if (cap > h->cfg.retry_max_ms)
-    cap = h->cfg.retry_max_ms;
-  return (long long)((double)(next_random() % 1000000) / 1e6 * cap);
+  return fl_backoff_ms(attempt, h->cfg.retry_base_ms, h->cfg.retry_max_ms);
 }
 
 static void make_url(fl_http *h, const char *url, char *out, size_t n) {
@@ -1001,7 +1014,8 @@ static void ensure_scheme(fl_http *h) {
       fl_http_request probe = {.method = "GET", .url = "/v2/"};
       fl_http_response resp;
       fl_error err;
-      outcome oc;
+      outcome oc = {.timeout_ms = h->cfg.attempt_timeout_s * 1000L,
+                    .timeout_name = "attempt_timeout"};
       char url[400];
       memset(&resp, 0, sizeof resp);
       snprintf(url, sizeof url, "http://%s/v2/", h->host);
@@ -1025,8 +1039,14 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
   int attempt = 0;
   memset(resp, 0, sizeof *resp);
   resp->content_length = UINT64_MAX;
-  if (atomic_load(&cancelled_flag) && !req->cleanup)
+  fl_cancel *tok = request_token(req);
+  if (!req->cleanup && fl_cancel_is_set(tok))
     return fl_error_set(err, FL_ECANCELLED, "cancelled");
+  /* A streamed body (a blob) is bounded by the stall check only; anything
+   * else by the request deadline and the cap per try. */
+  int bounded = !req->sink && !req->source && !req->cleanup;
+  long long deadline =
+      bounded ? now_ms() + h->cfg.request_timeout_s * 1000LL : 0;
   if ((rc = breaker_check(h, err)) != FL_OK)
     return rc;
   ensure_scheme(h);
@@ -1036,7 +1056,13 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
   int foreign = 0; /* following a redirect to another host: no auth */
   for (;;) {
     char *auth = (foreign || req->no_auth) ? NULL : cached_auth(h, req);
-    outcome oc;
+    outcome oc = {0};
+    if (bounded) {
+      long long left = deadline - now_ms();
+      long per_try = h->cfg.attempt_timeout_s * 1000L;
+      oc.timeout_ms = left < per_try ? (long)(left > 1 ? left : 1) : per_try;
+      oc.timeout_name = left < per_try ? "request_timeout" : "attempt_timeout";
+    }
     limits_acquire(h);
     rc = perform_once(h, req, url, auth, resp, &oc, err);
     limits_release(h);
@@ -1090,17 +1116,36 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
       break;
     if (req->sink && resp->streamed > 0 && req->stream_no_retry)
       break;
-    if (oc.retry_after > RETRY_AFTER_MAX_S)
+    if (oc.retry_after > h->cfg.retry_after_max_s) {
+      long status = rc == FL_OK ? resp->status : 0;
+      fl_http_response_clear(resp);
+      rc = fl_error_set(err, FL_ERATE_LIMITED,
+                        "registry %s answered %ld and asked to wait %ld s "
+                        "(Retry-After) before %s %s, longer than "
+                        "retry_after_max (%d s)",
+                        h->host, status, oc.retry_after,
+                        req->method ? req->method : "GET", req->url,
+                        h->cfg.retry_after_max_s);
       break;
+    }
+    long long wait = backoff_ms(h, attempt, oc.retry_after);
+    if (bounded && now_ms() + wait >= deadline) {
+      fl_http_response_clear(resp);
+      rc = fl_error_set(err, FL_ETIMEOUT,
+                        "%s %s to registry %s did not succeed within "
+                        "request_timeout (%d s) after %d tries",
+                        req->method ? req->method : "GET", req->url, h->host,
+                        h->cfg.request_timeout_s, attempt);
+      break;
+    }
     if (rewind_body(req, err) != FL_OK)
       break; /* the body was streamed and cannot be produced again */
-    long long wait = backoff_ms(h, attempt, oc.retry_after);
     atomic_fetch_add(&h->n_retries, 1);
-    atomic_fetch_add(&total_retries, 1);
+    fl_cancel_count_retry(tok);
     fl_log(FL_LOG_DEBUG, NULL, "retrying %s %s in %lld ms (attempt %d of %d)",
            req->method ? req->method : "GET", url, wait, attempt + 1,
            h->cfg.max_attempts);
-    if ((rc = sleep_ms(wait, err)) != FL_OK)
+    if ((rc = sleep_ms(wait, tok, err)) != FL_OK)
       break;
   }
   int transport_ok = rc == FL_OK && resp->status < 500;
