@@ -1,9 +1,16 @@
 --- freightliner.copy: image copies and the coroutine scheduler.
 --
 --   fl.copy(src, dst, opts)      -> result | nil, message, CODE
+--   fl.submit(src, dst, opts)    -> job | nil, message, CODE; job.id,
+--                                   job:wait() -> as fl.copy, job:cancel()
 --   fl.spawn(fn, ...)            -> run fn as a task (a coroutine)
+--   fl.cancel([task])            -> cancel one task (its copy in flight and
+--                                   every later one fail CANCELLED), or all
 --   fl.wait()                    -> run every task to its end
 --   fl.parallel(items, fn, {concurrency = N}) -> results, in item order
+--
+-- Cancelling a job or a task stops only its transfers (within a second);
+-- other jobs and everything submitted later go on.
 --
 -- A copy is submitted to the C engine, which moves the bytes on its worker
 -- threads. Inside a task, fl.copy suspends only that task's coroutine until
@@ -25,7 +32,7 @@ local M = {}
 
 local state = {
   engine = nil,
-  config = { workers = 8, attempts = 3 },
+  config = {},         -- engine settings; unset ones take core.defaults
   endpoints = {},      -- spec -> registry object (one endpoint per store)
   registry_opts = {},  -- host -> options for fl.registry
   tasks = {},          -- coroutine -> true, for scheduled tasks
@@ -35,12 +42,21 @@ local state = {
   runnable = {},       -- list of { co, value }
   sleepers = {},       -- list of { co, wake_at } for fl.sleep
   progress = nil,      -- function(engine) called while waiting
+  task_job = {},       -- coroutine -> job id it waits for
+  cancelled = setmetatable({}, { __mode = "k" }), -- cancelled tasks
+  abandoned = {},      -- job id -> true: nobody will collect its result
 }
 
+local ENGINE_KEYS = { workers = true, attempts = true, image_workers = true }
+
 --- Engine settings (before the first copy): workers (concurrent blob
--- transfers), attempts (per blob). Also `progress = function(engine)`.
+-- transfers), attempts (per blob), image_workers (image jobs running at
+-- once); defaults in core.defaults. Also `progress = function(engine)`.
 function M.configure(opts)
   for k, v in pairs(opts) do
+    if k ~= "progress" and not ENGINE_KEYS[k] then
+      error(string.format("unknown engine setting '%s' (workers, attempts, image_workers, progress)", k), 2)
+    end
     if k == "progress" then
       state.progress = v
     else
@@ -164,7 +180,10 @@ local function pump(timeout)
   local co = state.waiting[id]
   if co then
     state.waiting[id] = nil
+    state.task_job[co] = nil
     state.runnable[#state.runnable + 1] = { co, result }
+  elseif state.abandoned[id] then
+    state.abandoned[id] = nil
   else
     state.finished[id] = result
   end
@@ -175,9 +194,42 @@ local function finish(result)
   return nil, result.error, result.code
 end
 
---- Copy one image (with everything it references). See the module comment.
-function M.copy(src, dst, opts)
+local Job = {}
+Job.__index = Job
+
+--- Wait for the job's result: result | nil, message, CODE (as fl.copy).
+function Job:wait()
+  local result = self.result
+  if not result then
+    if in_task() then
+      local co = coroutine.running()
+      state.task_job[co] = self.id
+      result = coroutine.yield(self.id)
+    else
+      while state.finished[self.id] == nil do pump(200) end
+      result = state.finished[self.id]
+      state.finished[self.id] = nil
+    end
+    self.result = result
+  end
+  result.source = self.source
+  result.destination = self.destination
+  return finish(result)
+end
+
+--- Stop this job's transfers (its result says CANCELLED); true if it was
+-- still queued or running. Other jobs are not affected.
+function Job:cancel()
+  if self.result or not state.engine then return false end
+  return state.engine:cancel(self.id)
+end
+
+--- Submit one image copy and return its job at once (see the module
+-- comment); job:wait() collects the result.
+function M.submit(src, dst, opts)
   opts = opts or {}
+  local co = in_task() and coroutine.running()
+  if co and state.cancelled[co] then return nil, "cancelled", "CANCELLED" end
   local s, msg, code = M.resolve(src)
   if not s then return nil, msg, code end
   local d
@@ -190,17 +242,14 @@ function M.copy(src, dst, opts)
   id, msg, code = e:submit(s.registry.ep, s.repository, s.reference, d.registry.ep,
     d.repository, dst_tag, opts)
   if not id then return nil, msg, code end
-  local result
-  if in_task() then
-    result = coroutine.yield(id)
-  else
-    while state.finished[id] == nil do pump(200) end
-    result = state.finished[id]
-    state.finished[id] = nil
-  end
-  result.source = s.name
-  result.destination = d.name
-  return finish(result)
+  return setmetatable({ id = id, source = s.name, destination = d.name }, Job)
+end
+
+--- Copy one image (with everything it references). See the module comment.
+function M.copy(src, dst, opts)
+  local job, msg, code = M.submit(src, dst, opts)
+  if not job then return nil, msg, code end
+  return job:wait()
 end
 
 local function resume(co, value)
@@ -212,6 +261,7 @@ local function resume(co, value)
   end
   if coroutine.status(co) == "dead" then
     state.tasks[co] = nil
+    state.task_job[co] = nil
     state.ntasks = state.ntasks - 1
   elseif math.type(yielded) == "integer" then
     state.waiting[yielded] = co
@@ -289,7 +339,7 @@ end
 --- Run fn(item, index) for every item, at most `concurrency` at a time, and
 -- return the list of results (first return value of each call).
 function M.parallel(items, fn, opts)
-  local n = math.max(1, math.tointeger((opts or {}).concurrency) or state.config.workers)
+  local n = math.max(1, math.tointeger((opts or {}).concurrency) or state.config.workers or core.defaults.workers)
   local results = {}
   local next_index = 0
   local function worker()
@@ -314,9 +364,32 @@ function M.counters()
   return M.engine():counters()
 end
 
---- Cancel everything in flight (after SIGINT/SIGTERM).
-function M.cancel()
-  if state.engine then state.engine:cancel() end
+--- fl.cancel(task): cancel one task (a coroutine from fl.spawn): the copy
+-- it waits for stops, and every copy it submits later returns CANCELLED.
+-- fl.cancel(): cancel the engine (every job, for good; after SIGINT/SIGTERM).
+function M.cancel(task)
+  if task == nil then
+    if state.engine then state.engine:cancel() end
+    return true
+  end
+  if type(task) ~= "thread" or not state.tasks[task] then
+    error("fl.cancel: expected a task from fl.spawn (or nothing, to cancel everything)", 2)
+  end
+  state.cancelled[task] = true
+  local id = state.task_job[task]
+  if id and state.engine then state.engine:cancel(id) end
+  return true
+end
+
+--- After an interrupted REPL statement: cancel the jobs it left running
+-- and forget its tasks, so the next statement starts clean.
+function M.abandon()
+  if state.engine then
+    state.engine:cancel_jobs()
+    for _, p in ipairs(state.engine:progress()) do state.abandoned[p.id] = true end
+  end
+  state.tasks, state.ntasks, state.waiting, state.runnable, state.sleepers = {}, 0, {}, {}, {}
+  state.task_job, state.finished = {}, {}
 end
 
 --- Shut the engine down (joins its threads). Idempotent.

@@ -13,7 +13,9 @@
 -- (`return <line>` is tried first); an incomplete statement continues on
 -- the next line with a `>>` prompt; errors print with a traceback and the
 -- prompt comes back. Results are pretty-printed (freightliner.pretty).
--- `.exit` or end of input (Ctrl-D) quits.
+-- `.exit` or end of input (Ctrl-D) quits. Ctrl-C while a statement runs
+-- stops that statement only (its copies are cancelled; the next statement
+-- works); Ctrl-C at the prompt clears the line.
 
 local core = require("freightliner.core")
 local pretty = require("freightliner.pretty")
@@ -142,6 +144,8 @@ function M.run(opts)
     end
   end
   if interactive then
+    -- Ctrl-C stops the running statement, not the REPL
+    core.engine.trap_signals({ statement = true })
     out:write(string.format("Freightliner %s (%s). `fl` is the API; Tab completes, .exit or Ctrl-D quits.\n",
       env.fl.VERSION, _VERSION))
   end
@@ -162,6 +166,11 @@ function M.run(opts)
       if chunk then
         buffer = nil
         local r = table.pack(xpcall(chunk, traceback))
+        if core.engine.signal() then
+          require("freightliner.copy").abandon()
+          core.engine.clear_signal()
+          if r[1] then errs:write("interrupted\n") end
+        end
         if r[1] then
           results(out, r)
         else
