@@ -349,6 +349,36 @@ static int run_blob(fl_engine *e, blob_task *t, fl_code *rc, fl_error *err) {
   return 1;
 }
 
+/* Locked. A task is done: record the job's first failure, wake the job
+ * when it was its last. */
+static void finish_task(blob_task *t, fl_code rc, const fl_error *err) {
+  image_job *j = t->job;
+  if (rc != FL_OK && j->blob_rc == FL_OK) {
+    j->blob_rc = rc;
+    j->blob_err = *err;
+  }
+  if (--j->outstanding == 0)
+    pthread_cond_signal(&j->blobs_done);
+  free(t);
+}
+
+/* Locked. Tasks of cancelled jobs parked on another job's transfer end
+ * now, rather than when that transfer settles. */
+static void drop_cancelled_waiters(fl_engine *e) {
+  fl_error err;
+  fl_error_set(&err, FL_ECANCELLED, "cancelled");
+  for (inflight *f = e->inflight; f; f = f->next)
+    for (blob_task **pp = &f->waiters; *pp;) {
+      blob_task *t = *pp;
+      if (fl_cancel_is_set(t->job->cancel)) {
+        *pp = t->next;
+        finish_task(t, FL_ECANCELLED, &err);
+      } else {
+        pp = &t->next;
+      }
+    }
+}
+
 static void *blob_worker(void *arg) {
   fl_engine *e = arg;
   pthread_mutex_lock(&e->lock);
@@ -367,14 +397,7 @@ static void *blob_worker(void *arg) {
     fl_code rc = FL_OK;
     if (!run_blob(e, t, &rc, &err))
       continue; /* parked on the same blob in flight */
-    image_job *j = t->job;
-    if (rc != FL_OK && j->blob_rc == FL_OK) {
-      j->blob_rc = rc;
-      j->blob_err = err;
-    }
-    if (--j->outstanding == 0)
-      pthread_cond_signal(&j->blobs_done);
-    free(t);
+    finish_task(t, rc, &err);
   }
   pthread_mutex_unlock(&e->lock);
   return NULL;
@@ -836,6 +859,7 @@ void fl_engine_cancel(fl_engine *e) {
     return;
   fl_cancel_fire(e->cancel);
   pthread_mutex_lock(&e->lock);
+  drop_cancelled_waiters(e);
   pthread_cond_broadcast(&e->work);
   pthread_cond_broadcast(&e->jobs);
   pthread_mutex_unlock(&e->lock);
@@ -850,6 +874,8 @@ int fl_engine_cancel_job(fl_engine *e, uint64_t id) {
       found = 1;
       break;
     }
+  if (found)
+    drop_cancelled_waiters(e);
   pthread_mutex_unlock(&e->lock);
   return found;
 }
@@ -858,6 +884,7 @@ void fl_engine_cancel_jobs(fl_engine *e) {
   pthread_mutex_lock(&e->lock);
   for (image_job *j = e->live; j; j = j->next)
     fl_cancel_fire(j->cancel);
+  drop_cancelled_waiters(e);
   pthread_mutex_unlock(&e->lock);
 }
 

@@ -366,15 +366,17 @@ end
 
 --- fl.cancel(task): cancel one task (a coroutine from fl.spawn): the copy
 -- it waits for stops, and every copy it submits later returns CANCELLED.
--- fl.cancel(): cancel the engine (every job, for good; after SIGINT/SIGTERM).
+-- Returns false when the task has ended already. fl.cancel(): cancel the
+-- engine (every job, for good; after SIGINT/SIGTERM).
 function M.cancel(task)
   if task == nil then
     if state.engine then state.engine:cancel() end
     return true
   end
-  if type(task) ~= "thread" or not state.tasks[task] then
+  if type(task) ~= "thread" then
     error("fl.cancel: expected a task from fl.spawn (or nothing, to cancel everything)", 2)
   end
+  if not state.tasks[task] then return false end -- it has ended
   state.cancelled[task] = true
   local id = state.task_job[task]
   if id and state.engine then state.engine:cancel(id) end

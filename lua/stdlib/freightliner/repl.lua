@@ -96,6 +96,7 @@ function M.compile(source, env)
 end
 
 local function traceback(e)
+  if e == "interrupted" and core.engine.signal() then return e end
   local msg = e
   if type(e) ~= "string" then
     local mt = getmetatable(e)
