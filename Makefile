@@ -7,7 +7,7 @@ BUSTED     := lua5.4 /usr/bin/busted
 
 .PHONY: all build test test-c test-lua test-e2e-quick test-e2e-full check \
         format sanitize tsan coverage bench hooks validate-env setup clean \
-        demo fuzz help
+        demo fuzz help soak soak-asan soak-tsan fault-rate
 
 all: build
 
@@ -20,6 +20,10 @@ help:
 	@echo "make tsan           ThreadSanitizer build and test run"
 	@echo "make coverage       line coverage of src/ and lua/stdlib"
 	@echo "make fuzz           run each libFuzzer target for FUZZ_SECONDS (default 30)"
+	@echo "make soak           240 copies through one engine, a third cancelled (SOAK_COPIES)"
+	@echo "make soak-asan      the soak on the ASan+UBSan build (build-asan)"
+	@echo "make soak-tsan      the soak on the ThreadSanitizer build (build-tsan)"
+	@echo "make fault-rate     20 seeded runs at a 12% per-request fault rate"
 	@echo "make bench          benchmark against skopeo (docs/BENCHMARKS.md)"
 	@echo "make demo           the README's main job: a real replication on local registries"
 	@echo "make hooks          install the git pre-commit hook"
@@ -71,6 +75,28 @@ sanitize:
 tsan:
 	@$(MAKE) --no-print-directory BUILD=build-tsan \
 	  CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Debug -DFL_SANITIZE=thread" test
+
+# The soak and the fault-rate measurement are long: their own targets, not
+# `make test` (the quick suite runs a short soak, the full suite a short
+# fault-rate run). The sanitizer forms build only what the soak needs.
+soak: build
+	@e2e/run.sh soak
+
+soak-asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+	  CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Debug -DFL_SANITIZE=address,undefined" build
+	@FREIGHTLINER_BIN=$(CURDIR)/build-asan/bin/freightliner FL_SANITIZE=address \
+	  ASAN_OPTIONS=detect_leaks=1 SOAK_COPIES=$(or $(SOAK_COPIES),200) e2e/run.sh soak
+
+soak-tsan:
+	@$(MAKE) --no-print-directory BUILD=build-tsan \
+	  CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Debug -DFL_SANITIZE=thread" build
+	@FREIGHTLINER_BIN=$(CURDIR)/build-tsan/bin/freightliner FL_SANITIZE=thread \
+	  TSAN_OPTIONS=halt_on_error=1 SOAK_COPIES=$(or $(SOAK_COPIES),200) \
+	  setarch $$(uname -m) -R e2e/run.sh soak
+
+fault-rate: build
+	@e2e/run.sh fault-rate
 
 coverage:
 	@scripts/coverage.sh

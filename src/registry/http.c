@@ -739,6 +739,42 @@ static fl_code load_credentials(fl_http *h) {
   return h->creds_rc;
 }
 
+static int same_str(const char *a, const char *b) {
+  return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Locked. The credentials in use were refused: obtain them again (run the
+ * helper, read the password file or the Docker config once more), as a
+ * rotated password or an expired ECR token needs. 1 when that gave
+ * different credentials (worth one more try), 0 otherwise. Called once per
+ * refusal, never per request. */
+static int refresh_credentials(fl_http *h) {
+  if (!h->creds_loaded || h->creds_rc != FL_OK)
+    return 0;
+  fl_credentials old = h->creds;
+  memset(&h->creds, 0, sizeof h->creds);
+  h->creds_loaded = 0;
+  load_credentials(h);
+  int changed = h->creds_rc == FL_OK &&
+                !(same_str(old.username, h->creds.username) &&
+                  same_str(old.password, h->creds.password) &&
+                  same_str(old.identity_token, h->creds.identity_token) &&
+                  same_str(old.registry_token, h->creds.registry_token));
+  fl_log(FL_LOG_INFO, NULL,
+         "registry %s refused the credentials from %s; obtained them again "
+         "(%s)",
+         h->host, old.source,
+         h->creds_rc != FL_OK ? "failed"
+         : changed            ? "they changed"
+                              : "unchanged");
+  fl_credentials_clear(&old);
+  if (changed) {
+    free(h->basic_header);
+    h->basic_header = NULL;
+  }
+  return changed;
+}
+
 static void scope_key(fl_http *h, const char *const *scopes, size_t n,
                       char *key, size_t keyn) {
   size_t at = (size_t)snprintf(key, keyn, "%s|%s", h->host,
@@ -907,6 +943,10 @@ static fl_code handle_challenge(fl_http *h, const fl_http_request *req,
         rc = tok.token ? FL_OK : fl_error_set(err, FL_ENOMEM, "out of memory");
       } else {
         rc = fetch_token(h, &ch[i], scopes, (size_t)ns, &tok, err);
+        /* the token service refused the credentials: obtain them again,
+         * once, and ask again if they changed */
+        if (rc == FL_EUNAUTHORIZED && have && refresh_credentials(h))
+          rc = fetch_token(h, &ch[i], scopes, (size_t)ns, &tok, err);
       }
       if (rc == FL_OK) {
         char key[2048];
@@ -928,20 +968,35 @@ static fl_code handle_challenge(fl_http *h, const fl_http_request *req,
                           h->host);
         goto out;
       }
-      if (!h->basic_header) {
-        h->basic_header = basic_header(h->creds.username, h->creds.password);
-        if (!h->basic_header) {
-          rc = fl_error_set(err, FL_ENOMEM, "out of memory");
+      if (sent_basic && h->basic_header &&
+          strcmp(sent_auth, h->basic_header) != 0)
+        goto out; /* another thread set new ones since: send those */
+      if (sent_basic && h->basic_header) {
+        /* this very request carried them, and they were refused: obtain
+         * them again once; only changed ones are worth another try */
+        char source[sizeof h->creds.source];
+        snprintf(source, sizeof source, "%s", h->creds.source);
+        if (!refresh_credentials(h)) {
+          rc = h->creds_rc != FL_OK
+                   ? (*err = h->creds_err, h->creds_rc)
+                   : fl_error_set(err, FL_EUNAUTHORIZED,
+                                  "registry %s refused the username and "
+                                  "password from %s",
+                                  h->host, source);
           goto out;
         }
-      } else if (sent_basic) {
-        /* this very request carried the credentials, and they were
-         * refused; had another thread set them after this request left,
-         * we would fall through and retry with them */
-        rc = fl_error_set(err, FL_EUNAUTHORIZED,
-                          "registry %s refused the username and password "
-                          "from %s",
-                          h->host, h->creds.source);
+        if (!h->creds.username || !h->creds.password) {
+          rc = fl_error_set(err, FL_EUNAUTHORIZED,
+                            "registry %s refused the credentials from %s, "
+                            "and %s now has no username and password",
+                            h->host, source, h->creds.source);
+          goto out;
+        }
+      }
+      if (!h->basic_header) {
+        h->basic_header = basic_header(h->creds.username, h->creds.password);
+        if (!h->basic_header)
+          rc = fl_error_set(err, FL_ENOMEM, "out of memory");
       }
       goto out;
     }
