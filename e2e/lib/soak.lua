@@ -46,6 +46,7 @@ local jobs = spec.jobs
 local done, in_flight, max_in_flight, max_threads = 0, 0, 0, 0
 local rss_baseline
 local live = {}
+local rss_trace, lua_trace = {}, {} -- RSS, Lua heap (kB) every 20 jobs ended
 
 local function sample()
   local t = status("Threads")
@@ -93,6 +94,7 @@ local results = fl.parallel(jobs, function(j, i)
     collectgarbage()
     rss_baseline = status("VmRSS")
   end
+  if done % 20 == 0 then rss_trace[#rss_trace + 1] = status("VmRSS"); lua_trace[#lua_trace + 1] = math.floor(collectgarbage("count")) end
   return { ok = r ~= nil, code = c, error = m }
 end, { concurrency = spec.in_flight })
 
@@ -102,6 +104,6 @@ sample()
 print(json.encode({
   results = results, max_in_flight = max_in_flight, max_threads = max_threads, thread_cap = thread_cap,
   rss_baseline_kb = rss_baseline or status("VmRSS"), rss_end_kb = status("VmRSS"),
-  seconds = core.now() - started, counters = fl.counters(),
+  seconds = core.now() - started, counters = fl.counters(), rss_trace_kb = rss_trace, lua_trace_kb = lua_trace,
 }))
 return 0

@@ -35,6 +35,7 @@
 #include "engine/engine.h"
 
 #define KNOWN_BUCKETS 1024
+#define KNOWN_MAX 8192 /* oldest forgotten beyond this: memory stays flat */
 #define MAX_TREE_DEPTH 4
 #define NAME_MAX_LEN 256
 
@@ -57,12 +58,14 @@ typedef struct inflight {
   blob_task *waiters;
 } inflight;
 
-/* A repository of a destination known to hold a blob (for mounts). */
+/* A repository of a destination known to hold a blob (for mounts). The
+ * table keeps the KNOWN_MAX newest; a forgotten one costs a request. */
 typedef struct known {
-  struct known *next;
-  fl_endpoint *dst;
+  struct known *next;  /* in its bucket */
+  struct known *newer; /* in insertion order, oldest first */
+  fl_endpoint *dst;    /* referenced */
   char digest[FL_DIGEST_STR_MAX];
-  char repo[NAME_MAX_LEN];
+  char repo[]; /* NUL-terminated */
 } known;
 
 struct image_job {
@@ -103,6 +106,8 @@ struct fl_engine {
   uint64_t pending;
   inflight *inflight;
   known *known[KNOWN_BUCKETS];
+  known *known_oldest, *known_newest;
+  size_t nknown;
   atomic_ullong bytes, copied, skipped, mounted, manifests, replicated,
       up_to_date, failed;
 };
@@ -138,8 +143,25 @@ static int known_lookup(fl_engine *e, fl_endpoint *dst, const char *digest,
   return 0;
 }
 
+/* Locked. Take the oldest entry out of the table; the caller frees it. */
+static known *known_evict(fl_engine *e) {
+  known *old = e->known_oldest;
+  e->known_oldest = old->newer;
+  if (!e->known_oldest)
+    e->known_newest = NULL;
+  for (known **pp = &e->known[known_bucket(old->dst, old->digest)]; *pp;
+       pp = &(*pp)->next)
+    if (*pp == old) {
+      *pp = old->next;
+      break;
+    }
+  e->nknown--;
+  return old;
+}
+
 static void known_add(fl_engine *e, fl_endpoint *dst, const char *digest,
                       const char *repo) {
+  known *evicted = NULL;
   pthread_mutex_lock(&e->lock);
   unsigned b = known_bucket(dst, digest);
   known *k = e->known[b];
@@ -147,14 +169,26 @@ static void known_add(fl_engine *e, fl_endpoint *dst, const char *digest,
     if (k->dst == dst && strcmp(k->digest, digest) == 0 &&
         strcmp(k->repo, repo) == 0)
       break;
-  if (!k && (k = calloc(1, sizeof *k)) != NULL) {
+  size_t rl = strlen(repo);
+  if (!k && (k = calloc(1, sizeof *k + rl + 1)) != NULL) {
     k->dst = fl_endpoint_ref(dst);
     snprintf(k->digest, sizeof k->digest, "%s", digest);
-    snprintf(k->repo, sizeof k->repo, "%s", repo);
+    memcpy(k->repo, repo, rl + 1);
     k->next = e->known[b];
     e->known[b] = k;
+    if (e->known_newest)
+      e->known_newest->newer = k;
+    else
+      e->known_oldest = k;
+    e->known_newest = k;
+    if (++e->nknown > KNOWN_MAX)
+      evicted = known_evict(e);
   }
   pthread_mutex_unlock(&e->lock);
+  if (evicted) {
+    fl_endpoint_unref(evicted->dst); /* may free it: not under the lock */
+    free(evicted);
+  }
 }
 
 /* ---- one blob ------------------------------------------------------------- */
@@ -916,12 +950,11 @@ void fl_engine_free(fl_engine *e) {
   for (int i = 0; i < e->nworkers; i++)
     pthread_join(e->workers[i], NULL);
   free(e->workers);
-  for (int b = 0; b < KNOWN_BUCKETS; b++)
-    for (known *k = e->known[b], *n; k; k = n) {
-      n = k->next;
-      fl_endpoint_unref(k->dst);
-      free(k);
-    }
+  while (e->known_oldest) {
+    known *k = known_evict(e);
+    fl_endpoint_unref(k->dst);
+    free(k);
+  }
   fl_cancel_unref(e->cancel);
   pthread_mutex_destroy(&e->lock);
   pthread_cond_destroy(&e->work);
