@@ -309,6 +309,7 @@ def rate_rules(rate):
         ({"method": ["POST", "PUT", "PATCH"], "path": UPLOAD}, ["status", "rate_limit", "drop"]),
         ({"method": ["PUT"], "path": MANIFEST}, ["status", "rate_limit", "drop"]),
         ({"method": "HEAD", "path": r"^/v2/.+/blobs/"}, ["status", "drop"]),
+        ({"method": "*", "path": r"^/v2/(?!.+/(blobs|manifests)/)"}, ["status", "drop"]),  # /v2/, listings
     ]
     rules = []
     for match, actions in kinds:

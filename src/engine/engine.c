@@ -193,12 +193,13 @@ static void known_add(fl_engine *e, fl_endpoint *dst, const char *digest,
 
 /* ---- one blob ------------------------------------------------------------- */
 
-/* Whole-blob failures another try may fix. DIGEST_MISMATCH is one: bytes
+/* Whole-blob failures another try may fix (after a backoff). DIGEST_MISMATCH is one: bytes
  * corrupted in transit differ on the next try (a source whose stored bytes
  * are corrupt fails every try, and the error is reported after the last). */
 static int retryable(fl_code rc) {
   return rc == FL_EUNREACHABLE || rc == FL_ETIMEOUT || rc == FL_ESERVER ||
-         rc == FL_EPROTOCOL || rc == FL_EDIGEST_MISMATCH;
+         rc == FL_EPROTOCOL || rc == FL_EDIGEST_MISMATCH ||
+         rc == FL_ERATE_LIMITED; /* a 429 on a streamed upload */
 }
 
 typedef enum { BLOB_COPIED, BLOB_SKIPPED, BLOB_MOUNTED } blob_outcome;

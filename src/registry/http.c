@@ -1206,6 +1206,8 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
   int transport_ok = rc == FL_OK && resp->status < 500;
   if (rc == FL_OK || rc == FL_EUNREACHABLE || rc == FL_ETIMEOUT)
     breaker_record(h, transport_ok);
+  if (rc != FL_OK)
+    fl_http_response_clear(resp); /* no response for the caller: none kept */
   return rc;
 }
 
