@@ -94,7 +94,10 @@ local results = fl.parallel(jobs, function(j, i)
     collectgarbage()
     rss_baseline = status("VmRSS")
   end
-  if done % 20 == 0 then rss_trace[#rss_trace + 1] = status("VmRSS"); lua_trace[#lua_trace + 1] = math.floor(collectgarbage("count")) end
+  if done % 20 == 0 then
+    rss_trace[#rss_trace + 1] = status("VmRSS")
+    lua_trace[#lua_trace + 1] = math.floor(collectgarbage("count"))
+  end
   return { ok = r ~= nil, code = c, error = m }
 end, { concurrency = spec.in_flight })
 

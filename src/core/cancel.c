@@ -96,7 +96,8 @@ fl_code fl_cancel_sleep_ms(const fl_cancel *c, long long ms, fl_error *err) {
       return FL_OK;
     if (left > 100)
       left = 100;
-    struct timespec ts = {(time_t)(left / 1000), (long)(left % 1000) * 1000000L};
+    struct timespec ts = {(time_t)(left / 1000),
+                          (long)(left % 1000) * 1000000L};
     nanosleep(&ts, NULL);
   }
 }

@@ -10,9 +10,9 @@
 #define FL_CORE_DEFAULTS_H
 
 /* The engine (fl_engine_config, core.engine.new, fl.configure). */
-#define FL_DEFAULT_BLOB_WORKERS 8  /* concurrent blob transfers */
+#define FL_DEFAULT_BLOB_WORKERS 8   /* concurrent blob transfers */
 #define FL_DEFAULT_IMAGE_WORKERS 32 /* image jobs running at once (the pool) */
-#define FL_DEFAULT_BLOB_ATTEMPTS 5 /* whole-blob copies per blob */
+#define FL_DEFAULT_BLOB_ATTEMPTS 5  /* whole-blob copies per blob */
 #define FL_DEFAULT_PIPE_CAPACITY (512 * 1024) /* bytes buffered per blob copy */
 
 /* One registry's HTTP client (fl_http_config, fl.registry options). */

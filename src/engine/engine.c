@@ -73,7 +73,7 @@ struct image_job {
   image_job *qnext; /* in the job queue, until an image worker takes it */
   uint64_t id;
   fl_engine *e;
-  fl_cancel *cancel; /* chained to the engine's */
+  fl_cancel *cancel;      /* chained to the engine's */
   fl_endpoint *src, *dst; /* referenced until the result is collected */
   char src_repo[NAME_MAX_LEN], src_ref[FL_DIGEST_STR_MAX + 130];
   char dst_repo[NAME_MAX_LEN], dst_ref[FL_DIGEST_STR_MAX + 130];

@@ -224,8 +224,8 @@ static int m_tags(lua_State *L) {
 typedef struct tags_work {
   fl_endpoint *ep;
   fl_cancel *cancel; /* the Lua thread's current token, for the workers */
-  size_t count; /* slots allocated in repos, lists, errs and codes */
-  char **repos; /* unique names, in the order first given */
+  size_t count;      /* slots allocated in repos, lists, errs and codes */
+  char **repos;      /* unique names, in the order first given */
   fl_strlist *lists;
   fl_error *errs;
   fl_code *codes;

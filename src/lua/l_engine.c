@@ -40,7 +40,7 @@
 #include "lua/lua_util.h"
 
 #define ENGINE_CLASS "freightliner.engine"
-#define ENGINES_KEY "freightliner.engines"   /* weak set of this state's */
+#define ENGINES_KEY "freightliner.engines"     /* weak set of this state's */
 #define LUA_TOKEN_KEY "freightliner.lua_token" /* the Lua thread's token */
 
 typedef struct lengine {
@@ -412,22 +412,23 @@ static int l_defaults(lua_State *L) {
   fl_lua_setfield_int(L, -1, "connect_timeout_ms",
                       FL_DEFAULT_CONNECT_TIMEOUT_MS);
   fl_lua_setfield_int(L, -1, "low_speed_time", FL_DEFAULT_LOW_SPEED_TIME_S);
-  fl_lua_setfield_int(L, -1, "breaker_threshold",
-                      FL_DEFAULT_BREAKER_THRESHOLD);
-  fl_lua_setfield_int(L, -1, "breaker_cooldown",
-                      FL_DEFAULT_BREAKER_COOLDOWN_S);
+  fl_lua_setfield_int(L, -1, "breaker_threshold", FL_DEFAULT_BREAKER_THRESHOLD);
+  fl_lua_setfield_int(L, -1, "breaker_cooldown", FL_DEFAULT_BREAKER_COOLDOWN_S);
   return 1;
 }
 
 int fl_lua_push_defaults(lua_State *L) { return l_defaults(L); }
 
 int fl_lua_open_engine(lua_State *L) {
-  static const luaL_Reg methods[] = {
-      {"submit", m_submit},     {"wait", m_wait},
-      {"pending", m_pending},   {"counters", m_counters},
-      {"progress", m_progress}, {"cancel", m_cancel},
-      {"cancel_jobs", m_cancel_jobs}, {"close", m_close},
-      {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"submit", m_submit},
+                                     {"wait", m_wait},
+                                     {"pending", m_pending},
+                                     {"counters", m_counters},
+                                     {"progress", m_progress},
+                                     {"cancel", m_cancel},
+                                     {"cancel_jobs", m_cancel_jobs},
+                                     {"close", m_close},
+                                     {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", m_close},
                                   {"__close", m_close},
                                   {"__tostring", m_tostring},

@@ -100,9 +100,7 @@ static fl_cancel *request_token(const fl_http_request *req) {
   return req->cancel ? req->cancel : fl_cancel_current();
 }
 
-void fl_http_count_retry(void) {
-  fl_cancel_count_retry(fl_cancel_current());
-}
+void fl_http_count_retry(void) { fl_cancel_count_retry(fl_cancel_current()); }
 
 /* ---- curl share locks and the handle pool -------------------------------- */
 

@@ -27,7 +27,7 @@ typedef struct fl_http_config {
   const char *ca_file;
   const char *client_cert;
   const char *client_key;
-  const char *pinned_pubkey;  /* "sha256//base64" as libcurl takes it */
+  const char *pinned_pubkey; /* "sha256//base64" as libcurl takes it */
   /* Zero fields take their defaults (core/defaults.h). */
   int max_attempts;           /* tries per request */
   double retry_base_ms;       /* first backoff cap */

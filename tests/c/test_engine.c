@@ -426,8 +426,7 @@ static void test_endpoints_released_while_running(void **state) {
   fl_copy_result r;
   while (fl_engine_pending(e) > 0)
     if (fl_engine_wait(e, 1000, &r) && r.code != FL_OK)
-      fail_msg("copy failed after its endpoints were released: %s",
-               r.err.msg);
+      fail_msg("copy failed after its endpoints were released: %s", r.err.msg);
   fl_engine_free(e);
 }
 
