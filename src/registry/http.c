@@ -1057,24 +1057,46 @@ static void make_url(fl_http *h, const char *url, char *out, size_t n) {
  * request to such a host probes plain HTTP (cheap: no TLS set-up) and
  * settles on https unless a registry answered: a TLS server answers a plain
  * request with 400 or drops it, and no registry answers GET /v2/ with 400.
- * Other threads wait for the answer; after it the base URL never changes. */
+ * A dropped probe is ambiguous (a flaky link drops too): then https is
+ * probed, and if neither answers, both again after a backoff, up to
+ * max_attempts rounds. Other threads wait for the answer; after it the base
+ * URL never changes. */
+static int probe(fl_http *h, const char *scheme, long *status) {
+  fl_http_request req = {.method = "GET", .url = "/v2/"};
+  fl_http_response resp;
+  fl_error err;
+  outcome oc = {.timeout_ms = h->cfg.attempt_timeout_s * 1000L,
+                .timeout_name = "attempt_timeout"};
+  char url[400];
+  memset(&resp, 0, sizeof resp);
+  snprintf(url, sizeof url, "%s://%s/v2/", scheme, h->host);
+  fl_code rc = perform_once(h, &req, url, NULL, &resp, &oc, &err);
+  *status = rc == FL_OK ? resp.status : 0;
+  fl_http_response_clear(&resp);
+  return rc == FL_OK;
+}
+
 static void ensure_scheme(fl_http *h) {
   if (atomic_load(&h->scheme_resolved))
     return;
   pthread_mutex_lock(&h->scheme_lock);
   if (!atomic_load(&h->scheme_resolved)) {
     if (!h->scheme_fixed && h->loopback) {
-      fl_http_request probe = {.method = "GET", .url = "/v2/"};
-      fl_http_response resp;
-      fl_error err;
-      outcome oc = {.timeout_ms = h->cfg.attempt_timeout_s * 1000L,
-                    .timeout_name = "attempt_timeout"};
-      char url[400];
-      memset(&resp, 0, sizeof resp);
-      snprintf(url, sizeof url, "http://%s/v2/", h->host);
-      fl_code rc = perform_once(h, &probe, url, NULL, &resp, &oc, &err);
-      int plain = rc == FL_OK && resp.status != 400 && resp.status > 0;
-      fl_http_response_clear(&resp);
+      int plain = 0;
+      long status = 0;
+      for (int round = 1; round <= h->cfg.max_attempts; round++) {
+        if (probe(h, "http", &status)) {
+          plain = status != 400 && status > 0;
+          break;
+        }
+        if (probe(h, "https", &status) || fl_cancel_is_set(fl_cancel_current()))
+          break; /* TLS answered: https */
+        if (round < h->cfg.max_attempts &&
+            sleep_ms(
+                fl_backoff_ms(round, h->cfg.retry_base_ms, h->cfg.retry_max_ms),
+                fl_cancel_current(), NULL) != FL_OK)
+          break;
+      }
       set_base(h, plain ? FL_SCHEME_HTTP : FL_SCHEME_HTTPS);
       fl_log(FL_LOG_DEBUG, NULL, "%s: loopback registry speaks %s", h->host,
              plain ? "plain HTTP" : "TLS");
