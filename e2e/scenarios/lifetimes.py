@@ -457,3 +457,49 @@ def credentials_rotated_mid_run(ctx):
                        pull=False)
     ctx.note("password rotated mid-run: %d images copied, helper called %d times, %d token requests",
              len(chosen), n_calls, tokens)
+
+
+# ---------------------------------------------------------------------------
+# bounded waits: Retry-After cap, request deadline
+# ---------------------------------------------------------------------------
+def one_copy(ctx, src_host, dst_host, registries=None):
+    job = {"src": "%s/project-a/app:v1.0" % src_host, "dst": "%s/bounded/app:v1.0" % dst_host}
+    r, results, _ = ctx.copy([job], registries=registries, timeout=120)
+    res = results.get(job["src"] + " -> " + job["dst"])
+    check(res is not None, "no outcome: %r", r)
+    return r, res
+
+
+@scenario(weight=10, timeout=240)
+def request_deadline_and_retry_after_cap(ctx):
+    """A registry asking to wait 120 s (Retry-After) fails the request at
+    once as RATE_LIMITED, naming the time asked for and retry_after_max; a
+    manifest that never comes fails as TIMEOUT within request_timeout,
+    naming the limit."""
+    src, _ = ctx.shared("small")
+    dst = ctx.registry()
+    sp = ctx.faultproxy(src, [{"method": "GET", "path": MANIFEST, "action": "rate_limit", "retry_after": 120}])
+    r, res = one_copy(ctx, sp.host, dst.host)
+    check(not res["ok"] and res["code"] == "RATE_LIMITED", "a 120 s Retry-After gave %s", res)
+    check("120 s" in res["error"] and "retry_after_max (60 s)" in res["error"],
+          "the error does not name the wait and the limit: %s", res["error"])
+    check(r.seconds < 15, "a 120 s Retry-After held the copy %.1f s", r.seconds)
+    ctx.stop(sp)
+    # a configured cap above the ask: honoured (one 429 with 2 s, then fine)
+    sp = ctx.faultproxy(src, [{"method": "GET", "path": MANIFEST, "action": "rate_limit", "retry_after": 2,
+                               "max": 1}])
+    r, res = one_copy(ctx, sp.host, dst.host, {sp.host: {"retry_after_max": 5}})
+    check(res["ok"], "a 2 s Retry-After under a 5 s cap failed: %s", res)
+    check(r.seconds >= 2, "the 2 s Retry-After was not waited for (%.1f s)", r.seconds)
+    ctx.stop(sp)
+    # the manifest stalls a minute: per try 2 s, the whole request 5 s
+    sp = ctx.faultproxy(src, [{"method": "GET", "path": MANIFEST, "action": "stall", "seconds": 60}])
+    t = time.time()
+    r, res = one_copy(ctx, sp.host, dst.host, {sp.host: {"attempt_timeout": 2, "request_timeout": 5}})
+    took = time.time() - t
+    check(not res["ok"] and res["code"] == "TIMEOUT", "a stalled manifest gave %s", res)
+    check("request_timeout (5 s)" in res["error"] or "attempt_timeout (2 s)" in res["error"],
+          "the error does not name the limit: %s", res["error"])
+    check(took < 20, "a 5 s request deadline took %.1f s", took)
+    ctx.note("Retry-After 120 s: RATE_LIMITED at once; stalled manifest: TIMEOUT after %.1f s (%s)", took,
+             res["error"][:160])
