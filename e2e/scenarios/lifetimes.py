@@ -337,6 +337,7 @@ FAULT_IMAGES = [("project-a/app", "v1.0"), ("project-a/web", "v1.1"), ("project-
 def fault_rate_runs(ctx, runs, rate=0.12):
     src, _ = ctx.shared("small")
     complete, failed_images, summary = 0, 0, []
+    all_faults = all_requests = 0
     for run in range(runs):
         dst = ctx.registry()
         sp = ctx.faultproxy(src, rate_rules(rate), seed=500 + run)
@@ -357,6 +358,7 @@ def fault_rate_runs(ctx, runs, rate=0.12):
         verify.registry_consistent(ctx, dst)
         faults = len(sp.faults()) + len(dp.faults())
         requests = len(sp.requests()) + len(dp.requests())
+        all_faults, all_requests = all_faults + faults, all_requests + requests
         complete += ok == len(jobs)
         failed_images += len(jobs) - ok
         ctx.log("run %d: %d/%d images, %d faults in %d requests (%.1f%%), retries %s", run, ok, len(jobs), faults,
@@ -365,8 +367,10 @@ def fault_rate_runs(ctx, runs, rate=0.12):
         dp.stop()
         ctx.stop(dst)
     rate_ok = complete / runs
-    ctx.note("fault rate %.0f%%: %d of %d multi-repository runs complete (%.0f%%), %d images failed (named)%s",
-             rate * 100, complete, runs, rate_ok * 100, failed_images,
+    ctx.note("fault rate %.0f%% (measured: %d faults in %d requests, %.1f%%): %d of %d multi-repository runs "
+             "complete (%.0f%%), %d images failed (named)%s",
+             rate * 100, all_faults, all_requests, 100.0 * all_faults / max(1, all_requests), complete, runs,
+             rate_ok * 100, failed_images,
              (": " + "; ".join(summary[:5])) if summary else "")
     return rate_ok
 
