@@ -11,7 +11,7 @@
 
 /* The engine (fl_engine_config, core.engine.new, fl.configure). */
 #define FL_DEFAULT_BLOB_WORKERS 8   /* concurrent blob transfers */
-#define FL_DEFAULT_IMAGE_WORKERS 32 /* image jobs running at once (the pool) */
+#define FL_DEFAULT_IMAGE_WORKERS 32 /* image jobs at once; >= workers */
 #define FL_DEFAULT_BLOB_ATTEMPTS 5  /* whole-blob copies per blob */
 #define FL_DEFAULT_PIPE_CAPACITY (512 * 1024) /* bytes buffered per blob copy */
 

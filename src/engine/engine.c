@@ -859,8 +859,10 @@ fl_code fl_engine_new(const fl_engine_config *cfg, fl_engine **out,
     e->cfg = *cfg;
   if (e->cfg.blob_workers <= 0)
     e->cfg.blob_workers = FL_DEFAULT_BLOB_WORKERS;
-  if (e->cfg.image_workers <= 0)
-    e->cfg.image_workers = FL_DEFAULT_IMAGE_WORKERS;
+  if (e->cfg.image_workers <= 0) /* at least one per blob worker */
+    e->cfg.image_workers = e->cfg.blob_workers > FL_DEFAULT_IMAGE_WORKERS
+                               ? e->cfg.blob_workers
+                               : FL_DEFAULT_IMAGE_WORKERS;
   if (e->cfg.blob_attempts <= 0)
     e->cfg.blob_attempts = FL_DEFAULT_BLOB_ATTEMPTS;
   if (e->cfg.pipe_capacity == 0)
