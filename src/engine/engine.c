@@ -876,8 +876,9 @@ fl_code fl_engine_new(const fl_engine_config *cfg, fl_engine **out,
   pthread_cond_init(&e->jobs, NULL);
   pthread_cond_init(&e->finished, NULL);
   e->cancel = fl_cancel_new(NULL);
-  e->workers = calloc((size_t)(e->cfg.blob_workers + e->cfg.image_workers),
-                      sizeof *e->workers);
+  e->workers =
+      calloc((size_t)e->cfg.blob_workers + (size_t)e->cfg.image_workers,
+             sizeof *e->workers);
   if (!e->workers || !e->cancel) {
     fl_engine_free(e);
     return fl_error_set(err, FL_ENOMEM, "out of memory");

@@ -368,13 +368,17 @@ static int l_clear_signal(lua_State *L) {
 }
 
 /* The Lua thread's token: current on the thread that opens the module. */
+typedef struct lua_token {
+  fl_cancel *c;
+} lua_token;
+
 static int token_gc(lua_State *L) {
-  fl_cancel **box = lua_touserdata(L, 1);
-  if (*box) {
-    if (fl_cancel_current() == *box)
+  lua_token *box = lua_touserdata(L, 1);
+  if (box->c) {
+    if (fl_cancel_current() == box->c)
       fl_cancel_set_current(NULL);
-    fl_cancel_unref(*box);
-    *box = NULL;
+    fl_cancel_unref(box->c);
+    box->c = NULL;
   }
   return 0;
 }
@@ -385,15 +389,15 @@ static void open_lua_token(lua_State *L) {
     return;
   }
   lua_pop(L, 1);
-  fl_cancel **box = lua_newuserdatauv(L, sizeof *box, 0);
-  *box = NULL;
+  lua_token *box = lua_newuserdatauv(L, sizeof *box, 0);
+  box->c = NULL;
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, token_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
-  *box = fl_cancel_new_polled(poll_interrupted, NULL);
-  if (*box)
-    fl_cancel_set_current(*box);
+  box->c = fl_cancel_new_polled(poll_interrupted, NULL);
+  if (box->c)
+    fl_cancel_set_current(box->c);
   lua_setfield(L, LUA_REGISTRYINDEX, LUA_TOKEN_KEY);
 }
 

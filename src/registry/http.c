@@ -904,6 +904,30 @@ static int sent_this_token(const char *sent, const char *tok) {
   return sent && strncmp(sent, "Bearer ", 7) == 0 && strcmp(sent + 7, tok) == 0;
 }
 
+/* Locked. The Basic credentials a request carried were refused: obtain
+ * them again once. FL_OK when they changed (worth another try; the caller
+ * builds the new header), else the error to report. */
+static fl_code basic_refused(fl_http *h, fl_error *err) {
+  char source[sizeof h->creds.source];
+  snprintf(source, sizeof source, "%s", h->creds.source);
+  if (!refresh_credentials(h)) {
+    if (h->creds_rc != FL_OK) {
+      *err = h->creds_err;
+      return h->creds_rc;
+    }
+    return fl_error_set(err, FL_EUNAUTHORIZED,
+                        "registry %s refused the username and password "
+                        "from %s",
+                        h->host, source);
+  }
+  if (!h->creds.username || !h->creds.password)
+    return fl_error_set(err, FL_EUNAUTHORIZED,
+                        "registry %s refused the credentials from %s, and "
+                        "%s now has no username and password",
+                        h->host, source, h->creds.source);
+  return FL_OK;
+}
+
 /* React to a 401 on a request that carried `sent_auth` (or none): fetch a
  * token or set Basic credentials. FL_OK means: send it again. */
 static fl_code handle_challenge(fl_http *h, const fl_http_request *req,
@@ -969,28 +993,10 @@ static fl_code handle_challenge(fl_http *h, const fl_http_request *req,
       if (sent_basic && h->basic_header &&
           strcmp(sent_auth, h->basic_header) != 0)
         goto out; /* another thread set new ones since: send those */
-      if (sent_basic && h->basic_header) {
-        /* this very request carried them, and they were refused: obtain
-         * them again once; only changed ones are worth another try */
-        char source[sizeof h->creds.source];
-        snprintf(source, sizeof source, "%s", h->creds.source);
-        if (!refresh_credentials(h)) {
-          rc = h->creds_rc != FL_OK
-                   ? (*err = h->creds_err, h->creds_rc)
-                   : fl_error_set(err, FL_EUNAUTHORIZED,
-                                  "registry %s refused the username and "
-                                  "password from %s",
-                                  h->host, source);
-          goto out;
-        }
-        if (!h->creds.username || !h->creds.password) {
-          rc = fl_error_set(err, FL_EUNAUTHORIZED,
-                            "registry %s refused the credentials from %s, "
-                            "and %s now has no username and password",
-                            h->host, source, h->creds.source);
-          goto out;
-        }
-      }
+      /* this very request carried them, and they were refused */
+      if (sent_basic && h->basic_header &&
+          (rc = basic_refused(h, err)) != FL_OK)
+        goto out;
       if (!h->basic_header) {
         h->basic_header = basic_header(h->creds.username, h->creds.password);
         if (!h->basic_header)
@@ -1044,6 +1050,39 @@ static long long backoff_ms(fl_http *h, int attempt, long retry_after_s) {
   if (retry_after_s >= 0)
     return retry_after_s * 1000LL;
   return fl_backoff_ms(attempt, h->cfg.retry_base_ms, h->cfg.retry_max_ms);
+}
+
+/* The time limit of the next try of a request with a deadline. */
+static void limit_try(fl_http *h, long long deadline, outcome *oc) {
+  long long left = deadline - now_ms();
+  long per_try = h->cfg.attempt_timeout_s * 1000L;
+  oc->timeout_ms = left < per_try ? (long)(left > 1 ? left : 1) : per_try;
+  oc->timeout_name = left < per_try ? "request_timeout" : "attempt_timeout";
+}
+
+/* How long to wait before try attempt+1 (*wait), or the error that ends
+ * the request: a Retry-After over retry_after_max (RATE_LIMITED, naming
+ * the time asked for), a wait past the deadline (TIMEOUT, naming it;
+ * deadline 0: none). status: the last answer's, 0 for none. */
+static fl_code retry_wait(fl_http *h, const fl_http_request *req,
+                          const outcome *oc, long status, int attempt,
+                          long long deadline, long long *wait, fl_error *err) {
+  const char *m = req->method ? req->method : "GET";
+  if (oc->retry_after > h->cfg.retry_after_max_s)
+    return fl_error_set(err, FL_ERATE_LIMITED,
+                        "registry %s answered %ld and asked to wait %ld s "
+                        "(Retry-After) before %s %s, longer than "
+                        "retry_after_max (%d s)",
+                        h->host, status, oc->retry_after, m, req->url,
+                        h->cfg.retry_after_max_s);
+  *wait = backoff_ms(h, attempt, oc->retry_after);
+  if (deadline && now_ms() + *wait >= deadline)
+    return fl_error_set(err, FL_ETIMEOUT,
+                        "%s %s to registry %s did not succeed within "
+                        "request_timeout (%d s) after %d tries",
+                        m, req->url, h->host, h->cfg.request_timeout_s,
+                        attempt);
+  return FL_OK;
 }
 
 static void make_url(fl_http *h, const char *url, char *out, size_t n) {
@@ -1132,12 +1171,8 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
   for (;;) {
     char *auth = (foreign || req->no_auth) ? NULL : cached_auth(h, req);
     outcome oc = {0};
-    if (bounded) {
-      long long left = deadline - now_ms();
-      long per_try = h->cfg.attempt_timeout_s * 1000L;
-      oc.timeout_ms = left < per_try ? (long)(left > 1 ? left : 1) : per_try;
-      oc.timeout_name = left < per_try ? "request_timeout" : "attempt_timeout";
-    }
+    if (deadline)
+      limit_try(h, deadline, &oc);
     limits_acquire(h);
     rc = perform_once(h, req, url, auth, resp, &oc, err);
     limits_release(h);
@@ -1191,26 +1226,11 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
       break;
     if (req->sink && resp->streamed > 0 && req->stream_no_retry)
       break;
-    if (oc.retry_after > h->cfg.retry_after_max_s) {
-      long status = rc == FL_OK ? resp->status : 0;
-      fl_http_response_clear(resp);
-      rc = fl_error_set(err, FL_ERATE_LIMITED,
-                        "registry %s answered %ld and asked to wait %ld s "
-                        "(Retry-After) before %s %s, longer than "
-                        "retry_after_max (%d s)",
-                        h->host, status, oc.retry_after,
-                        req->method ? req->method : "GET", req->url,
-                        h->cfg.retry_after_max_s);
-      break;
-    }
-    long long wait = backoff_ms(h, attempt, oc.retry_after);
-    if (bounded && now_ms() + wait >= deadline) {
-      fl_http_response_clear(resp);
-      rc = fl_error_set(err, FL_ETIMEOUT,
-                        "%s %s to registry %s did not succeed within "
-                        "request_timeout (%d s) after %d tries",
-                        req->method ? req->method : "GET", req->url, h->host,
-                        h->cfg.request_timeout_s, attempt);
+    long long wait = 0;
+    fl_code wrc = retry_wait(h, req, &oc, rc == FL_OK ? resp->status : 0,
+                             attempt, deadline, &wait, err);
+    if (wrc != FL_OK) {
+      rc = wrc; /* the response is cleared below */
       break;
     }
     if (rewind_body(req, err) != FL_OK)
