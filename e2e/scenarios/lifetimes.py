@@ -88,7 +88,8 @@ def repl_ctrl_c_stops_the_statement_only(ctx):
     dst = ctx.registry()
     # the first blob download stalls for a minute: the copy hangs there
     sp = ctx.faultproxy(src, [{"method": "GET", "path": BLOB_GET, "action": "stall", "seconds": 60,
-                               "max": 1}])
+                               "max": 1},
+                              {"method": "GET", "path": r"/tags/list", "action": "stall", "seconds": 60}])
     hist = os.path.join(ctx.tmp("repl"), "history")
     t = Terminal(ctx, [e2e.BIN, "repl"], {"TERM": "dumb", "FREIGHTLINER_HISTORY": hist})
     try:
@@ -127,6 +128,17 @@ def repl_ctrl_c_stops_the_statement_only(ctx):
         t.send(b"\x03")
         check(t.read_until("interrupted", 10, mark), "a Lua loop was not interrupted: %s" % t.text(mark))
         check(t.prompt(mark), "no prompt after the interrupted loop: %s" % t.text(mark))
+        # 3b. a request the Lua thread itself makes (a tag listing) stops too
+        mark = len(t.seen)
+        t.send('reg = fl.registry("%s"); print("TAGS", reg:tags("project-a/app"))\r' % sp.host)
+        time.sleep(1.5)
+        t0 = time.time()
+        t.send(b"\x03")
+        check(t.read_until("\n> ", 10, mark), "a stalled listing did not stop on Ctrl-C: %s" % t.text(mark))
+        took = time.time() - t0
+        check(took < 3, "Ctrl-C took %.1f s to stop a listing" % took)
+        check("CANCELLED" in t.text(mark) or "interrupted" in t.text(mark),
+              "the listing said neither CANCELLED nor interrupted: %s" % t.text(mark))
         # 4. Ctrl-C at an idle prompt clears the line
         mark = len(t.seen)
         t.send("garbage(")
