@@ -20,6 +20,7 @@ import random
 import select
 import signal
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -433,7 +434,6 @@ def credentials_rotated_mid_run(ctx):
     jobs = [{"src": "%s/%s:%s" % (sp.host, i["repository"], i["tag"]),
              "dst": "%s/%s:%s" % (reg.host, i["repository"], i["tag"])} for i in chosen]
 
-    import threading
     rotated = {}
 
     def rotate():
