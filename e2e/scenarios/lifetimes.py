@@ -508,6 +508,20 @@ def request_deadline_and_retry_after_cap(ctx):
     check(res["ok"], "a 2 s Retry-After under a 5 s cap failed: %s", res)
     check(r.seconds >= 2, "the 2 s Retry-After was not waited for (%.1f s)", r.seconds)
     ctx.stop(sp)
+    # a 429 with Retry-After: 2 on a blob upload (a streamed PUT): waited for
+    sp = ctx.faultproxy(src, [])
+    dp = ctx.faultproxy(dst, [{"method": "PUT", "path": UPLOAD, "action": "rate_limit", "retry_after": 2,
+                               "max": 1}])
+    t = time.time()
+    job = {"src": "%s/project-b/tool:v1.1" % sp.host, "dst": "%s/bounded/tool:v1.1" % dp.host}
+    r, results, _ = ctx.copy([job], timeout=120)
+    took = time.time() - t
+    res = results.get(job["src"] + " -> " + job["dst"])
+    check(res and res["ok"], "a 429 on an upload failed the copy: %s", res)
+    check(dp.faults(), "the upload 429 never fired")
+    check(took >= 2, "the upload's Retry-After of 2 s was not waited for (%.1f s)", took)
+    ctx.stop(sp)
+    ctx.stop(dp)
     # the manifest stalls a minute: per try 2 s, the whole request 5 s
     sp = ctx.faultproxy(src, [{"method": "GET", "path": MANIFEST, "action": "stall", "seconds": 60}])
     t = time.time()

@@ -1233,8 +1233,14 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
       rc = wrc; /* the response is cleared below */
       break;
     }
-    if (rewind_body(req, err) != FL_OK)
-      break; /* the body was streamed and cannot be produced again */
+    if (rewind_body(req, err) != FL_OK) {
+      /* the body was streamed and cannot be produced again: the caller
+       * starts over (a blob upload: the engine's next attempt), but not
+       * before the wait the server asked for */
+      if (oc.retry_after > 0)
+        sleep_ms(oc.retry_after * 1000LL, tok, NULL);
+      break;
+    }
     atomic_fetch_add(&h->n_retries, 1);
     fl_cancel_count_retry(tok);
     fl_log(FL_LOG_DEBUG, NULL, "retrying %s %s in %lld ms (attempt %d of %d)",
