@@ -19,6 +19,7 @@ import pty
 import random
 import select
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -533,3 +534,83 @@ def request_deadline_and_retry_after_cap(ctx):
     check(took < 20, "a 5 s request deadline took %.1f s", took)
     ctx.note("Retry-After 120 s: RATE_LIMITED at once; stalled manifest: TIMEOUT after %.1f s (%s)", took,
              res["error"][:160])
+
+
+BASIC_ROTATION = r'''
+local src, dst, ready, go = arg[1], arg[2], arg[3], arg[4]
+local function copy(repo, tag)
+  local r, m, c = fl.copy(src .. "/" .. repo .. ":" .. tag, dst .. "/" .. repo .. ":" .. tag)
+  return { ok = r ~= nil, code = c, error = m }
+end
+local out = { before = copy("project-a/app", "v1.0") }
+io.open(ready, "w"):close()
+local waited = 0
+while not io.open(go) and waited < 60 do fl.sleep(0.1); waited = waited + 0.1 end
+-- the same registry object (its Basic header cached) after the rotation
+out.after = { copy("project-a/web", "v1.1"), copy("project-b/tool", "v2.0") }
+print(fl.json.encode(out))
+'''
+
+
+@scenario(weight=15, timeout=300)
+def basic_credentials_rotated_mid_run(ctx):
+    """An htpasswd registry restarted with a new password between two copies
+    of one run, the credential helper's answer changed at the same moment:
+    the Basic credentials are obtained again once, and the run completes."""
+    src, _ = ctx.shared("small")
+    reg = ctx.registry("htpasswd")
+    d = ctx.tmp("helper")
+    secret, calls = os.path.join(d, "secret"), os.path.join(d, "calls")
+    with open(secret, "w") as f:
+        f.write(reg.password)
+    with open(os.path.join(d, "docker-credential-e2erot"), "w") as f:
+        f.write(HELPER % {"secret": secret, "calls": calls, "user": reg.username})
+    os.chmod(os.path.join(d, "docker-credential-e2erot"), 0o755)
+    ready, go = os.path.join(d, "ready"), os.path.join(d, "go")
+    script = os.path.join(d, "rotate.lua")
+    with open(script, "w") as f:
+        f.write("fl.registry_options(%s, { credential_helper = 'e2erot', insecure = true })\n"
+                % json.dumps(reg.host) + BASIC_ROTATION)
+    out_path = os.path.join(d, "out.json")
+    p = ctx.spawn([e2e.BIN, "run", script, src.host, reg.host, ready, go],
+                  env={"PATH": d + ":" + os.environ.get("PATH", "")}, stdout=open(out_path, "w"),
+                  stderr=open(out_path + ".err", "w"))
+    end = time.time() + 60
+    while not os.path.exists(ready) and time.time() < end and p.poll() is None:
+        time.sleep(0.05)
+    check(os.path.exists(ready), "the first copy never finished: %s", open(out_path + ".err").read()[-2000:])
+    # rotate: the registry restarts (same port, same data) with a new password
+    new = "rotated-" + reg.password
+    e2e.harness_registry._kill([reg.pid], reg.dir)
+    line = subprocess.run(["htpasswd", "-Bbn", reg.username, new], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    with open(os.path.join(reg.dir, "htpasswd"), "w") as f:
+        f.write(line + "\n")
+    with open(secret, "w") as f:
+        f.write(new)
+    ctx.spawn(["docker-registry", "serve", os.path.join(reg.dir, "config.yml")],
+              stderr=open(os.path.join(reg.dir, "restart.log"), "w"))
+    end = time.time() + 20
+    status = None
+    while time.time() < end and status != 401:
+        try:
+            reg._client = None
+            status = reg.request("GET", "/v2/")[0].status
+        except OSError:
+            time.sleep(0.1)
+    check(status == 401, "the restarted registry does not answer: %s", status)
+    open(go, "w").close()
+    p.wait(timeout=120)
+    check(p.returncode == 0, "the run failed: exit %s: %s", p.returncode, open(out_path + ".err").read()[-2000:])
+    out = json.loads(open(out_path).read().strip().splitlines()[-1])
+    check(out["before"]["ok"], "the copy before the rotation failed: %s", out["before"])
+    for r in out["after"]:
+        check(r["ok"], "a copy after the rotation failed: %s", r)
+    with open(calls) as f:
+        n_calls = sum(1 for line in f if line.startswith("get"))
+    check(n_calls == 2, "the helper was called %d times (want 2: at the start, after the refusal)", n_calls)
+    err = open(out_path + ".err").read()
+    check("obtained them again (they changed)" in err, "no refresh was logged: %s", err[-2000:])
+    reg.password, reg._client = new, None
+    verify.same_image(ctx, src, "project-b/tool", "v2.0", reg, "project-b/tool", "v2.0", pull=False)
+    ctx.note("Basic credentials rotated with a registry restart: helper called %d times", n_calls)
