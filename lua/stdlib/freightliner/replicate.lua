@@ -67,7 +67,8 @@ function M.plan(p)
     names[i] = math.type(repo) and tostring(repo) or repo
     uses[names[i]] = (uses[names[i]] or 0) + 1
   end
-  local listed, failed = src:tags_many(names, { concurrency = math.max(1, math.tointeger(p.parallel) or 8) })
+  local listed, failed = src:tags_many(names,
+    { concurrency = math.max(1, math.tointeger(p.parallel) or core.defaults.workers) })
   for i, repo in ipairs(repos) do
     local name = names[i]
     local tags = listed[name]
@@ -153,7 +154,7 @@ end
 function M.run(plan, opts)
   opts = opts or {}
   local hooks = opts.hooks or {}
-  local parallel = opts.parallel or 8
+  local parallel = opts.parallel or core.defaults.workers
   core.engine.trap_signals()
   copy.configure{ workers = parallel }
   local cp = opts.checkpoint

@@ -204,7 +204,7 @@ function M.job_from_options(o)
       tags = { include = o["tag-filter"], exclude = o["exclude-tag"] },
       dest_prefix = o["dest-prefix"], platforms = o.platform, referrers = o.referrers or nil,
     } },
-    parallel = o["parallel-workers"] or 8, dry_run = o["dry-run"] or false, force = o.force or nil,
+    parallel = o["parallel-workers"] or core.defaults.workers, dry_run = o["dry-run"] or false, force = o.force or nil,
     format = o.format, checkpoint_file = o["checkpoint-file"], metrics_file = o["metrics-file"],
     progress = not o["no-progress"],
   }
@@ -254,7 +254,7 @@ end
 --- One image: replicate SRC_IMAGE DST_IMAGE.
 function M.single(o)
   local job = {
-    entries = {}, parallel = o["parallel-workers"] or 8, dry_run = o["dry-run"],
+    entries = {}, parallel = o["parallel-workers"] or core.defaults.workers, dry_run = o["dry-run"],
     format = o.format, metrics_file = o["metrics-file"], progress = not o["no-progress"],
   }
   if o.config and not apply_config(job, o.config) then return 2 end
