@@ -115,7 +115,7 @@ def repl_ctrl_c_stops_the_statement_only(ctx):
               "the cancelled statement said neither CANCELLED nor interrupted: %s" % out)
         check("stack traceback" not in out, "an interrupt printed a traceback: %s" % out)
         check(took < 3, "Ctrl-C took %.1f s to stop the copy" % took)
-        ctx.note("Ctrl-C stopped a stalled copy in %.2f s", took)
+        ctx.note("Ctrl-C ended a statement stalled in a copy in %.2f s", took)
         # 2. the next statement works (same engine, same registries)
         mark = len(t.seen)
         t.send('r, m, c = fl.copy("%s/project-a/web:v1.1", "%s/project-a/web:v1.1"); '
