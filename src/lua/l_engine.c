@@ -68,16 +68,18 @@ static int poll_interrupted(void *ud) {
 /* Turn a caught signal into cancelling this state's engines (all of their
  * work for good, or in statement mode the jobs running now). */
 static void take_signal(lua_State *L) {
-  if (!caught_signal)
+  int sig = caught_signal;
+  if (!sig)
     return;
   caught_signal = 0;
+  int jobs_only = statement_mode && sig == SIGINT; /* SIGTERM ends all */
   if (lua_getfield(L, LUA_REGISTRYINDEX, ENGINES_KEY) == LUA_TTABLE) {
     lua_pushnil(L);
     while (lua_next(L, -2)) {
       lua_pop(L, 1);
       lengine *le = luaL_testudata(L, -1, ENGINE_CLASS);
       if (le && le->e) {
-        if (statement_mode)
+        if (jobs_only)
           fl_engine_cancel_jobs(le->e);
         else
           fl_engine_cancel(le->e);

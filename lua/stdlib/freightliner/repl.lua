@@ -150,7 +150,7 @@ function M.run(opts)
     out:write(string.format("Freightliner %s (%s). `fl` is the API; Tab completes, .exit or Ctrl-D quits.\n",
       env.fl.VERSION, _VERSION))
   end
-  local buffer
+  local buffer, status
   while true do
     local line = input(buffer and ">> " or "> ")
     if line == nil then
@@ -167,8 +167,13 @@ function M.run(opts)
       if chunk then
         buffer = nil
         local r = table.pack(xpcall(chunk, traceback))
-        if core.engine.signal() then
+        local sig = core.engine.signal()
+        if sig then
           require("freightliner.copy").abandon()
+          if sig ~= 2 then -- SIGTERM ends the session
+            status = 128 + sig
+            break
+          end
           core.engine.clear_signal()
           if r[1] then errs:write("interrupted\n") end
         end
@@ -190,7 +195,7 @@ function M.run(opts)
     rl.set_completer(nil)
     if history then rl.write_history(history) end
   end
-  return 0
+  return status or 0
 end
 
 return M
