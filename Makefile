@@ -13,7 +13,8 @@ VERSION    := $(shell sed -n 's/^\#define FL_VERSION_\(MAJOR\|MINOR\|PATCH\) \([
         format sanitize tsan coverage bench hooks validate-env setup clean \
         demo fuzz fuzz-smoke bench-compare check-changed help install uninstall \
         dist dist-test test-install test-embed test-luarocks test-shard \
-        test-kubernetes image image-test test-deploy
+        test-kubernetes image image-test test-deploy \
+        soak soak-asan soak-tsan fault-rate
 
 all: build
 
@@ -30,6 +31,10 @@ help:
 	@echo "make fuzz-smoke     each libFuzzer target for 10 s (CI)"
 	@echo "make bench          benchmark against skopeo (docs/BENCHMARKS.md), appends bench/history.jsonl"
 	@echo "make bench-compare  fail if a ratio regressed > 10% against the last run on this machine kind"
+	@echo "make soak           240 copies through one engine, a third cancelled (SOAK_COPIES)"
+	@echo "make soak-asan      the soak on the ASan+UBSan build (build-asan)"
+	@echo "make soak-tsan      the soak on the ThreadSanitizer build (build-tsan)"
+	@echo "make fault-rate     20 seeded runs at a 12% per-request fault rate"
 	@echo "make demo           the README's main job: a real replication on local registries"
 	@echo "make hooks          install the git pre-commit hook"
 	@echo "make install        install under PREFIX (/usr/local), staged in DESTDIR"
@@ -90,6 +95,28 @@ sanitize:
 tsan:
 	@$(MAKE) --no-print-directory BUILD=build-tsan \
 	  CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Debug -DFL_SANITIZE=thread" test
+
+# The soak and the fault-rate measurement are long: their own targets, not
+# `make test` (the quick suite runs a short soak, the full suite a short
+# fault-rate run). The sanitizer forms build only what the soak needs.
+soak: build
+	@e2e/run.sh soak
+
+soak-asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+	  CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Debug -DFL_SANITIZE=address,undefined" build
+	@FREIGHTLINER_BIN=$(CURDIR)/build-asan/bin/freightliner FL_SANITIZE=address \
+	  ASAN_OPTIONS=detect_leaks=1 SOAK_COPIES=$(or $(SOAK_COPIES),200) e2e/run.sh soak
+
+soak-tsan:
+	@$(MAKE) --no-print-directory BUILD=build-tsan \
+	  CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Debug -DFL_SANITIZE=thread" build
+	@FREIGHTLINER_BIN=$(CURDIR)/build-tsan/bin/freightliner FL_SANITIZE=thread \
+	  TSAN_OPTIONS=halt_on_error=1 SOAK_COPIES=$(or $(SOAK_COPIES),200) \
+	  setarch $$(uname -m) -R e2e/run.sh soak
+
+fault-rate: build
+	@e2e/run.sh fault-rate
 
 coverage:
 	@scripts/coverage.sh

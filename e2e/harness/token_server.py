@@ -14,6 +14,10 @@ protocol that the Distribution registry's `auth: token` mode relies on:
        grant_type=refresh_token (refresh_token); scope is space separated;
        access_type=offline adds a refresh_token.
 
+Rotation: while a file DIR/rotated-password exists, its content (one line)
+is the only password accepted, in place of --password: a test writes it
+mid-run to rotate the credential.
+
 Answers {"token", "access_token", "expires_in", "issued_at"} (+
 "refresh_token"). Tokens are RS256 JWTs signed by `openssl dgst -sha256
 -sign` with a key generated at start; the JWT header carries `x5c` (the
@@ -116,9 +120,17 @@ class Issuer:
         self.issuer, self.service = issuer, service
         self.refresh = {}  # refresh token -> subject
         self.lock = threading.Lock()
+        self.rotated_file = None
 
     def check(self, user, password):
-        return bool(self.user) and user == self.user and password == self.password
+        expected = self.password
+        if self.rotated_file:
+            try:
+                with open(self.rotated_file) as f:
+                    expected = f.read().strip()
+            except FileNotFoundError:
+                pass
+        return bool(self.user) and user == self.user and password == expected
 
     def sign(self, signing_input):
         """RS256 = RSASSA-PKCS1-v1_5 over SHA-256, which is what dgst -sign does."""
@@ -250,6 +262,7 @@ def serve(args):
     key, cert = (args.key, args.cert) if args.key else ensure_signing_cert(d, args.issuer)
     issuer = Issuer(key, cert, args.user, args.password, args.ttl, args.leeway,
                     args.issuer, args.service)
+    issuer.rotated_file = os.path.join(d, "rotated-password")
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(issuer))
     server.daemon_threads = True
     scheme = "http"

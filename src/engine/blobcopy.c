@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cancel.h"
 #include "core/log.h"
 #include "engine/blobcopy.h"
 #include "engine/pipe.h"
@@ -24,7 +25,8 @@
 typedef struct producer {
   const fl_blob_copy *c;
   fl_pipe *pipe;
-  uint64_t offset; /* first byte asked of the source */
+  uint64_t offset;   /* first byte asked of the source */
+  fl_cancel *cancel; /* the starting thread's current token, for its GET */
   fl_code rc;
   fl_error err;
 } producer;
@@ -36,6 +38,7 @@ static fl_code pipe_sink_write(void *ud, const void *data, size_t len,
 
 static void *produce(void *arg) {
   producer *p = arg;
+  fl_cancel_set_current(p->cancel);
   fl_sink sink = {pipe_sink_write, p->pipe};
   p->rc = p->c->src->ops->blob_get(
       p->c->src, p->c->src_repo, p->c->desc->digest, p->offset, &sink, &p->err);
@@ -72,6 +75,7 @@ typedef struct verifier {
 
 static fl_code start_producer(verifier *v, uint64_t offset, fl_error *err) {
   v->prod.offset = offset;
+  v->prod.cancel = fl_cancel_current(); /* alive until the join */
   v->prod.rc = FL_OK;
   memset(&v->prod.err, 0, sizeof v->prod.err);
   if (pthread_create(&v->thread, NULL, produce, &v->prod) != 0)

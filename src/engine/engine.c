@@ -1,14 +1,25 @@
 /*
  * engine.c - the transfer engine (see engine.h).
  *
- * Threads: N blob workers (a fixed pool, fed from one queue) and one thread
- * per image job in flight, created on submit and joined when its result is
- * collected. Image threads only ever wait on blob tasks, and blob workers
- * never wait on image threads, so the pool cannot deadlock. All shared state
- * (queue, in-flight blobs, known blob locations, finished jobs) is under the
- * one engine lock; counters are atomics.
+ * Threads: two fixed pools made when the engine is made, and nothing else:
+ * image workers (cfg.image_workers) take submitted jobs from the job queue,
+ * blob workers (cfg.blob_workers) take blob tasks from the blob queue.
+ * Submitting never creates a thread; a job waits in the queue until an
+ * image worker is free. Image workers only ever wait on blob tasks, and blob
+ * workers never wait on image workers, so the pools cannot deadlock. All
+ * shared state (queues, in-flight blobs, known blob locations, finished
+ * jobs) is under the one engine lock; counters are atomics. The engine's
+ * threads block SIGINT and SIGTERM, so a handler runs on the caller's.
+ *
+ * Ownership: a job holds a reference to its two endpoints and its cancel
+ * token (chained to the engine's) from submit until fl_engine_wait returns
+ * its result; the known table holds a reference to each destination it
+ * names until the engine is freed. A worker makes the job's token its
+ * thread's current token while it works for the job (cancel.h), so every
+ * request made for the job stops when the job or the engine is cancelled.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,12 +28,14 @@
 
 #include <jansson.h>
 
+#include "core/cancel.h"
+#include "core/defaults.h"
 #include "core/log.h"
 #include "engine/blobcopy.h"
 #include "engine/engine.h"
-#include "registry/http.h"
 
 #define KNOWN_BUCKETS 1024
+#define KNOWN_MAX 8192 /* oldest forgotten beyond this: memory stays flat */
 #define MAX_TREE_DEPTH 4
 #define NAME_MAX_LEN 256
 
@@ -45,20 +58,23 @@ typedef struct inflight {
   blob_task *waiters;
 } inflight;
 
-/* A repository of a destination known to hold a blob (for mounts). */
+/* A repository of a destination known to hold a blob (for mounts). The
+ * table keeps the KNOWN_MAX newest; a forgotten one costs a request. */
 typedef struct known {
-  struct known *next;
-  fl_endpoint *dst;
+  struct known *next;  /* in its bucket */
+  struct known *newer; /* in insertion order, oldest first */
+  fl_endpoint *dst;    /* referenced */
   char digest[FL_DIGEST_STR_MAX];
-  char repo[NAME_MAX_LEN];
+  char repo[]; /* NUL-terminated */
 } known;
 
 struct image_job {
-  image_job *next; /* in the live list, then in the finished queue */
+  image_job *next;  /* in the live list, then in the finished queue */
+  image_job *qnext; /* in the job queue, until an image worker takes it */
   uint64_t id;
   fl_engine *e;
-  pthread_t thread;
-  fl_endpoint *src, *dst;
+  fl_cancel *cancel;      /* chained to the engine's */
+  fl_endpoint *src, *dst; /* referenced until the result is collected */
   char src_repo[NAME_MAX_LEN], src_ref[FL_DIGEST_STR_MAX + 130];
   char dst_repo[NAME_MAX_LEN], dst_ref[FL_DIGEST_STR_MAX + 130];
   fl_copy_opts opts;
@@ -74,20 +90,24 @@ struct image_job {
 
 struct fl_engine {
   fl_engine_config cfg;
-  pthread_t *workers;
+  fl_cancel *cancel;
+  pthread_t *workers; /* blob workers, then image workers */
   int nworkers;
   pthread_mutex_t lock;
-  pthread_cond_t work;     /* queue non-empty, or stopping */
+  pthread_cond_t work;     /* blob queue non-empty, or stopping */
+  pthread_cond_t jobs;     /* job queue non-empty, or stopping */
   pthread_cond_t finished; /* a job moved to the finished queue */
   blob_task *qhead, *qtail;
+  image_job *jq_head, *jq_tail;
   int stopping;
-  atomic_int cancelled;
-  image_job *live;
+  image_job *live; /* submitted, not finished (queued or running) */
   image_job *done_head, *done_tail;
   uint64_t next_id;
   uint64_t pending;
   inflight *inflight;
   known *known[KNOWN_BUCKETS];
+  known *known_oldest, *known_newest;
+  size_t nknown;
   atomic_ullong bytes, copied, skipped, mounted, manifests, replicated,
       up_to_date, failed;
 };
@@ -123,8 +143,25 @@ static int known_lookup(fl_engine *e, fl_endpoint *dst, const char *digest,
   return 0;
 }
 
+/* Locked. Take the oldest entry out of the table; the caller frees it. */
+static known *known_evict(fl_engine *e) {
+  known *old = e->known_oldest;
+  e->known_oldest = old->newer;
+  if (!e->known_oldest)
+    e->known_newest = NULL;
+  for (known **pp = &e->known[known_bucket(old->dst, old->digest)]; *pp;
+       pp = &(*pp)->next)
+    if (*pp == old) {
+      *pp = old->next;
+      break;
+    }
+  e->nknown--;
+  return old;
+}
+
 static void known_add(fl_engine *e, fl_endpoint *dst, const char *digest,
                       const char *repo) {
+  known *evicted = NULL;
   pthread_mutex_lock(&e->lock);
   unsigned b = known_bucket(dst, digest);
   known *k = e->known[b];
@@ -132,24 +169,37 @@ static void known_add(fl_engine *e, fl_endpoint *dst, const char *digest,
     if (k->dst == dst && strcmp(k->digest, digest) == 0 &&
         strcmp(k->repo, repo) == 0)
       break;
-  if (!k && (k = calloc(1, sizeof *k)) != NULL) {
-    k->dst = dst;
+  size_t rl = strlen(repo);
+  if (!k && (k = calloc(1, sizeof *k + rl + 1)) != NULL) {
+    k->dst = fl_endpoint_ref(dst);
     snprintf(k->digest, sizeof k->digest, "%s", digest);
-    snprintf(k->repo, sizeof k->repo, "%s", repo);
+    memcpy(k->repo, repo, rl + 1);
     k->next = e->known[b];
     e->known[b] = k;
+    if (e->known_newest)
+      e->known_newest->newer = k;
+    else
+      e->known_oldest = k;
+    e->known_newest = k;
+    if (++e->nknown > KNOWN_MAX)
+      evicted = known_evict(e);
   }
   pthread_mutex_unlock(&e->lock);
+  if (evicted) {
+    fl_endpoint_unref(evicted->dst); /* may free it: not under the lock */
+    free(evicted);
+  }
 }
 
 /* ---- one blob ------------------------------------------------------------- */
 
-/* Whole-blob failures another try may fix. DIGEST_MISMATCH is one: bytes
+/* Whole-blob failures another try may fix (after a backoff). DIGEST_MISMATCH is one: bytes
  * corrupted in transit differ on the next try (a source whose stored bytes
  * are corrupt fails every try, and the error is reported after the last). */
 static int retryable(fl_code rc) {
   return rc == FL_EUNREACHABLE || rc == FL_ETIMEOUT || rc == FL_ESERVER ||
-         rc == FL_EPROTOCOL || rc == FL_EDIGEST_MISMATCH;
+         rc == FL_EPROTOCOL || rc == FL_EDIGEST_MISMATCH ||
+         rc == FL_ERATE_LIMITED; /* a 429 on a streamed upload */
 }
 
 typedef enum { BLOB_COPIED, BLOB_SKIPPED, BLOB_MOUNTED } blob_outcome;
@@ -185,16 +235,18 @@ static fl_code copy_bytes(fl_engine *e, image_job *j, const fl_descriptor *d,
       return FL_OK;
     }
     atomic_fetch_sub(&j->bytes_done, n);
-    if (!retryable(rc) || atomic_load(&e->cancelled) ||
+    if (!retryable(rc) || fl_cancel_is_set(j->cancel) ||
         attempt == e->cfg.blob_attempts)
       break;
     int named = strstr(err->msg, d->digest) != NULL;
     fl_log(FL_LOG_WARN, NULL, "%s%s%s%s; trying again (%d of %d)",
            named ? "" : "blob ", named ? "" : d->digest, named ? "" : ": ",
            err->msg, attempt + 1, e->cfg.blob_attempts);
-    fl_http_count_retry();
-    struct timespec ts = {0, 250000000L * attempt};
-    nanosleep(&ts, NULL);
+    fl_cancel_count_retry(j->cancel);
+    long long wait =
+        fl_backoff_ms(attempt, e->cfg.retry_base_ms, e->cfg.retry_max_ms);
+    if (fl_cancel_sleep_ms(j->cancel, wait, NULL) != FL_OK)
+      return fl_error_set(err, FL_ECANCELLED, "cancelled");
   }
   return rc;
 }
@@ -298,7 +350,7 @@ static void inflight_settle(fl_engine *e, inflight *f) {
 static int run_blob(fl_engine *e, blob_task *t, fl_code *rc, fl_error *err) {
   image_job *j = t->job;
   const fl_descriptor *d = &t->desc;
-  if (atomic_load(&e->cancelled)) {
+  if (fl_cancel_is_set(j->cancel)) {
     *rc = fl_error_set(err, FL_ECANCELLED, "cancelled");
     return 1;
   }
@@ -318,7 +370,9 @@ static int run_blob(fl_engine *e, blob_task *t, fl_code *rc, fl_error *err) {
   pthread_mutex_unlock(&e->lock);
 
   blob_outcome how = BLOB_COPIED;
+  fl_cancel *prev = fl_cancel_set_current(j->cancel);
   *rc = place_blob(e, j, d, &how, err);
+  fl_cancel_set_current(prev);
   if (*rc == FL_OK) {
     known_add(e, j->dst, d->digest, j->dst_repo);
     count_placed(e, j, d, how);
@@ -328,6 +382,38 @@ static int run_blob(fl_engine *e, blob_task *t, fl_code *rc, fl_error *err) {
   if (f)
     inflight_settle(e, f);
   return 1;
+}
+
+/* Locked. A task is done: record the job's first failure, wake the job
+ * when it was its last. */
+static void finish_task(blob_task *t, fl_code rc, const fl_error *err) {
+  image_job *j = t->job;
+  if (rc != FL_OK && j->blob_rc == FL_OK) {
+    j->blob_rc = rc;
+    j->blob_err = *err;
+  }
+  /* the image thread wakes when all are done, or at a failure (to take
+   * the image's queued blobs back: see transfer_blobs) */
+  if (--j->outstanding == 0 || rc != FL_OK)
+    pthread_cond_signal(&j->blobs_done);
+  free(t);
+}
+
+/* Locked. Tasks of cancelled jobs parked on another job's transfer end
+ * now, rather than when that transfer settles. */
+static void drop_cancelled_waiters(fl_engine *e) {
+  fl_error err;
+  fl_error_set(&err, FL_ECANCELLED, "cancelled");
+  for (inflight *f = e->inflight; f; f = f->next)
+    for (blob_task **pp = &f->waiters; *pp;) {
+      blob_task *t = *pp;
+      if (fl_cancel_is_set(t->job->cancel)) {
+        *pp = t->next;
+        finish_task(t, FL_ECANCELLED, &err);
+      } else {
+        pp = &t->next;
+      }
+    }
 }
 
 static void *blob_worker(void *arg) {
@@ -348,16 +434,7 @@ static void *blob_worker(void *arg) {
     fl_code rc = FL_OK;
     if (!run_blob(e, t, &rc, &err))
       continue; /* parked on the same blob in flight */
-    image_job *j = t->job;
-    if (rc != FL_OK && j->blob_rc == FL_OK) {
-      j->blob_rc = rc;
-      j->blob_err = err;
-    }
-    /* the image thread wakes when all are done, or at a failure (to take
-     * the image's queued blobs back: see transfer_blobs) */
-    if (--j->outstanding == 0 || rc != FL_OK)
-      pthread_cond_signal(&j->blobs_done);
-    free(t);
+    finish_task(t, rc, &err);
   }
   pthread_mutex_unlock(&e->lock);
   return NULL;
@@ -714,7 +791,7 @@ static fl_code push_tree(image_job *j, tree *t, const char *tag,
     fl_manifest *m = &t->nodes[i];
     int root = i + 1 == t->n;
     const char *ref = root && tag[0] ? tag : m->digest;
-    if (atomic_load(&j->e->cancelled))
+    if (fl_cancel_is_set(j->cancel))
       return fl_error_set(err, FL_ECANCELLED, "cancelled");
     fl_code rc = j->dst->ops->manifest_put(j->dst, j->dst_repo, ref, m->data,
                                            m->len, m->media_type, err);
@@ -844,12 +921,17 @@ out:
   return rc;
 }
 
-static void *image_thread(void *arg) {
-  image_job *j = arg;
+/* Run one job on an image worker (unlocked), then queue its result. */
+static void run_job(image_job *j) {
   fl_engine *e = j->e;
   double t0 = now_s();
   fl_copy_result *res = &j->result;
-  res->code = copy_image(j, &res->err);
+  fl_cancel *prev = fl_cancel_set_current(j->cancel);
+  if (fl_cancel_is_set(j->cancel))
+    res->code = fl_error_set(&res->err, FL_ECANCELLED, "cancelled");
+  else
+    res->code = copy_image(j, &res->err);
+  fl_cancel_set_current(prev);
   res->seconds = now_s() - t0;
   res->bytes = atomic_load(&j->bytes_sent);
   res->blobs_copied = atomic_load(&j->n_copied);
@@ -877,10 +959,48 @@ static void *image_thread(void *arg) {
   e->done_tail = j;
   pthread_cond_broadcast(&e->finished);
   pthread_mutex_unlock(&e->lock);
+}
+
+static void *image_worker(void *arg) {
+  fl_engine *e = arg;
+  pthread_mutex_lock(&e->lock);
+  for (;;) {
+    while (!e->jq_head && !e->stopping)
+      pthread_cond_wait(&e->jobs, &e->lock);
+    image_job *j = e->jq_head;
+    if (!j)
+      break; /* stopping and drained */
+    e->jq_head = j->qnext;
+    if (!e->jq_head)
+      e->jq_tail = NULL;
+    j->qnext = NULL;
+    pthread_mutex_unlock(&e->lock);
+    run_job(j);
+    pthread_mutex_lock(&e->lock);
+  }
+  pthread_mutex_unlock(&e->lock);
   return NULL;
 }
 
 /* ---- the public API ------------------------------------------------------- */
+
+/* Start n threads running fn, with SIGINT and SIGTERM blocked in them. */
+static fl_code start_workers(fl_engine *e, int n, void *(*fn)(void *)) {
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  fl_code rc = FL_OK;
+  for (int i = 0; i < n && rc == FL_OK; i++) {
+    if (pthread_create(&e->workers[e->nworkers], NULL, fn, e) != 0)
+      rc = FL_ENOMEM;
+    else
+      e->nworkers++;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return rc;
+}
 
 fl_code fl_engine_new(const fl_engine_config *cfg, fl_engine **out,
                       fl_error *err) {
@@ -890,71 +1010,111 @@ fl_code fl_engine_new(const fl_engine_config *cfg, fl_engine **out,
   if (cfg)
     e->cfg = *cfg;
   if (e->cfg.blob_workers <= 0)
-    e->cfg.blob_workers = 8;
+    e->cfg.blob_workers = FL_DEFAULT_BLOB_WORKERS;
+  if (e->cfg.image_workers <= 0) /* at least one per blob worker */
+    e->cfg.image_workers = e->cfg.blob_workers > FL_DEFAULT_IMAGE_WORKERS
+                               ? e->cfg.blob_workers
+                               : FL_DEFAULT_IMAGE_WORKERS;
   if (e->cfg.blob_attempts <= 0)
-    e->cfg.blob_attempts = 3;
+    e->cfg.blob_attempts = FL_DEFAULT_BLOB_ATTEMPTS;
   if (e->cfg.pipe_capacity == 0)
-    e->cfg.pipe_capacity = 512 * 1024;
+    e->cfg.pipe_capacity = FL_DEFAULT_PIPE_CAPACITY;
+  if (e->cfg.retry_base_ms <= 0)
+    e->cfg.retry_base_ms = FL_DEFAULT_RETRY_BASE_MS;
+  if (e->cfg.retry_max_ms <= 0)
+    e->cfg.retry_max_ms = FL_DEFAULT_RETRY_MAX_MS;
   pthread_mutex_init(&e->lock, NULL);
   pthread_cond_init(&e->work, NULL);
+  pthread_cond_init(&e->jobs, NULL);
   pthread_cond_init(&e->finished, NULL);
-  e->workers = calloc((size_t)e->cfg.blob_workers, sizeof *e->workers);
-  if (!e->workers) {
+  e->cancel = fl_cancel_new(NULL);
+  e->workers =
+      calloc((size_t)e->cfg.blob_workers + (size_t)e->cfg.image_workers,
+             sizeof *e->workers);
+  if (!e->workers || !e->cancel) {
     fl_engine_free(e);
     return fl_error_set(err, FL_ENOMEM, "out of memory");
   }
-  for (int i = 0; i < e->cfg.blob_workers; i++) {
-    if (pthread_create(&e->workers[i], NULL, blob_worker, e) != 0) {
-      fl_engine_free(e);
-      return fl_error_set(err, FL_ENOMEM, "cannot start worker threads");
-    }
-    e->nworkers++;
+  if (start_workers(e, e->cfg.blob_workers, blob_worker) != FL_OK ||
+      start_workers(e, e->cfg.image_workers, image_worker) != FL_OK) {
+    fl_engine_free(e);
+    return fl_error_set(err, FL_ENOMEM, "cannot start worker threads");
   }
   *out = e;
   return FL_OK;
 }
 
 void fl_engine_cancel(fl_engine *e) {
-  if (!e || atomic_exchange(&e->cancelled, 1))
+  if (!e || fl_cancel_is_set(e->cancel))
     return;
-  fl_http_cancel_all();
+  fl_cancel_fire(e->cancel);
   pthread_mutex_lock(&e->lock);
+  drop_cancelled_waiters(e);
   pthread_cond_broadcast(&e->work);
+  pthread_cond_broadcast(&e->jobs);
+  pthread_mutex_unlock(&e->lock);
+}
+
+int fl_engine_cancel_job(fl_engine *e, uint64_t id) {
+  int found = 0;
+  pthread_mutex_lock(&e->lock);
+  for (image_job *j = e->live; j; j = j->next)
+    if (j->id == id) {
+      fl_cancel_fire(j->cancel);
+      found = 1;
+      break;
+    }
+  if (found)
+    drop_cancelled_waiters(e);
+  pthread_mutex_unlock(&e->lock);
+  return found;
+}
+
+void fl_engine_cancel_jobs(fl_engine *e) {
+  pthread_mutex_lock(&e->lock);
+  for (image_job *j = e->live; j; j = j->next)
+    fl_cancel_fire(j->cancel);
+  drop_cancelled_waiters(e);
   pthread_mutex_unlock(&e->lock);
 }
 
 static void job_free(image_job *j) {
   pthread_cond_destroy(&j->blobs_done);
+  fl_endpoint_unref(j->src);
+  fl_endpoint_unref(j->dst);
+  fl_cancel_unref(j->cancel);
   free(j);
 }
 
 void fl_engine_free(fl_engine *e) {
   if (!e)
     return;
-  /* Image jobs still running: let them finish (cancelled), then join. */
+  /* Jobs still queued or running: let them finish (cancelled), collect. */
   pthread_mutex_lock(&e->lock);
-  if (e->live)
-    atomic_store(&e->cancelled, 1);
+  int live = e->live != NULL;
   pthread_mutex_unlock(&e->lock);
-  if (atomic_load(&e->cancelled))
-    fl_http_cancel_all();
+  if (live)
+    fl_engine_cancel(e);
   fl_copy_result r;
   while (fl_engine_pending(e) > 0)
     fl_engine_wait(e, -1, &r);
   pthread_mutex_lock(&e->lock);
   e->stopping = 1;
   pthread_cond_broadcast(&e->work);
+  pthread_cond_broadcast(&e->jobs);
   pthread_mutex_unlock(&e->lock);
   for (int i = 0; i < e->nworkers; i++)
     pthread_join(e->workers[i], NULL);
   free(e->workers);
-  for (int b = 0; b < KNOWN_BUCKETS; b++)
-    for (known *k = e->known[b], *n; k; k = n) {
-      n = k->next;
-      free(k);
-    }
+  while (e->known_oldest) {
+    known *k = known_evict(e);
+    fl_endpoint_unref(k->dst);
+    free(k);
+  }
+  fl_cancel_unref(e->cancel);
   pthread_mutex_destroy(&e->lock);
   pthread_cond_destroy(&e->work);
+  pthread_cond_destroy(&e->jobs);
   pthread_cond_destroy(&e->finished);
   free(e);
 }
@@ -968,7 +1128,7 @@ fl_code fl_engine_submit_copy(fl_engine *e, fl_endpoint *src,
                               fl_endpoint *dst, const char *dst_repo,
                               const char *dst_ref, const fl_copy_opts *opts,
                               uint64_t *job_id, fl_error *err) {
-  if (atomic_load(&e->cancelled))
+  if (fl_cancel_is_set(e->cancel))
     return fl_error_set(err, FL_ECANCELLED, "the engine was cancelled");
   if (strlen(src_repo) >= NAME_MAX_LEN || strlen(dst_repo) >= NAME_MAX_LEN ||
       strlen(src_ref) >= sizeof((image_job *)0)->src_ref ||
@@ -978,8 +1138,13 @@ fl_code fl_engine_submit_copy(fl_engine *e, fl_endpoint *src,
   if (!j)
     return fl_error_set(err, FL_ENOMEM, "out of memory");
   j->e = e;
-  j->src = src;
-  j->dst = dst;
+  j->cancel = fl_cancel_new(e->cancel);
+  if (!j->cancel) {
+    free(j);
+    return fl_error_set(err, FL_ENOMEM, "out of memory");
+  }
+  j->src = fl_endpoint_ref(src);
+  j->dst = fl_endpoint_ref(dst);
   copy_name(j->src_repo, sizeof j->src_repo, src_repo);
   copy_name(j->src_ref, sizeof j->src_ref, src_ref);
   copy_name(j->dst_repo, sizeof j->dst_repo, dst_repo);
@@ -992,13 +1157,12 @@ fl_code fl_engine_submit_copy(fl_engine *e, fl_endpoint *src,
   j->next = e->live;
   e->live = j;
   e->pending++;
-  if (pthread_create(&j->thread, NULL, image_thread, j) != 0) {
-    e->live = j->next;
-    e->pending--;
-    pthread_mutex_unlock(&e->lock);
-    job_free(j);
-    return fl_error_set(err, FL_ENOMEM, "cannot start an image thread");
-  }
+  if (e->jq_tail)
+    e->jq_tail->qnext = j;
+  else
+    e->jq_head = j;
+  e->jq_tail = j;
+  pthread_cond_signal(&e->jobs);
   pthread_mutex_unlock(&e->lock);
   *job_id = j->id;
   return FL_OK;
@@ -1032,7 +1196,6 @@ uint64_t fl_engine_wait(fl_engine *e, int timeout_ms, fl_copy_result *out) {
   pthread_mutex_unlock(&e->lock);
   if (!j)
     return 0;
-  pthread_join(j->thread, NULL);
   *out = j->result;
   uint64_t id = j->id;
   job_free(j);
@@ -1070,4 +1233,5 @@ void fl_engine_counters(fl_engine *e, fl_counters *out) {
   out->images_up_to_date = atomic_load(&e->up_to_date);
   out->images_failed = atomic_load(&e->failed);
   out->jobs_in_flight = fl_engine_pending(e);
+  out->retries = fl_cancel_retries(e->cancel);
 }

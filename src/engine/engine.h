@@ -3,7 +3,9 @@
  *
  * The engine owns the worker threads. A caller (the Lua thread) submits
  * image copies and collects their results; nothing here touches Lua. Each
- * image copy runs on a thread of its own that walks the manifests (index
+ * image copy runs on a bounded pool of image workers (a job waits in a
+ * queue for a free one; submitting never starts a thread) and walks the
+ * manifests (index
  * children first, then the index; blobs first, then the manifest that
  * references them) and hands every blob to a bounded pool of blob workers,
  * which skip blobs the destination has, mount blobs another repository of
@@ -14,7 +16,13 @@
  *
  * Counters are atomics, readable at any time. fl_engine_cancel stops new
  * work and aborts transfers in flight (upload sessions are cancelled);
- * fl_engine_free joins every thread, so no thread outlives the engine.
+ * fl_engine_cancel_job does the same for one job only, leaving the others
+ * and later jobs alone. fl_engine_free joins every thread, so no thread
+ * outlives the engine.
+ *
+ * Lifetimes: a submitted job holds a reference to its source and
+ * destination endpoints (endpoint.h) until fl_engine_wait returns its
+ * result, so the caller may drop its own references at any time.
  */
 #ifndef FL_ENGINE_ENGINE_H
 #define FL_ENGINE_ENGINE_H
@@ -33,10 +41,13 @@ typedef struct fl_engine fl_engine;
 #define FL_IMAGE_MANIFESTS_DEFAULT 1000
 #define FL_IMAGE_MANIFEST_BYTES_DEFAULT (64ULL << 20)
 
+/* Zero fields take their defaults (core/defaults.h). */
 typedef struct fl_engine_config {
-  int blob_workers;     /* concurrent blob transfers; default 8 */
-  int blob_attempts;    /* attempts per blob copy; default 3 */
-  size_t pipe_capacity; /* bytes buffered per blob copy; default 512 KiB */
+  int blob_workers;     /* concurrent blob transfers */
+  int blob_attempts;    /* attempts per blob copy */
+  size_t pipe_capacity; /* bytes buffered per blob copy */
+  int image_workers;    /* image jobs running at once; more wait queued */
+  double retry_base_ms, retry_max_ms; /* backoff between blob attempts */
   size_t max_image_manifests;        /* distinct manifests per image */
   uint64_t max_image_manifest_bytes; /* their bytes, together */
 } fl_engine_config;
@@ -68,6 +79,7 @@ typedef struct fl_counters {
   uint64_t manifests_pushed;
   uint64_t images_replicated, images_up_to_date, images_failed;
   uint64_t jobs_in_flight;
+  uint64_t retries; /* requests and blob copies tried again, this engine */
 } fl_counters;
 
 fl_code fl_engine_new(const fl_engine_config *cfg, fl_engine **out,
@@ -75,8 +87,8 @@ fl_code fl_engine_new(const fl_engine_config *cfg, fl_engine **out,
 /* Cancel (if not done) and join every thread; safe on NULL. */
 void fl_engine_free(fl_engine *e);
 
-/* Submit an image copy; returns a job id > 0. The endpoints must outlive the
- * job (the Lua binding anchors them). dst_ref: a tag, or "" to push by
+/* Submit an image copy; returns a job id > 0. The job takes its own
+ * references to src and dst (dropped when its result is collected). dst_ref: a tag, or "" to push by
  * digest only. */
 fl_code fl_engine_submit_copy(fl_engine *e, fl_endpoint *src,
                               const char *src_repo, const char *src_ref,
@@ -104,5 +116,14 @@ void fl_engine_counters(fl_engine *e, fl_counters *out);
 /* Stop: queued work fails with CANCELLED, transfers in flight abort and
  * their upload sessions are cancelled. Idempotent. */
 void fl_engine_cancel(fl_engine *e);
+
+/* Cancel one job, queued or running (its result says CANCELLED); the
+ * engine and the other jobs go on. 1 if the job was queued or running, 0 if
+ * it had finished or is unknown. */
+int fl_engine_cancel_job(fl_engine *e, uint64_t id);
+
+/* Cancel every job queued or running now; later jobs are unaffected (the
+ * REPL's Ctrl-C: the statement stops, the next one runs). */
+void fl_engine_cancel_jobs(fl_engine *e);
 
 #endif

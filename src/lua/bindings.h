@@ -14,6 +14,8 @@ int fl_lua_open_digest(lua_State *L);
 int fl_lua_open_ref(lua_State *L);
 int fl_lua_open_endpoint(lua_State *L);
 int fl_lua_open_engine(lua_State *L);
+/* Push core.defaults: every tunable default (core/defaults.h). */
+int fl_lua_push_defaults(lua_State *L);
 int fl_lua_open_yaml(lua_State *L);
 int fl_lua_open_regex(lua_State *L);
 int fl_lua_open_fs(lua_State *L);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cancel.h"
 #include "lua/bindings.h"
 #include "lua/lua_util.h"
 #include "registry/oci_layout.h"
@@ -144,6 +145,9 @@ static int l_registry(lua_State *L) {
   h->max_attempts = (int)opt_num(L, 1, "max_attempts", 0);
   h->retry_base_ms = opt_num(L, 1, "retry_base_ms", 0);
   h->retry_max_ms = opt_num(L, 1, "retry_max_ms", 0);
+  h->retry_after_max_s = (int)opt_num(L, 1, "retry_after_max", 0);
+  h->request_timeout_s = (int)opt_num(L, 1, "request_timeout", 0);
+  h->attempt_timeout_s = (int)opt_num(L, 1, "attempt_timeout", 0);
   h->max_concurrency = (int)opt_num(L, 1, "max_concurrency", 0);
   h->requests_per_second = opt_num(L, 1, "requests_per_second", 0);
   h->breaker_threshold = (int)opt_num(L, 1, "breaker_threshold", 0);
@@ -266,8 +270,9 @@ static int m_tags(lua_State *L) {
  * joining every worker. */
 typedef struct tags_work {
   fl_endpoint *ep;
-  size_t count; /* slots allocated in repos, lists, errs and codes */
-  char **repos; /* unique names, in the order first given */
+  fl_cancel *cancel; /* the Lua thread's current token, for the workers */
+  size_t count;      /* slots allocated in repos, lists, errs and codes */
+  char **repos;      /* unique names, in the order first given */
   fl_strlist *lists;
   fl_error *errs;
   fl_code *codes;
@@ -289,6 +294,7 @@ static void tags_work_release(void *p) {
 
 static void *tags_worker(void *arg) {
   tags_work *w = arg;
+  fl_cancel_set_current(w->cancel); /* stop with the Lua thread's work */
   for (;;) {
     size_t i = atomic_fetch_add(&w->next, 1);
     if (i >= w->count)
@@ -374,6 +380,7 @@ static int m_tags_many(lua_State *L) {
     return luaL_error(L, "out of memory");
   box->ptr = w;
   w->ep = ep;
+  w->cancel = fl_cancel_current();
   atomic_init(&w->next, 0);
   if (count > 0) {
     w->repos = calloc(count, sizeof *w->repos);
@@ -677,7 +684,7 @@ static int m_describe(lua_State *L) {
 
 static int m_close(lua_State *L) {
   lendpoint *le = luaL_checkudata(L, 1, ENDPOINT_CLASS);
-  fl_endpoint_free(le->ep);
+  fl_endpoint_unref(le->ep); /* Lua's reference; running jobs keep theirs */
   le->ep = NULL;
   return 0;
 }

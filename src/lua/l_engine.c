@@ -1,40 +1,94 @@
 /*
  * l_engine.c - the Lua `engine` module: core.engine, the transfer engine.
  *
- *   engine.new{workers=8, attempts=3, max_image_manifests=1000,
- *              max_image_manifest_bytes=64 MiB}  -> engine
+ *   engine.new{workers=, attempts=, image_workers=, max_image_manifests=,
+ *              max_image_manifest_bytes=} -> engine
+ *       (defaults: core.defaults; the image bounds: engine.h)
  *   e:submit(src_ep, src_repo, src_ref, dst_ep, dst_repo, dst_ref,
  *            {platforms={"linux/amd64"}, referrers=, force=, dry_run=}) -> id
  *   e:wait(timeout_ms)                 -> id, result | nil (timeout)
- *   e:pending(), e:counters(), e:progress(), e:cancel(), e:close()
- *   engine.trap_signals()              -> install SIGINT/SIGTERM handlers
- *   engine.signal()                    -> the first signal caught, or nil
+ *   e:cancel([id])    -> cancel job id (true if it was queued or running),
+ *                        or with no id the engine: every job, for good
+ *   e:cancel_jobs()   -> cancel the jobs queued or running now only
+ *   e:pending(), e:counters(), e:progress(), e:close()
+ *   engine.trap_signals([{statement = true}]) -> SIGINT/SIGTERM handlers
+ *   engine.signal()                    -> the signal caught, or nil
+ *   engine.clear_signal()              -> forget it (the REPL, per statement)
  *
  * Worker threads never touch Lua: the engine's results come back here,
- * on the thread that owns the lua_State, through e:wait. The endpoints of a
- * job are anchored in the engine's uservalue table until its result is
- * collected, so the collector cannot free them under a running transfer.
+ * on the thread that owns the lua_State, through e:wait. A job holds its
+ * own references to its endpoints (engine.h), so closing an endpoint in
+ * Lua while a copy through it runs is safe.
+ *
+ * Signals: the handler only sets two sig_atomic_t flags (and, for the
+ * REPL, a Lua hook, as lua.c does). The Lua thread turns a caught signal
+ * into cancelling: in e:wait and e:submit it cancels every engine of this
+ * state (the CLI: for good) or only their running jobs (statement mode, the
+ * REPL), then resets the flag. The Lua thread's own requests (a listing, a
+ * HEAD) stop too: its current cancel token polls the interrupted flag.
+ * engine.signal() reports the signal until clear_signal(); meanwhile new
+ * submissions fail with CANCELLED, so an interrupted loop of copies ends.
  */
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "core/cancel.h"
+#include "core/defaults.h"
 #include "engine/engine.h"
 #include "lua/bindings.h"
 #include "lua/lua_util.h"
-#include "registry/http.h"
 
 #define ENGINE_CLASS "freightliner.engine"
+#define ENGINES_KEY "freightliner.engines"     /* weak set of this state's */
+#define LUA_TOKEN_KEY "freightliner.lua_token" /* the Lua thread's token */
 
 typedef struct lengine {
   fl_engine *e;
 } lengine;
 
+/* What the signal handler needs, and nothing else is process-wide here:
+ * caught_signal is set by the handler and reset by the Lua thread once it
+ * has cancelled; interrupted stays set until clear_signal (the REPL) and
+ * makes a second signal in CLI mode end the process at once. */
 static volatile sig_atomic_t caught_signal;
+static volatile sig_atomic_t interrupted;
+static volatile sig_atomic_t statement_mode;
+static lua_State *volatile hook_L; /* statement mode: interrupt Lua code */
 /* Jobs submitted and not yet collected, in every engine of the process: a
- * signal with none in flight ends the process at once, as by default. */
+ * signal with none in flight ends the CLI at once, as by default. */
 static atomic_int jobs_in_flight;
+
+/* The Lua thread's requests stop while a signal is being handled. */
+static int poll_interrupted(void *ud) {
+  (void)ud;
+  return interrupted != 0;
+}
+
+/* Turn a caught signal into cancelling this state's engines (all of their
+ * work for good, or in statement mode the jobs running now). */
+static void take_signal(lua_State *L) {
+  int sig = caught_signal;
+  if (!sig)
+    return;
+  caught_signal = 0;
+  int jobs_only = statement_mode && sig == SIGINT; /* SIGTERM ends all */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, ENGINES_KEY) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      lua_pop(L, 1);
+      lengine *le = luaL_testudata(L, -1, ENGINE_CLASS);
+      if (le && le->e) {
+        if (jobs_only)
+          fl_engine_cancel_jobs(le->e);
+        else
+          fl_engine_cancel(le->e);
+      }
+    }
+  }
+  lua_pop(L, 1);
+}
 
 static lengine *check_engine(lua_State *L) {
   lengine *le = luaL_checkudata(L, 1, ENGINE_CLASS);
@@ -50,11 +104,13 @@ static int l_new(lua_State *L) {
     cfg.blob_workers = (int)luaL_optinteger(L, -1, 0);
     lua_getfield(L, 1, "attempts");
     cfg.blob_attempts = (int)luaL_optinteger(L, -1, 0);
+    lua_getfield(L, 1, "image_workers");
+    cfg.image_workers = (int)luaL_optinteger(L, -1, 0);
     lua_getfield(L, 1, "max_image_manifests");
     lua_Integer mm = luaL_optinteger(L, -1, 0);
     lua_getfield(L, 1, "max_image_manifest_bytes");
     lua_Integer mb = luaL_optinteger(L, -1, 0);
-    lua_pop(L, 4);
+    lua_pop(L, 5);
     luaL_argcheck(L, mm >= 0 && mb >= 0, 1,
                   "max_image_manifests and max_image_manifest_bytes must be "
                   ">= 1 (0: the default)");
@@ -62,15 +118,22 @@ static int l_new(lua_State *L) {
     cfg.max_image_manifest_bytes = (uint64_t)mb;
     luaL_argcheck(L, cfg.blob_workers >= 0 && cfg.blob_workers <= 256, 1,
                   "workers must be between 1 and 256");
+    luaL_argcheck(L, cfg.image_workers >= 0 && cfg.image_workers <= 1024, 1,
+                  "image_workers must be between 1 and 1024");
+    luaL_argcheck(L, cfg.blob_attempts >= 0 && cfg.blob_attempts <= 100, 1,
+                  "attempts must be between 1 and 100");
   }
-  lengine *le = lua_newuserdatauv(L, sizeof *le, 1);
+  lengine *le = lua_newuserdatauv(L, sizeof *le, 0);
   le->e = NULL;
   luaL_setmetatable(L, ENGINE_CLASS);
-  lua_newtable(L); /* job id -> {src, dst} anchors */
-  lua_setiuservalue(L, -2, 1);
   fl_error err;
   if (fl_engine_new(&cfg, &le->e, &err) != FL_OK)
     return fl_lua_fail(L, &err);
+  lua_getfield(L, LUA_REGISTRYINDEX, ENGINES_KEY);
+  lua_pushvalue(L, -2);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
   return 1;
 }
 
@@ -114,19 +177,15 @@ static int m_submit(lua_State *L) {
   const char *dst_ref = luaL_optstring(L, 7, "");
   fl_copy_opts opts;
   read_opts(L, 8, &opts);
-  /* anchor the endpoints before the job exists */
-  lua_getiuservalue(L, 1, 1);
-  lua_createtable(L, 2, 0);
-  lua_pushvalue(L, 2);
-  lua_rawseti(L, -2, 1);
-  lua_pushvalue(L, 5);
-  lua_rawseti(L, -2, 2);
+  take_signal(L);
+  if (interrupted)
+    return fl_lua_failf(L, FL_ECANCELLED, "interrupted by signal %d",
+                        (int)interrupted);
   uint64_t id = 0;
   fl_error err;
   if (fl_engine_submit_copy(le->e, src, src_repo, src_ref, dst, dst_repo,
                             dst_ref, &opts, &id, &err) != FL_OK)
     return fl_lua_fail(L, &err);
-  lua_rawseti(L, -2, (lua_Integer)id);
   atomic_fetch_add(&jobs_in_flight, 1);
   lua_pushinteger(L, (lua_Integer)id);
   return 1;
@@ -160,20 +219,26 @@ static void push_result(lua_State *L, const fl_copy_result *r) {
   lua_setfield(L, -2, "duration");
 }
 
+/* Wait in slices of at most 100 ms, so that a signal is acted on. */
 static int m_wait(lua_State *L) {
   lengine *le = check_engine(L);
-  int timeout = (int)luaL_optinteger(L, 2, -1);
+  lua_Integer timeout = luaL_optinteger(L, 2, -1);
   fl_copy_result r;
-  uint64_t id = fl_engine_wait(le->e, timeout, &r);
+  uint64_t id = 0;
+  for (lua_Integer left = timeout;;) {
+    take_signal(L);
+    int slice = left < 0 || left > 100 ? 100 : (int)left;
+    id = fl_engine_wait(le->e, slice, &r);
+    if (id != 0 || fl_engine_pending(le->e) == 0)
+      break;
+    if (left >= 0 && (left -= slice) <= 0)
+      break;
+  }
   if (id == 0) {
     lua_pushnil(L);
     return 1;
   }
   atomic_fetch_sub(&jobs_in_flight, 1);
-  lua_getiuservalue(L, 1, 1);
-  lua_pushnil(L);
-  lua_rawseti(L, -2, (lua_Integer)id); /* release the anchors */
-  lua_pop(L, 1);
   lua_pushinteger(L, (lua_Integer)id);
   push_result(L, &r);
   return 2;
@@ -201,7 +266,7 @@ static int m_counters(lua_State *L) {
                       (lua_Integer)c.images_up_to_date);
   fl_lua_setfield_int(L, -1, "images_failed", (lua_Integer)c.images_failed);
   fl_lua_setfield_int(L, -1, "in_flight", (lua_Integer)c.jobs_in_flight);
-  fl_lua_setfield_int(L, -1, "retries", (lua_Integer)fl_http_total_retries());
+  fl_lua_setfield_int(L, -1, "retries", (lua_Integer)c.retries);
   return 1;
 }
 
@@ -222,7 +287,19 @@ static int m_progress(lua_State *L) {
 }
 
 static int m_cancel(lua_State *L) {
-  fl_engine_cancel(check_engine(L)->e);
+  lengine *le = check_engine(L);
+  if (lua_isnoneornil(L, 2)) {
+    fl_engine_cancel(le->e);
+    return 0;
+  }
+  lua_Integer id = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, id > 0, 2, "a job id from e:submit");
+  lua_pushboolean(L, fl_engine_cancel_job(le->e, (uint64_t)id));
+  return 1;
+}
+
+static int m_cancel_jobs(lua_State *L) {
+  fl_engine_cancel_jobs(check_engine(L)->e);
   return 0;
 }
 
@@ -245,18 +322,36 @@ static int m_tostring(lua_State *L) {
   return 1;
 }
 
+/* Statement mode: stop the Lua code of the running statement too. */
+static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  lua_pushliteral(L, "interrupted");
+  lua_error(L);
+}
+
 static void on_signal(int sig) {
-  if (caught_signal || atomic_load(&jobs_in_flight) == 0) {
+  int repl = statement_mode && sig == SIGINT;
+  if (!repl && (interrupted || atomic_load(&jobs_in_flight) == 0)) {
     /* a second signal, or nothing to wind down: stop at once */
     signal(sig, SIG_DFL);
     raise(sig);
     _exit(128 + sig);
   }
+  interrupted = sig;
   caught_signal = sig;
-  fl_http_cancel_all();
+  if (repl && hook_L)
+    lua_sethook(hook_L, interrupt_hook,
+                LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
 static int l_trap_signals(lua_State *L) {
+  if (lua_istable(L, 1)) {
+    lua_getfield(L, 1, "statement");
+    statement_mode = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    hook_L = statement_mode ? L : NULL;
+  }
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
@@ -269,18 +364,87 @@ static int l_trap_signals(lua_State *L) {
 }
 
 static int l_signal(lua_State *L) {
-  if (!caught_signal)
+  take_signal(L);
+  if (!interrupted)
     return 0;
-  lua_pushinteger(L, caught_signal);
+  lua_pushinteger(L, interrupted);
   return 1;
 }
 
+static int l_clear_signal(lua_State *L) {
+  take_signal(L);
+  if (hook_L)
+    lua_sethook(hook_L, NULL, 0, 0);
+  interrupted = 0;
+  return 0;
+}
+
+/* The Lua thread's token: current on the thread that opens the module. */
+typedef struct lua_token {
+  fl_cancel *c;
+} lua_token;
+
+static int token_gc(lua_State *L) {
+  lua_token *box = lua_touserdata(L, 1);
+  if (box->c) {
+    if (fl_cancel_current() == box->c)
+      fl_cancel_set_current(NULL);
+    fl_cancel_unref(box->c);
+    box->c = NULL;
+  }
+  return 0;
+}
+
+static void open_lua_token(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LUA_TOKEN_KEY) != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_token *box = lua_newuserdatauv(L, sizeof *box, 0);
+  box->c = NULL;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, token_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  box->c = fl_cancel_new_polled(poll_interrupted, NULL);
+  if (box->c)
+    fl_cancel_set_current(box->c);
+  lua_setfield(L, LUA_REGISTRYINDEX, LUA_TOKEN_KEY);
+}
+
+static int l_defaults(lua_State *L) {
+  lua_createtable(L, 0, 16);
+  fl_lua_setfield_int(L, -1, "workers", FL_DEFAULT_BLOB_WORKERS);
+  fl_lua_setfield_int(L, -1, "image_workers", FL_DEFAULT_IMAGE_WORKERS);
+  fl_lua_setfield_int(L, -1, "attempts", FL_DEFAULT_BLOB_ATTEMPTS);
+  fl_lua_setfield_int(L, -1, "pipe_capacity", FL_DEFAULT_PIPE_CAPACITY);
+  fl_lua_setfield_int(L, -1, "max_attempts", FL_DEFAULT_MAX_ATTEMPTS);
+  fl_lua_setfield_int(L, -1, "retry_base_ms", FL_DEFAULT_RETRY_BASE_MS);
+  fl_lua_setfield_int(L, -1, "retry_max_ms", FL_DEFAULT_RETRY_MAX_MS);
+  fl_lua_setfield_int(L, -1, "retry_after_max", FL_DEFAULT_RETRY_AFTER_MAX_S);
+  fl_lua_setfield_int(L, -1, "request_timeout", FL_DEFAULT_REQUEST_TIMEOUT_S);
+  fl_lua_setfield_int(L, -1, "attempt_timeout", FL_DEFAULT_ATTEMPT_TIMEOUT_S);
+  fl_lua_setfield_int(L, -1, "connect_timeout_ms",
+                      FL_DEFAULT_CONNECT_TIMEOUT_MS);
+  fl_lua_setfield_int(L, -1, "low_speed_time", FL_DEFAULT_LOW_SPEED_TIME_S);
+  fl_lua_setfield_int(L, -1, "breaker_threshold", FL_DEFAULT_BREAKER_THRESHOLD);
+  fl_lua_setfield_int(L, -1, "breaker_cooldown", FL_DEFAULT_BREAKER_COOLDOWN_S);
+  return 1;
+}
+
+int fl_lua_push_defaults(lua_State *L) { return l_defaults(L); }
+
 int fl_lua_open_engine(lua_State *L) {
-  static const luaL_Reg methods[] = {
-      {"submit", m_submit},     {"wait", m_wait},
-      {"pending", m_pending},   {"counters", m_counters},
-      {"progress", m_progress}, {"cancel", m_cancel},
-      {"close", m_close},       {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"submit", m_submit},
+                                     {"wait", m_wait},
+                                     {"pending", m_pending},
+                                     {"counters", m_counters},
+                                     {"progress", m_progress},
+                                     {"cancel", m_cancel},
+                                     {"cancel_jobs", m_cancel_jobs},
+                                     {"close", m_close},
+                                     {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", m_close},
                                   {"__close", m_close},
                                   {"__tostring", m_tostring},
@@ -288,8 +452,21 @@ int fl_lua_open_engine(lua_State *L) {
   static const luaL_Reg funcs[] = {{"new", l_new},
                                    {"trap_signals", l_trap_signals},
                                    {"signal", l_signal},
+                                   {"clear_signal", l_clear_signal},
                                    {NULL, NULL}};
   fl_lua_new_class(L, ENGINE_CLASS, methods, meta);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, ENGINES_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, ENGINES_KEY);
+  } else {
+    lua_pop(L, 1);
+  }
+  open_lua_token(L);
   luaL_newlib(L, funcs);
   return 1;
 }

@@ -18,8 +18,15 @@
  * error (or out of memory) in the completer never unwinds through readline
  * and never leaks. Without a terminal, readline still reads lines from a
  * pipe.
+ *
+ * Ctrl-C at the prompt clears the line and shows a fresh prompt, as in a
+ * shell: while readline() runs, SIGINT only sets a flag (readline's own
+ * signal handling is off) and readline's signal hook, run on this thread
+ * when its read is interrupted, does the clearing. Whatever handled SIGINT
+ * before (the REPL's statement interrupt) is restored afterwards.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +144,27 @@ static char **complete(const char *text, int start, int end) {
 
 static void release_line(void *p) { free(p); }
 
+static volatile sig_atomic_t prompt_interrupted;
+
+static void on_prompt_sigint(int sig) {
+  (void)sig;
+  prompt_interrupted = 1;
+}
+
+/* Runs on this thread when readline's read is interrupted by a signal. */
+static int prompt_signal_hook(void) {
+  if (prompt_interrupted) {
+    prompt_interrupted = 0;
+    rl_replace_line("", 0);
+    rl_point = rl_end = 0;
+    fputs("^C", rl_outstream ? rl_outstream : stdout);
+    rl_crlf();
+    rl_on_new_line();
+    rl_redisplay();
+  }
+  return 0;
+}
+
 /* The completion settings are installed only while our readline() runs, so
  * that loading the module into a program that uses readline itself (the
  * stock lua5.4 prompt) changes nothing there. */
@@ -151,7 +179,20 @@ static int l_readline(lua_State *L) {
   rl_readline_name = "freightliner";
   rl_attempted_completion_function = complete;
   rl_basic_word_break_characters = " \t\n\"'`@$><=;|&{}()[],+-*/%^~#";
+  int saved_catch = rl_catch_signals;
+  rl_hook_func_t *saved_hook = rl_signal_event_hook;
+  struct sigaction sa, old_sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_prompt_sigint; /* no SA_RESTART: the read returns */
+  sigemptyset(&sa.sa_mask);
+  rl_catch_signals = 0;
+  rl_signal_event_hook = prompt_signal_hook;
+  prompt_interrupted = 0;
+  sigaction(SIGINT, &sa, &old_sa);
   box->ptr = readline(prompt);
+  sigaction(SIGINT, &old_sa, NULL);
+  rl_catch_signals = saved_catch;
+  rl_signal_event_hook = saved_hook;
   rl_attempted_completion_function = saved_fn;
   rl_basic_word_break_characters = saved_breaks;
   rl_readline_name = saved_name;

@@ -1,10 +1,23 @@
 /*
- * endpoint.c - the small value types shared by every endpoint.
+ * endpoint.c - endpoint reference counts and the small value types shared
+ * by every endpoint.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "registry/endpoint.h"
+
+fl_endpoint *fl_endpoint_ref(fl_endpoint *ep) {
+  if (ep)
+    atomic_fetch_add(&ep->extra_refs, 1);
+  return ep;
+}
+
+void fl_endpoint_unref(fl_endpoint *ep) {
+  if (ep && atomic_fetch_sub(&ep->extra_refs, 1) == 0)
+    ep->ops->free(ep);
+}
 
 void fl_manifest_clear(fl_manifest *m) {
   if (!m)

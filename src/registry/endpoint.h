@@ -12,6 +12,13 @@
  * pushes chunks into a sink as they arrive, blob_put pulls chunks from a
  * source as it sends them, and neither ever holds a whole blob in memory.
  * Manifests are small (at most FL_MANIFEST_MAX) and are passed as buffers.
+ *
+ * Lifetime: an endpoint is reference counted. Whoever opens one holds the
+ * first reference; every other holder (the engine, for each job submitted
+ * until its result is collected, and for the destinations its table of
+ * known blob locations names) takes its own with fl_endpoint_ref, and each
+ * drops its own with fl_endpoint_unref. The last unref frees it, so closing
+ * an endpoint in Lua while the engine still copies through it is safe.
  */
 #ifndef FL_REGISTRY_ENDPOINT_H
 #define FL_REGISTRY_ENDPOINT_H
@@ -159,14 +166,18 @@ typedef struct fl_endpoint_ops {
   int upload_finds_present;
 } fl_endpoint_ops;
 
-/* Implementations embed this as their first member. */
+/* Implementations embed this as their first member (zeroed: one
+ * reference, the opener's). */
 struct fl_endpoint {
   const fl_endpoint_ops *ops;
+  _Atomic int extra_refs; /* references beyond the first; endpoint.c only */
 };
 
-static inline void fl_endpoint_free(fl_endpoint *ep) {
-  if (ep)
-    ep->ops->free(ep);
-}
+/* Take a reference (returns ep); drop one, freeing on the last (NULL ok). */
+fl_endpoint *fl_endpoint_ref(fl_endpoint *ep);
+void fl_endpoint_unref(fl_endpoint *ep);
+
+/* The opener's release: the same as fl_endpoint_unref. */
+static inline void fl_endpoint_free(fl_endpoint *ep) { fl_endpoint_unref(ep); }
 
 #endif

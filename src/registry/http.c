@@ -1,12 +1,19 @@
 /*
  * http.c - one registry's HTTP client (see http.h).
  *
- * A request goes through, in order: the cancel flag, the circuit breaker,
+ * A request goes through, in order: its cancel token, the circuit breaker,
  * the concurrency and rate limits, one curl transfer on a pooled easy
  * handle, then the decision what to do with the answer: re-authenticate once
  * on 401, retry transport failures and 408/429/5xx with backoff, or return
  * it. Scheme detection for loopback hosts (https, then plain http) happens
  * on the first request. Nothing here raises or logs secrets.
+ *
+ * Cancellation is scoped: a request stops (in on_progress and in every
+ * sleep) when its token is set: req->cancel, or else the calling thread's
+ * current token (core/cancel.h), which the engine sets to the job's. A
+ * request that is not streamed has a deadline (request_timeout, all tries
+ * and waits included) and a cap per try (attempt_timeout); a Retry-After
+ * longer than retry_after_max ends it as RATE_LIMITED.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +29,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "core/cancel.h"
+#include "core/defaults.h"
 #include "core/log.h"
 #include "registry/auth.h"
 #include "registry/http.h"
@@ -29,13 +38,9 @@
 
 #define POOL_MAX 64
 #define DEFAULT_MAX_BODY (64 * 1024)
-#define RETRY_AFTER_MAX_S 120
 /* The longest bearer token sent (the token buffers below are one more). */
 #define TOKEN_MAX 8191
 #define USER_AGENT "freightliner/" FL_VERSION
-
-static atomic_int cancelled_flag;
-static atomic_ullong total_retries;
 
 struct fl_http {
   char *host;
@@ -88,36 +93,17 @@ static long long now_ms(void) {
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
-/* Thread-safe random numbers for jitter (splitmix64 on a shared counter). */
-static uint64_t next_random(void) {
-  static atomic_ullong state;
-  uint64_t z = atomic_fetch_add(&state, 0x9e3779b97f4a7c15ULL) +
-               (uint64_t)now_ms() * 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
+/* Sleep, stopping early (FL_ECANCELLED) when the token is set. */
+static fl_code sleep_ms(long long ms, const fl_cancel *tok, fl_error *err) {
+  return fl_cancel_sleep_ms(tok, ms, err);
 }
 
-/* Sleep in slices so that cancellation interrupts it. */
-static fl_code sleep_ms(long long ms, fl_error *err) {
-  long long end = now_ms() + ms;
-  for (;;) {
-    if (atomic_load(&cancelled_flag))
-      return fl_error_set(err, FL_ECANCELLED, "cancelled");
-    long long left = end - now_ms();
-    if (left <= 0)
-      return FL_OK;
-    if (left > 100)
-      left = 100;
-    struct timespec ts = {left / 1000, (left % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-  }
+/* The token a request stops on: its own, else the thread's current one. */
+static fl_cancel *request_token(const fl_http_request *req) {
+  return req->cancel ? req->cancel : fl_cancel_current();
 }
 
-void fl_http_cancel_all(void) { atomic_store(&cancelled_flag, 1); }
-uint64_t fl_http_total_retries(void) { return atomic_load(&total_retries); }
-void fl_http_count_retry(void) { atomic_fetch_add(&total_retries, 1); }
-int fl_http_cancelled(void) { return atomic_load(&cancelled_flag); }
+void fl_http_count_retry(void) { fl_cancel_count_retry(fl_cancel_current()); }
 
 /* ---- curl share locks and the handle pool -------------------------------- */
 
@@ -163,19 +149,25 @@ static void pool_put(fl_http *h, CURL *c) {
 
 static void set_defaults(fl_http_config *c) {
   if (c->max_attempts < 1)
-    c->max_attempts = 5;
+    c->max_attempts = FL_DEFAULT_MAX_ATTEMPTS;
   if (c->retry_base_ms <= 0)
-    c->retry_base_ms = 200;
+    c->retry_base_ms = FL_DEFAULT_RETRY_BASE_MS;
   if (c->retry_max_ms <= 0)
-    c->retry_max_ms = 20000;
+    c->retry_max_ms = FL_DEFAULT_RETRY_MAX_MS;
+  if (c->retry_after_max_s <= 0)
+    c->retry_after_max_s = FL_DEFAULT_RETRY_AFTER_MAX_S;
+  if (c->request_timeout_s <= 0)
+    c->request_timeout_s = FL_DEFAULT_REQUEST_TIMEOUT_S;
+  if (c->attempt_timeout_s <= 0)
+    c->attempt_timeout_s = FL_DEFAULT_ATTEMPT_TIMEOUT_S;
   if (c->breaker_threshold <= 0)
-    c->breaker_threshold = 5;
+    c->breaker_threshold = FL_DEFAULT_BREAKER_THRESHOLD;
   if (c->breaker_cooldown_s <= 0)
-    c->breaker_cooldown_s = 30;
+    c->breaker_cooldown_s = FL_DEFAULT_BREAKER_COOLDOWN_S;
   if (c->connect_timeout_ms <= 0)
-    c->connect_timeout_ms = 15000;
+    c->connect_timeout_ms = FL_DEFAULT_CONNECT_TIMEOUT_MS;
   if (c->low_speed_time_s <= 0)
-    c->low_speed_time_s = 60;
+    c->low_speed_time_s = FL_DEFAULT_LOW_SPEED_TIME_S;
 }
 
 static void set_base(fl_http *h, int scheme) {
@@ -326,7 +318,7 @@ static void limits_acquire(fl_http *h) {
   }
   pthread_mutex_unlock(&h->limit_lock);
   if (wait_s > 0)
-    sleep_ms((long long)(wait_s * 1000), NULL);
+    sleep_ms((long long)(wait_s * 1000), fl_cancel_current(), NULL);
 }
 
 static void limits_release(fl_http *h) {
@@ -373,7 +365,8 @@ typedef struct transfer {
   const fl_http_request *req;
   fl_http_response *resp;
   fl_error *err;
-  fl_code cb_rc; /* error raised by a callback */
+  const fl_cancel *cancel; /* the request's token */
+  fl_code cb_rc;           /* error raised by a callback */
   uint64_t sent;
   size_t max_body;
   size_t body_cap;
@@ -542,7 +535,7 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
   (void)dn;
   (void)ut;
   (void)un;
-  return atomic_load(&cancelled_flag) && !t->req->cleanup ? 1 : 0;
+  return !t->req->cleanup && fl_cancel_is_set(t->cancel) ? 1 : 0;
 }
 
 static int is_tls_error(CURLcode c) {
@@ -631,8 +624,10 @@ static void set_tls_options(fl_http *h, CURL *c) {
 
 /* Perform one HTTP transfer. FL_OK: resp holds a response. */
 typedef struct outcome {
-  int retryable;    /* a transport failure that trying again may fix */
-  long retry_after; /* seconds from Retry-After, -1 when absent */
+  long timeout_ms;          /* in: cap on this try, 0 for none */
+  const char *timeout_name; /* in: the limit that set it, for the error */
+  int retryable;            /* a transport failure that trying again may fix */
+  long retry_after;         /* seconds from Retry-After, -1 when absent */
 } outcome;
 
 /* Append a header line; on failure the list stays as it was and *nomem is
@@ -651,8 +646,12 @@ static fl_code perform_once(fl_http *h, const fl_http_request *req,
                             const char *url, const char *auth,
                             fl_http_response *resp, outcome *oc,
                             fl_error *err) {
-  transfer t = {
-      .h = h, .req = req, .resp = resp, .err = err, .retry_after_s = -1};
+  transfer t = {.h = h,
+                .req = req,
+                .resp = resp,
+                .err = err,
+                .cancel = request_token(req),
+                .retry_after_s = -1};
   t.max_body = req->max_body ? req->max_body : DEFAULT_MAX_BODY;
   char errbuf[CURL_ERROR_SIZE] = "";
   struct curl_slist *headers = NULL;
@@ -704,6 +703,8 @@ static fl_code perform_once(fl_http *h, const fl_http_request *req,
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
   if (req->cleanup)
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+  else
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, oc->timeout_ms); /* 0: none */
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   set_tls_options(h, c);
 
@@ -730,6 +731,12 @@ static fl_code perform_once(fl_http *h, const fl_http_request *req,
       rc = t.cb_rc; /* our sink or source stopped it: keep its error */
     else
       rc = curl_failure(h, cc, url, errbuf, &oc->retryable, err);
+    if (cc == CURLE_OPERATION_TIMEDOUT && oc->timeout_ms > 0 &&
+        now_ms() - started >= oc->timeout_ms - 10 && !req->cleanup)
+      fl_error_set(err, FL_ETIMEOUT,
+                   "request to %s took longer than %s (%ld s)", url,
+                   oc->timeout_name ? oc->timeout_name : "its time limit",
+                   (oc->timeout_ms + 999) / 1000);
   }
   if (fl_log_enabled(FL_LOG_DEBUG))
     fl_log(FL_LOG_DEBUG, NULL, "%s %s -> %ld (%lld ms)%s%s", m, url,
@@ -780,6 +787,42 @@ static fl_code load_credentials(fl_http *h) {
     fl_log(FL_LOG_DEBUG, NULL, "credentials for %s from %s", h->host,
            h->creds.source);
   return h->creds_rc;
+}
+
+static int same_str(const char *a, const char *b) {
+  return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Locked. The credentials in use were refused: obtain them again (run the
+ * helper, read the password file or the Docker config once more), as a
+ * rotated password or an expired ECR token needs. 1 when that gave
+ * different credentials (worth one more try), 0 otherwise. Called once per
+ * refusal, never per request. */
+static int refresh_credentials(fl_http *h) {
+  if (!h->creds_loaded || h->creds_rc != FL_OK)
+    return 0;
+  fl_credentials old = h->creds;
+  memset(&h->creds, 0, sizeof h->creds);
+  h->creds_loaded = 0;
+  load_credentials(h);
+  int changed = h->creds_rc == FL_OK &&
+                !(same_str(old.username, h->creds.username) &&
+                  same_str(old.password, h->creds.password) &&
+                  same_str(old.identity_token, h->creds.identity_token) &&
+                  same_str(old.registry_token, h->creds.registry_token));
+  fl_log(FL_LOG_INFO, NULL,
+         "registry %s refused the credentials from %s; obtained them again "
+         "(%s)",
+         h->host, old.source,
+         h->creds_rc != FL_OK ? "failed"
+         : changed            ? "they changed"
+                              : "unchanged");
+  fl_credentials_clear(&old);
+  if (changed) {
+    free(h->basic_header);
+    h->basic_header = NULL;
+  }
+  return changed;
 }
 
 static void scope_key(fl_http *h, const char *const *scopes, size_t n,
@@ -871,7 +914,8 @@ static fl_code fetch_token(fl_http *h, const fl_challenge *ch,
   fl_token_request treq;
   fl_http_response tresp;
   fl_code rc;
-  outcome oc;
+  outcome oc = {.timeout_ms = h->cfg.attempt_timeout_s * 1000L,
+                .timeout_name = "attempt_timeout"};
   memset(&tresp, 0, sizeof tresp);
   const fl_credentials *cred = h->creds_rc == FL_OK ? &h->creds : NULL;
   if ((rc = check_realm(h, ch->realm, err)) != FL_OK)
@@ -892,7 +936,12 @@ static fl_code fetch_token(fl_http *h, const fl_challenge *ch,
       break;
     if (rc != FL_OK && !oc.retryable)
       break;
-    sleep_ms(200LL << attempt, NULL);
+    if (sleep_ms(fl_backoff_ms(attempt + 1, h->cfg.retry_base_ms,
+                               h->cfg.retry_max_ms),
+                 fl_cancel_current(), err) != FL_OK) {
+      rc = FL_ECANCELLED;
+      break;
+    }
   }
   if (rc != FL_OK) {
     fl_error_prefix(err, "getting a token from %s: ", ch->realm);
@@ -944,6 +993,30 @@ static int sent_this_token(const char *sent, const char *tok) {
   return sent && strncmp(sent, "Bearer ", 7) == 0 && strcmp(sent + 7, tok) == 0;
 }
 
+/* Locked. The Basic credentials a request carried were refused: obtain
+ * them again once. FL_OK when they changed (worth another try; the caller
+ * builds the new header), else the error to report. */
+static fl_code basic_refused(fl_http *h, fl_error *err) {
+  char source[sizeof h->creds.source];
+  snprintf(source, sizeof source, "%s", h->creds.source);
+  if (!refresh_credentials(h)) {
+    if (h->creds_rc != FL_OK) {
+      *err = h->creds_err;
+      return h->creds_rc;
+    }
+    return fl_error_set(err, FL_EUNAUTHORIZED,
+                        "registry %s refused the username and password "
+                        "from %s",
+                        h->host, source);
+  }
+  if (!h->creds.username || !h->creds.password)
+    return fl_error_set(err, FL_EUNAUTHORIZED,
+                        "registry %s refused the credentials from %s, and "
+                        "%s now has no username and password",
+                        h->host, source, h->creds.source);
+  return FL_OK;
+}
+
 /* React to a 401 on a request that carried `sent_auth` (or none): fetch a
  * token or set Basic credentials. FL_OK means: send it again. */
 static fl_code handle_challenge(fl_http *h, const fl_http_request *req,
@@ -981,6 +1054,10 @@ static fl_code handle_challenge(fl_http *h, const fl_http_request *req,
         rc = tok.token ? FL_OK : fl_error_set(err, FL_ENOMEM, "out of memory");
       } else {
         rc = fetch_token(h, &ch[i], scopes, (size_t)ns, &tok, err);
+        /* the token service refused the credentials: obtain them again,
+         * once, and ask again if they changed */
+        if (rc == FL_EUNAUTHORIZED && have && refresh_credentials(h))
+          rc = fetch_token(h, &ch[i], scopes, (size_t)ns, &tok, err);
       }
       if (rc == FL_OK) {
         char key[2048];
@@ -1002,20 +1079,17 @@ static fl_code handle_challenge(fl_http *h, const fl_http_request *req,
                           h->host);
         goto out;
       }
+      if (sent_basic && h->basic_header &&
+          strcmp(sent_auth, h->basic_header) != 0)
+        goto out; /* another thread set new ones since: send those */
+      /* this very request carried them, and they were refused */
+      if (sent_basic && h->basic_header &&
+          (rc = basic_refused(h, err)) != FL_OK)
+        goto out;
       if (!h->basic_header) {
         h->basic_header = basic_header(h->creds.username, h->creds.password);
-        if (!h->basic_header) {
+        if (!h->basic_header)
           rc = fl_error_set(err, FL_ENOMEM, "out of memory");
-          goto out;
-        }
-      } else if (sent_basic) {
-        /* this very request carried the credentials, and they were
-         * refused; had another thread set them after this request left,
-         * we would fall through and retry with them */
-        rc = fl_error_set(err, FL_EUNAUTHORIZED,
-                          "registry %s refused the username and password "
-                          "from %s",
-                          h->host, h->creds.source);
       }
       goto out;
     }
@@ -1059,14 +1133,45 @@ static fl_code rewind_body(const fl_http_request *req, fl_error *err) {
   return req->source->rewind(req->source->ud, err);
 }
 
+/* The wait before try attempt+1: Retry-After when the server sent one,
+ * else exponential backoff with full jitter (core/cancel.h). */
 static long long backoff_ms(fl_http *h, int attempt, long retry_after_s) {
   if (retry_after_s >= 0)
     return retry_after_s * 1000LL;
-  double cap =
-      h->cfg.retry_base_ms * (double)(1LL << (attempt < 20 ? attempt : 20));
-  if (cap > h->cfg.retry_max_ms)
-    cap = h->cfg.retry_max_ms;
-  return (long long)((double)(next_random() % 1000000) / 1e6 * cap);
+  return fl_backoff_ms(attempt, h->cfg.retry_base_ms, h->cfg.retry_max_ms);
+}
+
+/* The time limit of the next try of a request with a deadline. */
+static void limit_try(fl_http *h, long long deadline, outcome *oc) {
+  long long left = deadline - now_ms();
+  long per_try = h->cfg.attempt_timeout_s * 1000L;
+  oc->timeout_ms = left < per_try ? (long)(left > 1 ? left : 1) : per_try;
+  oc->timeout_name = left < per_try ? "request_timeout" : "attempt_timeout";
+}
+
+/* How long to wait before try attempt+1 (*wait), or the error that ends
+ * the request: a Retry-After over retry_after_max (RATE_LIMITED, naming
+ * the time asked for), a wait past the deadline (TIMEOUT, naming it;
+ * deadline 0: none). status: the last answer's, 0 for none. */
+static fl_code retry_wait(fl_http *h, const fl_http_request *req,
+                          const outcome *oc, long status, int attempt,
+                          long long deadline, long long *wait, fl_error *err) {
+  const char *m = req->method ? req->method : "GET";
+  if (oc->retry_after > h->cfg.retry_after_max_s)
+    return fl_error_set(err, FL_ERATE_LIMITED,
+                        "registry %s answered %ld and asked to wait %ld s "
+                        "(Retry-After) before %s %s, longer than "
+                        "retry_after_max (%d s)",
+                        h->host, status, oc->retry_after, m, req->url,
+                        h->cfg.retry_after_max_s);
+  *wait = backoff_ms(h, attempt, oc->retry_after);
+  if (deadline && now_ms() + *wait >= deadline)
+    return fl_error_set(err, FL_ETIMEOUT,
+                        "%s %s to registry %s did not succeed within "
+                        "request_timeout (%d s) after %d tries",
+                        m, req->url, h->host, h->cfg.request_timeout_s,
+                        attempt);
+  return FL_OK;
 }
 
 static void make_url(fl_http *h, const char *url, char *out, size_t n) {
@@ -1080,23 +1185,46 @@ static void make_url(fl_http *h, const char *url, char *out, size_t n) {
  * request to such a host probes plain HTTP (cheap: no TLS set-up) and
  * settles on https unless a registry answered: a TLS server answers a plain
  * request with 400 or drops it, and no registry answers GET /v2/ with 400.
- * Other threads wait for the answer; after it the base URL never changes. */
+ * A dropped probe is ambiguous (a flaky link drops too): then https is
+ * probed, and if neither answers, both again after a backoff, up to
+ * max_attempts rounds. Other threads wait for the answer; after it the base
+ * URL never changes. */
+static int probe(fl_http *h, const char *scheme, long *status) {
+  fl_http_request req = {.method = "GET", .url = "/v2/"};
+  fl_http_response resp;
+  fl_error err;
+  outcome oc = {.timeout_ms = h->cfg.attempt_timeout_s * 1000L,
+                .timeout_name = "attempt_timeout"};
+  char url[400];
+  memset(&resp, 0, sizeof resp);
+  snprintf(url, sizeof url, "%s://%s/v2/", scheme, h->host);
+  fl_code rc = perform_once(h, &req, url, NULL, &resp, &oc, &err);
+  *status = rc == FL_OK ? resp.status : 0;
+  fl_http_response_clear(&resp);
+  return rc == FL_OK;
+}
+
 static void ensure_scheme(fl_http *h) {
   if (atomic_load(&h->scheme_resolved))
     return;
   pthread_mutex_lock(&h->scheme_lock);
   if (!atomic_load(&h->scheme_resolved)) {
     if (!h->scheme_fixed && h->loopback) {
-      fl_http_request probe = {.method = "GET", .url = "/v2/"};
-      fl_http_response resp;
-      fl_error err;
-      outcome oc;
-      char url[400];
-      memset(&resp, 0, sizeof resp);
-      snprintf(url, sizeof url, "http://%s/v2/", h->host);
-      fl_code rc = perform_once(h, &probe, url, NULL, &resp, &oc, &err);
-      int plain = rc == FL_OK && resp.status != 400 && resp.status > 0;
-      fl_http_response_clear(&resp);
+      int plain = 0;
+      long status = 0;
+      for (int round = 1; round <= h->cfg.max_attempts; round++) {
+        if (probe(h, "http", &status)) {
+          plain = status != 400 && status > 0;
+          break;
+        }
+        if (probe(h, "https", &status) || fl_cancel_is_set(fl_cancel_current()))
+          break; /* TLS answered: https */
+        if (round < h->cfg.max_attempts &&
+            sleep_ms(
+                fl_backoff_ms(round, h->cfg.retry_base_ms, h->cfg.retry_max_ms),
+                fl_cancel_current(), NULL) != FL_OK)
+          break;
+      }
       set_base(h, plain ? FL_SCHEME_HTTP : FL_SCHEME_HTTPS);
       fl_log(FL_LOG_DEBUG, NULL, "%s: loopback registry speaks %s", h->host,
              plain ? "plain HTTP" : "TLS");
@@ -1139,8 +1267,14 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
   int attempt = 0;
   memset(resp, 0, sizeof *resp);
   resp->content_length = UINT64_MAX;
-  if (atomic_load(&cancelled_flag) && !req->cleanup)
+  fl_cancel *tok = request_token(req);
+  if (!req->cleanup && fl_cancel_is_set(tok))
     return fl_error_set(err, FL_ECANCELLED, "cancelled");
+  /* A streamed body (a blob) is bounded by the stall check only; anything
+   * else by the request deadline and the cap per try. */
+  int bounded = !req->sink && !req->source && !req->cleanup;
+  long long deadline =
+      bounded ? now_ms() + h->cfg.request_timeout_s * 1000LL : 0;
   if ((rc = breaker_check(h, err)) != FL_OK)
     return rc;
   ensure_scheme(h);
@@ -1152,7 +1286,9 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
     return rc;
   for (;;) {
     char *auth = (foreign || req->no_auth) ? NULL : cached_auth(h, req);
-    outcome oc;
+    outcome oc = {0};
+    if (deadline)
+      limit_try(h, deadline, &oc);
     limits_acquire(h);
     rc = perform_once(h, req, url, auth, resp, &oc, err);
     limits_release(h);
@@ -1206,22 +1342,34 @@ fl_code fl_http_do(fl_http *h, const fl_http_request *req,
       break;
     if (req->sink && resp->streamed > 0 && req->stream_no_retry)
       break;
-    if (oc.retry_after > RETRY_AFTER_MAX_S)
+    long long wait = 0;
+    fl_code wrc = retry_wait(h, req, &oc, rc == FL_OK ? resp->status : 0,
+                             attempt, deadline, &wait, err);
+    if (wrc != FL_OK) {
+      rc = wrc; /* the response is cleared below */
       break;
-    if (rewind_body(req, err) != FL_OK)
-      break; /* the body was streamed and cannot be produced again */
-    long long wait = backoff_ms(h, attempt, oc.retry_after);
+    }
+    if (rewind_body(req, err) != FL_OK) {
+      /* the body was streamed and cannot be produced again: the caller
+       * starts over (a blob upload: the engine's next attempt), but not
+       * before the wait the server asked for */
+      if (oc.retry_after > 0)
+        sleep_ms(oc.retry_after * 1000LL, tok, NULL);
+      break;
+    }
     atomic_fetch_add(&h->n_retries, 1);
-    atomic_fetch_add(&total_retries, 1);
+    fl_cancel_count_retry(tok);
     fl_log(FL_LOG_DEBUG, NULL, "retrying %s %s in %lld ms (attempt %d of %d)",
            req->method ? req->method : "GET", url, wait, attempt + 1,
            h->cfg.max_attempts);
-    if ((rc = sleep_ms(wait, err)) != FL_OK)
+    if ((rc = sleep_ms(wait, tok, err)) != FL_OK)
       break;
   }
   int transport_ok = rc == FL_OK && resp->status < 500;
   if (rc == FL_OK || rc == FL_EUNREACHABLE || rc == FL_ETIMEOUT)
     breaker_record(h, transport_ok);
+  if (rc != FL_OK)
+    fl_http_response_clear(resp); /* no response for the caller: none kept */
   return rc;
 }
 

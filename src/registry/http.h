@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 
+#include "core/cancel.h"
 #include "registry/credentials.h"
 #include "registry/endpoint.h"
 #include "registry/origin.h"
@@ -27,10 +28,14 @@ typedef struct fl_http_config {
   const char *ca_file;
   const char *client_cert;
   const char *client_key;
-  const char *pinned_pubkey;  /* "sha256//base64" as libcurl takes it */
-  int max_attempts;           /* per request, >= 1; default 5 */
-  double retry_base_ms;       /* first backoff cap; default 200 ms */
-  double retry_max_ms;        /* backoff cap; default 20 s */
+  const char *pinned_pubkey; /* "sha256//base64" as libcurl takes it */
+  /* Zero fields take their defaults (core/defaults.h). */
+  int max_attempts;           /* tries per request */
+  double retry_base_ms;       /* first backoff cap */
+  double retry_max_ms;        /* backoff cap */
+  int retry_after_max_s;      /* a longer Retry-After fails RATE_LIMITED */
+  int request_timeout_s;      /* one non-streamed request, tries and waits */
+  int attempt_timeout_s;      /* one try of a non-streamed request */
   int max_concurrency;        /* requests in flight; 0 = no limit */
   double requests_per_second; /* token bucket; 0 = no limit */
   int breaker_threshold;      /* consecutive failures; default 5 */
@@ -73,6 +78,7 @@ typedef struct fl_http_request {
   int cleanup;          /* runs even after cancellation (closing an upload
                            session), once, without retries */
   int stream_no_retry;  /* do not retry once sink has received bytes */
+  fl_cancel *cancel;    /* stop when set; NULL: the thread's current token */
 } fl_http_request;
 
 typedef struct fl_http_response {
@@ -164,13 +170,8 @@ typedef struct fl_http_stats {
 } fl_http_stats;
 void fl_http_get_stats(fl_http *h, fl_http_stats *out);
 
-/* Cancel: every request in progress or started later fails with
- * FL_ECANCELLED (used on SIGINT/SIGTERM). Process-wide. */
-void fl_http_cancel_all(void);
-int fl_http_cancelled(void);
-/* Retries made by every client in this process: HTTP requests sent again,
- * blob downloads resumed, blob copies tried again. */
-uint64_t fl_http_total_retries(void);
+/* Count a retry (a blob download or upload resumed) on the calling
+ * thread's current token, so its job and engine report it. */
 void fl_http_count_retry(void);
 
 #endif

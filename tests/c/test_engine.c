@@ -3,9 +3,12 @@
  *
  * Real endpoints on disk (no network): images with hundreds of small blobs,
  * many jobs at once on many workers, shared layers, re-runs, a corrupted
- * source blob, and cancellation mid-way. Meant to run clean under `make
- * tsan` and `make sanitize` as well as in the normal build.
+ * source blob, cancellation mid-way, cancelling one job among many,
+ * endpoints released while their jobs run, and the thread bound with 10,000
+ * jobs submitted. Meant to run clean under `make tsan` and `make sanitize`
+ * as well as in the normal build.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -288,6 +291,145 @@ static void test_cancel_mid_way(void **state) {
   fl_engine_free(NULL);
 }
 
+/* Threads of this process, from /proc/self/task. */
+static int count_threads(void) {
+  DIR *d = opendir("/proc/self/task");
+  int n = 0;
+  struct dirent *de;
+  if (!d)
+    return -1;
+  while ((de = readdir(d)) != NULL)
+    if (de->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n;
+}
+
+/* 10,000 jobs submitted at once: the pools are all the threads there are
+ * (image workers + blob workers + one download thread per blob worker),
+ * however many jobs wait. */
+static void test_threads_bounded(void **state) {
+  fixture *f = *state;
+  make_image(f->src, "t0", 3);
+  const int jobs = 10000;
+  fl_engine_config cfg = {.blob_workers = 4, .image_workers = 6};
+  const int cap = count_threads() + 6 + 4 + 4 + 2;
+  fl_engine *e;
+  fl_error err;
+  assert_int_equal(fl_engine_new(&cfg, &e, &err), FL_OK);
+  int most = 0;
+  for (int i = 0; i < jobs; i++) {
+    uint64_t id;
+    assert_int_equal(fl_engine_submit_copy(e, f->src, "image", "t0", f->dst,
+                                           "image", "t0", NULL, &id, &err),
+                     FL_OK);
+    if (i % 250 == 0) {
+      int n = count_threads();
+      most = n > most ? n : most;
+    }
+  }
+  fl_copy_result r;
+  int ok = 0, seen = 0;
+  while (fl_engine_pending(e) > 0)
+    if (fl_engine_wait(e, 1000, &r)) {
+      ok += r.code == FL_OK;
+      if (++seen % 500 == 0) {
+        int n = count_threads();
+        most = n > most ? n : most;
+      }
+    }
+  assert_int_equal(ok, jobs);
+  if (most > cap)
+    fail_msg("%d threads with %d jobs submitted; the cap is %d", most, jobs,
+             cap);
+  fl_engine_free(e);
+}
+
+/* Cancel one job of six while all run: it ends CANCELLED, the other five
+ * complete, and the same copy submitted again afterwards completes. */
+static void test_cancel_one_job(void **state) {
+  fixture *f = *state;
+  const int images = 6;
+  for (int i = 0; i < images; i++) {
+    char tag[32];
+    snprintf(tag, sizeof tag, "t%d", i);
+    make_image(f->src, tag, 80);
+  }
+  fl_engine_config cfg = {.blob_workers = 1, .pipe_capacity = 1024};
+  fl_engine *e;
+  fl_error err;
+  assert_int_equal(fl_engine_new(&cfg, &e, &err), FL_OK);
+  uint64_t ids[6];
+  for (int i = 0; i < images; i++) {
+    char tag[32];
+    snprintf(tag, sizeof tag, "t%d", i);
+    assert_int_equal(fl_engine_submit_copy(e, f->src, "image", tag, f->dst,
+                                           "image", tag, NULL, &ids[i], &err),
+                     FL_OK);
+  }
+  assert_true(fl_engine_cancel_job(e, ids[3]));
+  assert_false(fl_engine_cancel_job(e, 9999));
+  fl_copy_result r;
+  while (fl_engine_pending(e) > 0) {
+    uint64_t id = fl_engine_wait(e, 1000, &r);
+    if (!id)
+      continue;
+    if (id == ids[3])
+      assert_int_equal(r.code, FL_ECANCELLED);
+    else if (r.code != FL_OK)
+      fail_msg("job %llu failed beside the cancelled one: %s",
+               (unsigned long long)id, r.err.msg);
+  }
+  fl_descriptor d;
+  assert_int_equal(f->dst->ops->manifest_head(f->dst, "image", "t3", &d, &err),
+                   FL_ENOT_FOUND);
+  uint64_t id;
+  assert_int_equal(fl_engine_submit_copy(e, f->src, "image", "t3", f->dst,
+                                         "image", "t3", NULL, &id, &err),
+                   FL_OK);
+  while (fl_engine_wait(e, 1000, &r) != id)
+    ;
+  assert_int_equal(r.code, FL_OK);
+  fl_engine_free(e);
+}
+
+/* The caller drops its endpoints right after submitting: the jobs hold
+ * their own references, so they complete (ASan sees any use after free). */
+static void test_endpoints_released_while_running(void **state) {
+  fixture *f = *state;
+  const int images = 4;
+  for (int i = 0; i < images; i++) {
+    char tag[32];
+    snprintf(tag, sizeof tag, "t%d", i);
+    make_image(f->src, tag, 40);
+  }
+  char path[128];
+  fl_endpoint *src, *dst;
+  fl_error err;
+  snprintf(path, sizeof path, "%s/src", f->dir);
+  assert_int_equal(fl_oci_layout_open(path, 0, &src, &err), FL_OK);
+  snprintf(path, sizeof path, "%s/dst2", f->dir);
+  assert_int_equal(fl_oci_layout_open(path, 1, &dst, &err), FL_OK);
+  fl_engine_config cfg = {.blob_workers = 2, .pipe_capacity = 1024};
+  fl_engine *e;
+  assert_int_equal(fl_engine_new(&cfg, &e, &err), FL_OK);
+  for (int i = 0; i < images; i++) {
+    char tag[32];
+    uint64_t id;
+    snprintf(tag, sizeof tag, "t%d", i);
+    assert_int_equal(fl_engine_submit_copy(e, src, "image", tag, dst, "image",
+                                           tag, NULL, &id, &err),
+                     FL_OK);
+  }
+  fl_endpoint_unref(src);
+  fl_endpoint_unref(dst);
+  fl_copy_result r;
+  while (fl_engine_pending(e) > 0)
+    if (fl_engine_wait(e, 1000, &r) && r.code != FL_OK)
+      fail_msg("copy failed after its endpoints were released: %s", r.err.msg);
+  fl_engine_free(e);
+}
+
 /* The pipe on its own: a producer thread and a consumer with odd sizes. */
 typedef struct pipe_test {
   fl_pipe *p;
@@ -351,6 +493,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_corrupt_source_commits_nothing,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel_mid_way, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_threads_bounded, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cancel_one_job, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_endpoints_released_while_running,
+                                      setup, teardown),
   };
   return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }

@@ -169,6 +169,51 @@ describe("fl.copy between registries", function()
     for i, r in ipairs(results) do assert.equal(items[i].digest, r.digest) end
   end)
 
+  it("completes copies whose registry objects are closed while they run", function()
+    -- the jobs hold their own references to the endpoints (an ASan build
+    -- sees any use after free)
+    local sreg, d2 = assert(fl.registry(src.host)), assert(fl.registry(dst.host))
+    local jobs = {}
+    for _, img in ipairs(seeded.images) do
+      if img.repository == "project-a/app" and img.tag then
+        jobs[#jobs + 1] = assert(fl.submit({ registry = sreg, repository = img.repository, tag = img.tag },
+          { registry = d2, repository = "closed/" .. img.repository, tag = img.tag }))
+        jobs[#jobs].want = img.digest
+      end
+    end
+    sreg:close()
+    d2:close()
+    collectgarbage()
+    for _, job in ipairs(jobs) do
+      local r = assert(job:wait())
+      assert.equal(job.want, r.digest)
+    end
+  end)
+
+  it("cancels one job (job:cancel) and leaves the others; later jobs run", function()
+    local a = assert(fl.submit(src.host .. "/project-a/app:v2.0", dst.host .. "/cancel1/app:v2.0"))
+    local b = assert(fl.submit(src.host .. "/project-a/web:v1.0", dst.host .. "/cancel1/web:v1.0"))
+    b:cancel() -- false only if it had ended already (it rarely has)
+    local ra = assert(a:wait())
+    assert.equal(by_tag(seeded, "project-a/app", "v2.0").digest, ra.digest)
+    local rb, _, code = b:wait()
+    assert.is_true(rb ~= nil or code == "CANCELLED")
+    assert.is_false(b:cancel()) -- collected: nothing to cancel
+    local again = assert(fl.copy(src.host .. "/project-a/web:v1.0", dst.host .. "/cancel1/web:v1.0"))
+    assert.equal(by_tag(seeded, "project-a/web", "v1.0").digest, again.digest)
+  end)
+
+  it("exposes every default as core.defaults", function()
+    local d = require("freightliner.core").defaults
+    assert.equal(5, d.attempts)
+    assert.equal(5, d.max_attempts)
+    assert.equal(8, d.workers)
+    assert.equal(60, d.retry_after_max)
+    assert.is_true(d.image_workers >= 1)
+    assert.has_error(function() fl.configure({ wokers = 3 }) end,
+      "unknown engine setting 'wokers' (workers, attempts, image_workers, progress)")
+  end)
+
   it("round-trips through an OCI layout directory", function()
     local dir = regtest.tmpdir()
     local r = assert(fl.copy(src.host .. "/project-a/multi:v1", "oci:" .. dir .. ":v1"))

@@ -382,7 +382,8 @@ function M.parse(text, filename, opts)
   local plan = {
     path = filename, version = value.version or 1,
     defaults = {
-      parallel = defaults.parallel or 8, platforms = defaults.platforms, referrers = defaults.referrers or false,
+      parallel = defaults.parallel or core.defaults.workers, platforms = defaults.platforms,
+      referrers = defaults.referrers or false,
       retry = defaults.retry or {}, rate_limit = defaults.rate_limit or {},
     },
     registries = {}, registry_options = {}, entries = {},

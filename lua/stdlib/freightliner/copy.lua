@@ -1,7 +1,11 @@
 --- freightliner.copy: image copies and the coroutine scheduler.
 --
 --   fl.copy(src, dst, opts)      -> result | nil, message, CODE
+--   fl.submit(src, dst, opts)    -> job | nil, message, CODE; job.id,
+--                                   job:wait() -> as fl.copy, job:cancel()
 --   fl.spawn(fn, ...)            -> run fn as a task (a coroutine)
+--   fl.cancel([task])            -> cancel one task (its copy in flight and
+--                                   every later one fail CANCELLED), or all
 --   fl.wait()                    -> run every task to its end
 --   fl.parallel(items, fn, {concurrency = N}) -> results, in item order
 --
@@ -11,6 +15,8 @@
 -- each policy reads as straight-line code. At the top level of a script (no
 -- task), fl.copy simply blocks. Lua runs only on the thread that owns the
 -- state: the scheduler collects results with engine:wait().
+-- Cancelling a job or a task stops only its transfers (within a second);
+-- other jobs and everything submitted later go on.
 --
 -- src and dst are image references ("host:port/repo:tag", "docker://...",
 -- "oci:PATH:TAG", "oci-archive:FILE[:TAG]", "docker-archive:FILE[:NAME:TAG]";
@@ -30,7 +36,7 @@ local M = {}
 
 local state = {
   engine = nil,
-  config = { workers = 8, attempts = 3 },
+  config = {},         -- engine settings; unset ones take core.defaults
   endpoints = {},      -- spec -> registry object (one endpoint per store)
   registry_opts = {},  -- host -> options for fl.registry
   tasks = {},          -- coroutine -> task handle, for scheduled tasks
@@ -42,9 +48,13 @@ local state = {
   progress = nil,      -- function(engine) called while waiting
   errors = {},         -- ended tasks that raised, for fl.wait to report
   counted = {},        -- counters of engines fl.configure replaced
+  task_job = {},       -- coroutine -> job id it waits for
+  cancelled = setmetatable({}, { __mode = "k" }), -- coroutines of cancelled tasks
+  abandoned = {},      -- job id -> true: nobody will collect its result
 }
 
-local CONFIGURE_KEYS = { workers = "integer", attempts = "integer", progress = "function",
+local CONFIGURE_KEYS = { workers = "integer", attempts = "integer", image_workers = "integer",
+                         progress = "function",
                          max_image_manifests = "integer", max_image_manifest_bytes = "integer" }
 M.CONFIGURE_KEYS = CONFIGURE_KEYS
 
@@ -66,7 +76,9 @@ end
 M.check_keys = check_keys
 
 --- Engine settings: workers (concurrent blob transfers), attempts (per
--- blob), progress = function(engine). After the engine started, a new
+-- blob), image_workers (image jobs running at once), the per-image limits
+-- max_image_manifests and max_image_manifest_bytes (defaults in
+-- core.defaults and README, "Limits"), progress = function(engine). After the engine started, a new
 -- worker count or attempts applies to the next engine: the idle engine is
 -- shut down and restarted on the next copy; with copies in flight it
 -- raises (it is never silently ignored).
@@ -268,7 +280,10 @@ local function pump(timeout)
   local co = state.waiting[id]
   if co then
     state.waiting[id] = nil
+    state.task_job[co] = nil
     state.runnable[#state.runnable + 1] = { co, result }
+  elseif state.abandoned[id] then
+    state.abandoned[id] = nil
   else
     state.finished[id] = result
   end
@@ -286,11 +301,47 @@ local YIELD = setmetatable({}, { __name = "freightliner.copy.yield" })
 local COPY_KEYS = { platforms = true, referrers = true, force = true, dry_run = true, verify = true }
 M.COPY_KEYS = COPY_KEYS
 
---- Copy one image (with everything it references). See the module comment.
--- Unknown option keys raise, naming the closest valid one.
-function M.copy(src, dst, opts)
-  check_keys("fl.copy", opts, COPY_KEYS, 2)
+local Job = {}
+Job.__index = Job
+Job.__name = "freightliner.job"
+
+--- Wait for the job's result: result | nil, message, CODE (as fl.copy).
+-- Inside a task only the task waits; at the top level it blocks.
+function Job:wait()
+  local result = self.result
+  if not result then
+    if in_task() then
+      local co = coroutine.running()
+      state.task_job[co] = self.id
+      result = coroutine.yield(YIELD, "job", self.id)
+    else
+      while state.finished[self.id] == nil do pump(200) end
+      result = state.finished[self.id]
+      state.finished[self.id] = nil
+    end
+    self.result = result
+  end
+  result.source = self.source
+  result.destination = self.destination
+  result.verified = self.verified
+  return finish(result)
+end
+
+--- Stop this job's transfers (its result says CANCELLED); true if it was
+-- still queued or running. Other jobs are not affected.
+function Job:cancel()
+  if self.result or not state.engine then return false end
+  return state.engine:cancel(self.id)
+end
+
+--- Submit one image copy and return its job at once (see the module
+-- comment); job:wait() collects the result. Unknown option keys raise,
+-- naming the closest valid one.
+function M.submit(src, dst, opts)
+  check_keys("fl.submit", opts, COPY_KEYS, 2)
   opts = opts or {}
+  local co = in_task() and coroutine.running()
+  if co and state.cancelled[co] then return nil, "cancelled", "CANCELLED" end
   local s, msg, code = M.resolve(src, "source")
   if not s then return nil, msg, code end
   local d
@@ -307,21 +358,18 @@ function M.copy(src, dst, opts)
   local dst_tag = d.tag or (d.digest and "") or d.reference
   local id
   id, msg, code = e:submit(s.registry.ep, s.repository, verified and verified.digest or s.reference,
-    d.registry.ep,
-    d.repository, dst_tag, opts)
+    d.registry.ep, d.repository, dst_tag, opts)
   if not id then return nil, msg, code end
-  local result
-  if in_task() then
-    result = coroutine.yield(YIELD, "job", id)
-  else
-    while state.finished[id] == nil do pump(200) end
-    result = state.finished[id]
-    state.finished[id] = nil
-  end
-  result.source = s.name
-  result.destination = d.name
-  result.verified = verified
-  return finish(result)
+  return setmetatable({ id = id, source = s.name, destination = d.name, verified = verified }, Job)
+end
+
+--- Copy one image (with everything it references). See the module comment.
+-- Unknown option keys raise, naming the closest valid one.
+function M.copy(src, dst, opts)
+  check_keys("fl.copy", opts, COPY_KEYS, 2)
+  local job, msg, code = M.submit(src, dst, opts)
+  if not job then return nil, msg, code end
+  return job:wait()
 end
 
 -- ---- tasks ------------------------------------------------------------------
@@ -336,6 +384,7 @@ end
 
 local function task_ended(task)
   state.tasks[task.co] = nil
+  state.task_job[task.co] = nil
   state.ntasks = state.ntasks - 1
   task.st = task.error and "failed" or "done"
   if #task.waiters > 0 then task.observed = true end
@@ -508,7 +557,7 @@ function M.parallel(items, fn, opts)
   -- checked before any worker is spawned: nothing is left half-started
   if in_task() then error("fl.parallel() cannot be nested inside a task", 2) end
   check_keys("fl.parallel", opts, { concurrency = true }, 2)
-  local n = math.max(1, math.tointeger((opts or {}).concurrency) or state.config.workers)
+  local n = math.max(1, math.tointeger((opts or {}).concurrency) or state.config.workers or core.defaults.workers)
   local results = {}
   local next_index = 0
   local function worker()
@@ -534,9 +583,40 @@ function M.counters()
   return c
 end
 
---- Cancel everything in flight (after SIGINT/SIGTERM).
-function M.cancel()
-  if state.engine then state.engine:cancel() end
+--- fl.cancel(task): cancel one task (from fl.spawn): the copy it waits for
+-- stops, and every copy it submits later returns CANCELLED. Returns false
+-- when the task has ended already. fl.cancel(): cancel the engine (every
+-- job, for good; after SIGINT/SIGTERM).
+function M.cancel(task)
+  if task == nil then
+    if state.engine then state.engine:cancel() end
+    return true
+  end
+  local co = getmetatable(task) == Task and task.co or task
+  if type(co) ~= "thread" then
+    error("fl.cancel: expected a task from fl.spawn (or nothing, to cancel everything)", 2)
+  end
+  if not state.tasks[co] then return false end -- it has ended
+  state.cancelled[co] = true
+  local id = state.task_job[co]
+  if id and state.engine then state.engine:cancel(id) end
+  return true
+end
+
+--- task:cancel(): see fl.cancel(task).
+function Task:cancel()
+  return M.cancel(self)
+end
+
+--- After an interrupted REPL statement: cancel the jobs it left running
+-- and forget its tasks, so the next statement starts clean.
+function M.abandon()
+  if state.engine then
+    state.engine:cancel_jobs()
+    for _, p in ipairs(state.engine:progress()) do state.abandoned[p.id] = true end
+  end
+  state.tasks, state.ntasks, state.waiting, state.runnable, state.sleepers = {}, 0, {}, {}, {}
+  state.task_job, state.finished, state.errors = {}, {}, {}
 end
 
 --- Shut the engine down (joins its threads). Idempotent.

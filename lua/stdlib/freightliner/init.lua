@@ -48,6 +48,8 @@ local copy = require("freightliner.copy")
 
 --- Copy one image: fl.copy(src, dst, opts); see freightliner.copy.
 M.copy = copy.copy
+M.submit = copy.submit
+M.cancel = copy.cancel
 M.spawn = copy.spawn
 M.wait = copy.wait
 M.parallel = copy.parallel

@@ -62,7 +62,7 @@ function M.plan(plan, dst, opts)
     repos = { repos[1] }
     wanted_of = { [repos[1]] = all }
   end
-  local listed, failed = dst:tags_many(repos, { concurrency = opts.parallel or 8 })
+  local listed, failed = dst:tags_many(repos, { concurrency = opts.parallel or core.defaults.workers })
   local per_repo = {}
   for _, repo in ipairs(repos) do
     local tags = listed[repo]

@@ -14,7 +14,9 @@
 -- the next line with a `>>` prompt; errors print with a traceback (from a
 -- non-interactive stdin, the first error ends the run with status 1) and the
 -- prompt comes back. Results are pretty-printed (freightliner.pretty).
--- `.exit` or end of input (Ctrl-D) quits.
+-- `.exit` or end of input (Ctrl-D) quits. Ctrl-C while a statement runs
+-- stops that statement only (its copies are cancelled; the next statement
+-- works); Ctrl-C at the prompt clears the line.
 
 local core = require("freightliner.core")
 local pretty = require("freightliner.pretty")
@@ -95,6 +97,7 @@ function M.compile(source, env)
 end
 
 local function traceback(e)
+  if e == "interrupted" and core.engine.signal() then return e end
   local msg = e
   if type(e) ~= "string" then
     local mt = getmetatable(e)
@@ -143,10 +146,12 @@ function M.run(opts)
     end
   end
   if interactive then
+    -- Ctrl-C stops the running statement, not the REPL
+    core.engine.trap_signals({ statement = true })
     out:write(string.format("Freightliner %s (%s). `fl` is the API; Tab completes, .exit or Ctrl-D quits.\n",
       env.fl.VERSION, _VERSION))
   end
-  local buffer
+  local buffer, status
   while true do
     local line = input(buffer and ">> " or "> ")
     if line == nil then
@@ -163,6 +168,16 @@ function M.run(opts)
       if chunk then
         buffer = nil
         local r = table.pack(xpcall(chunk, traceback))
+        local sig = core.engine.signal()
+        if sig then
+          require("freightliner.copy").abandon()
+          if sig ~= 2 then -- SIGTERM ends the session
+            status = 128 + sig
+            break
+          end
+          core.engine.clear_signal()
+          if r[1] then errs:write("interrupted\n") end
+        end
         if r[1] then
           results(out, r)
         else
@@ -186,7 +201,7 @@ function M.run(opts)
     rl.set_completer(nil)
     if history then rl.write_history(history) end
   end
-  return 0
+  return status or 0
 end
 
 return M

@@ -147,7 +147,7 @@ function M.plan(p)
   if not src then return nil, msg, code end
   local select = p.select_tags
   if not select then
-    local n = math.max(1, math.tointeger(p.created_concurrency or p.parallel) or 8)
+    local n = math.max(1, math.tointeger(p.created_concurrency or p.parallel) or core.defaults.workers)
     select, msg, code = filters.tag_selector(p.tags or {}, {
       created_many = function(repo, tags) return created_many(src.ep, repo, tags, n) end })
     if not select then
@@ -212,7 +212,7 @@ function M.plan(p)
       label, p.pattern and ("pattern '" .. p.pattern .. "'") or p.regex and ("regex '" .. p.regex .. "'")
         or "catalog", p.source)
   end
-  local listed, failed = src:tags_many(names, { concurrency = math.max(1, math.tointeger(p.parallel) or 8) })
+  local listed, failed = src:tags_many(names, { concurrency = math.max(1, math.tointeger(p.parallel) or core.defaults.workers) })
 
   local function add_item(repo, ref, is_digest)
     local dst_repo, dst_tag, dcode = dest(repo, (not is_digest) and ref or nil)
@@ -394,7 +394,7 @@ function M.run(plan, opts)
     end
   end
   local hooks = opts.hooks or {}
-  local parallel = opts.parallel or 8
+  local parallel = opts.parallel or core.defaults.workers
   core.engine.trap_signals()
   local saved = copy.settings()
   copy.configure{ workers = parallel }

@@ -355,7 +355,7 @@ function M.job_from_options(o)
       dest_prefix = o["dest-prefix"], platforms = o.platform, referrers = o.referrers or nil,
       verify = M.verify_from_options(o),
     } },
-    parallel = o.parallel or 8, dry_run = o["dry-run"] or false, force = o.force or nil,
+    parallel = o.parallel or core.defaults.workers, dry_run = o["dry-run"] or false, force = o.force or nil,
     format = o.format, checkpoint_file = o["checkpoint-file"], metrics_file = o["metrics-file"],
     progress = not o["no-progress"], strict = o.strict or nil,
     prune = o.prune or nil, force_prune = o["force-prune"] or nil,
@@ -462,7 +462,7 @@ function M.single(o)
     if not ok then return M.usage_error(string.format("%s: %s", what, msg), "replicate") end
   end
   local job = {
-    entries = {}, parallel = o.parallel or 8, dry_run = o["dry-run"], run_id = log.run_id(),
+    entries = {}, parallel = o.parallel or core.defaults.workers, dry_run = o["dry-run"], run_id = log.run_id(),
     format = o.format, metrics_file = o["metrics-file"], progress = not o["no-progress"],
     copy = { platforms = o.platform, referrers = o.referrers, force = o.force,
              verify = M.verify_from_options(o) },
