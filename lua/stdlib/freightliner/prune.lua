@@ -25,6 +25,8 @@
 --     removes every tag on it).
 -- Every deletion is returned for logging and counting (tags_deleted).
 
+local core = require("freightliner.core")
+
 local M = {}
 
 --- The default limit for `total` tags in scope: max(ceil(10%), 20).

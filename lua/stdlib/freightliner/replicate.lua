@@ -212,7 +212,8 @@ function M.plan(p)
       label, p.pattern and ("pattern '" .. p.pattern .. "'") or p.regex and ("regex '" .. p.regex .. "'")
         or "catalog", p.source)
   end
-  local listed, failed = src:tags_many(names, { concurrency = math.max(1, math.tointeger(p.parallel) or core.defaults.workers) })
+  local listed, failed = src:tags_many(names,
+    { concurrency = math.max(1, math.tointeger(p.parallel) or core.defaults.workers) })
 
   local function add_item(repo, ref, is_digest)
     local dst_repo, dst_tag, dcode = dest(repo, (not is_digest) and ref or nil)
