@@ -79,6 +79,7 @@ M.OPTION_KEYS = {
   connect_timeout_ms = true, low_speed_time = true, breaker_threshold = true, breaker_cooldown = true,
   scheme = true, insecure = true, create = true, write = true,
   max_list_pages = true, max_list_entries = true, auth_realm_strict = true, auth_realms = true,
+  retry_after_max = true, request_timeout = true, attempt_timeout = true,
 }
 
 -- Raise on an option key not in OPTION_KEYS, naming the closest one.
