@@ -98,6 +98,7 @@ int luaopen_freightliner_core(lua_State *L) {
   fl_lua_submodule(L, "fs", fl_lua_open_fs);
   fl_lua_submodule(L, "readline", fl_lua_open_readline);
   fl_lua_submodule(L, "log", fl_lua_open_log);
+  fl_lua_submodule(L, "serve", fl_lua_open_serve);
   fl_lua_push_defaults(L);
   lua_setfield(L, -2, "defaults");
   return 1;

@@ -180,6 +180,10 @@ local SPEC = S.map({
     platforms = platforms,
     referrers = S.boolean(),
     policy = S.string(),
+    -- serve: entry name and when it runs (freightliner.schedule)
+    name = S.string{ check = function(v) return require("freightliner.schedule").check_name(v) end },
+    interval = S.string{ check = function(v) return require("freightliner.schedule").check_interval(v) end },
+    schedule = S.string{ check = function(v) return require("freightliner.schedule").check_cron(v) end },
   })),
 })
 M.SPEC = SPEC
@@ -290,6 +294,7 @@ local function entries_of(value, doc, positions, plan, base, problems)
     entry.dest_prefix = dst.prefix
     entry.dest_template = dst.template
     entry.tags = e.tags or {}
+    entry.name, entry.interval, entry.schedule = e.name, e.interval, e.schedule
     entry.platforms = e.platforms or plan.defaults.platforms
     if e.referrers ~= nil then entry.referrers = e.referrers else entry.referrers = plan.defaults.referrers end
     if e.policy then

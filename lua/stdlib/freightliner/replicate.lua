@@ -168,8 +168,11 @@ function M.run(plan, opts)
   for k, v in pairs(opts.copy or {}) do copy_opts[k] = v end
   copy_opts.dry_run = opts.dry_run
 
+  -- opts.stop(): true when the caller wants the run to end (serve's job
+  -- cancellation); polled before each image, like a signal
+  local function stopped() return core.engine.signal() or (opts.stop and opts.stop()) end
   copy.parallel(plan.items, function(item)
-    if core.engine.signal() then return end
+    if stopped() then return end
     local item_opts, item_hooks = copy_opts, item.hooks or hooks
     if item.copy then
       item_opts = {}
@@ -201,7 +204,7 @@ function M.run(plan, opts)
       repo_stats[field] = repo_stats[field] + 1
       if cp then cp:mark(item.key, "done", { digest = r.digest }) end
       if item_hooks.on_done then item_hooks.on_done(r) end
-    elseif code == "CANCELLED" and core.engine.signal() then
+    elseif code == "CANCELLED" and stopped() then
       if cp then cp:mark(item.key, "pending") end
     else
       summary.images_failed = summary.images_failed + 1
