@@ -15,7 +15,8 @@ CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc $(pkg-config 
 LIBS="$(pkg-config --libs libcurl openssl jansson lua5.4 yaml-0.1) -lpthread -lm"
 CORE="src/core/error.c src/core/digest.c src/core/log.c src/registry/reference.c
       src/registry/auth.c src/registry/credentials.c src/registry/manifest.c
-      src/registry/endpoint.c src/registry/http.c src/lua/lua_util.c src/lua/l_yaml.c"
+      src/registry/endpoint.c src/registry/http.c src/lua/lua_util.c src/lua/l_yaml.c
+      src/serve/route.c src/serve/cron.c"
 status=0
 for target in tests/fuzz/fuzz_*.c; do
   name=$(basename "$target" .c)

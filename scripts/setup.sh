@@ -14,7 +14,7 @@ PACKAGES=(
   build-essential cmake pkg-config git ca-certificates
   # libraries
   liblua5.4-dev libcurl4-openssl-dev libssl-dev libyaml-dev libjansson-dev
-  libreadline-dev libcmocka-dev
+  libreadline-dev libcmocka-dev libmicrohttpd-dev
   # Lua runtime and test tools
   lua5.4 lua-cjson lua-busted lua-check lua-posix
   # static analysis, sanitizers, coverage
@@ -22,6 +22,8 @@ PACKAGES=(
   # registries, clients and benchmarks for the tests and e2e (e2e/run.sh
   # uses pgrep, from procps, which a minimal Debian image lacks)
   docker-registry skopeo apache2-utils openssl python3 curl hyperfine procps
+  # serve: a real Prometheus scrapes it (promtool checks the exposition), wrk loads it
+  prometheus wrk
 )
 
 SUDO=()

@@ -134,10 +134,10 @@ int fl_cron_parse(const char *expr, fl_cron *out, char *msg, size_t msgsz) {
   uint64_t bits[5];
   int stars[5];
   for (int f = 0; f < 5; f++) {
-    while (*p == ' ' || *p == '\t')
+    while (isspace((unsigned char)*p))
       p++;
     const char *start = p;
-    while (*p && *p != ' ' && *p != '\t')
+    while (*p && !isspace((unsigned char)*p))
       p++;
     if (p == start) {
       snprintf(msg, msgsz,
@@ -150,7 +150,7 @@ int fl_cron_parse(const char *expr, fl_cron *out, char *msg, size_t msgsz) {
               msgsz) != 0)
       return -1;
   }
-  while (*p == ' ' || *p == '\t' || *p == '\n')
+  while (isspace((unsigned char)*p))
     p++;
   if (*p) {
     snprintf(msg, msgsz,
