@@ -7,7 +7,7 @@ BUSTED     := lua5.4 /usr/bin/busted
 
 .PHONY: all build test test-c test-lua test-e2e-quick test-e2e-full check \
         format sanitize tsan coverage bench hooks validate-env setup clean \
-        demo fuzz help soak soak-asan soak-tsan fault-rate
+        demo fuzz help soak soak-asan soak-tsan fault-rate bench-serve soak-serve
 
 all: build
 
@@ -25,6 +25,8 @@ help:
 	@echo "make soak-tsan      the soak on the ThreadSanitizer build (build-tsan)"
 	@echo "make fault-rate     20 seeded runs at a 12% per-request fault rate"
 	@echo "make bench          benchmark against skopeo (docs/BENCHMARKS.md)"
+	@echo "make bench-serve    serve under wrk load while replicating: errors, p99, RSS"
+	@echo "make soak-serve     serve: 500 scheduled runs at 1 s, RSS within 10% (SERVE_SOAK_RUNS)"
 	@echo "make demo           the README's main job: a real replication on local registries"
 	@echo "make hooks          install the git pre-commit hook"
 	@echo "make validate-env   check that every tool and library is present"
@@ -106,6 +108,13 @@ fuzz:
 
 bench: build
 	@scripts/bench.sh
+
+# serve's load test and its long soak (docs/BENCHMARKS.md): not in `make test`.
+bench-serve: build
+	@e2e/run.sh serve-bench --only serve_bench_wrk
+
+soak-serve: build
+	@e2e/run.sh serve-bench --only serve_soak_runs
 
 demo: build
 	@scripts/demo.sh

@@ -87,17 +87,18 @@ class Server:
             time.sleep(0.05)
         self.port = int(text.split("listening on ")[1].split(":")[2].split()[0].rstrip(";"))
         self.metrics_port = int(text.split("metrics on port ")[1]) if "metrics on port" in text else None
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.scheme = "https" if "https://" in text else "http"
+        self.url = "%s://127.0.0.1:%d" % (self.scheme, self.port)
         self.ctx.log("serve %d on %s", self.proc.pid, self.url)
         return self
 
     def stderr(self):
         return open(self.err_path).read()
 
-    def curl(self, method, path, body=None, key=KEY, headers=(), port=None):
+    def curl(self, method, path, body=None, key=KEY, headers=(), port=None, curl_args=()):
         """(status, headers dict (lower-case names), body text) with curl."""
-        url = "http://127.0.0.1:%d%s" % (port or self.port, path)
-        argv = ["curl", "-sS", "-i", "-X", method, "--max-time", "20"]
+        url = "%s://127.0.0.1:%d%s" % (self.scheme, port or self.port, path)
+        argv = ["curl", "-sS", "-i", "-X", method, "--max-time", "20"] + list(curl_args)
         if key:
             argv += ["-H", "Authorization: Bearer " + key]
         for h in headers:
@@ -553,6 +554,36 @@ def serve_prometheus_scrape(ctx):
     check(s.stop()[0] == 0, "exit status")
 
 
+@scenario(weight=6)
+def serve_tls(ctx):
+    """TLS from certificate and key files: HTTPS with HSTS, TLS 1.1 and
+    plain HTTP refused, a missing key file a usage error."""
+    src, _ = ctx.shared("small")
+    d = ctx.tmp("tls")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    r = ctx.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                 "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                 "-keyout", key, "-out", cert])
+    check(r.status == 0, "openssl: %s", r.err)
+    s = Server(ctx, src.host, src.host, [{"name": "app", "source": "repository: project-a/app"}],
+               extra=["--tls-cert", cert, "--tls-key", key]).start()
+    check(s.scheme == "https", "serve did not announce https")
+    status, hdrs, _ = s.curl("GET", "/api/v1/syncs", curl_args=["--cacert", cert])
+    check(status == 200 and hdrs.get("strict-transport-security", "").startswith("max-age="),
+          "HTTPS: %s %s", status, hdrs)
+    headers_ok(hdrs, "HTTPS")
+    p = subprocess.run(["curl", "-sS", "--cacert", cert, "--tls-max", "1.1", "--tlsv1.0",
+                        s.url + "/healthz"], capture_output=True, text=True, timeout=30)
+    check(p.returncode != 0, "TLS 1.1 accepted: %s", p.stdout)
+    p = subprocess.run(["curl", "-sS", "--max-time", "5", "http://127.0.0.1:%d/healthz" % s.port],
+                       capture_output=True, text=True, timeout=30)
+    check(p.returncode != 0 or "ok" not in p.stdout, "plain HTTP answered on the TLS port: %s", p.stdout)
+    check(s.stop()[0] == 0, "exit status")
+    r = ctx.fl("serve", "--config", s.config, "--listen", "127.0.0.1:0", "--state-dir", s.state,
+               "--tls-cert", cert, "--tls-key", os.path.join(d, "missing.pem"), timeout=30)
+    check(r.status == 2 and "TLS key" in r.err and "missing.pem" not in r.out, "missing key: %r", r)
+
+
 @scenario(weight=8)
 def serve_schedule_overlap(ctx):
     """An entry due again while its run is still going is skipped and
@@ -572,6 +603,110 @@ def serve_schedule_overlap(ctx):
         time.sleep(0.5)
     running = [j for j in s.jobs() if j["state"] in ("running", "queued")]
     check(len(running) <= 1, "runs of one entry at once: %s", running)
+    check(s.stop()[0] == 0, "exit status")
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def wrk(ctx, url, seconds, headers=()):
+    argv = ["wrk", "-t", "2", "-c", "64", "-d", "%ds" % seconds, "--latency", "--timeout", "5s"]
+    for h in headers:
+        argv += ["-H", h]
+    r = ctx.run(argv + [url], timeout=seconds + 60)
+    check(r.status == 0, "wrk failed: %s", r.err)
+    out = r.out
+    p99 = None
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "99%":
+            v = parts[1]
+            p99 = float(v[:-2]) / 1000 if v.endswith("us") else \
+                float(v[:-2]) if v.endswith("ms") else float(v[:-1]) * 1000
+    reqs = int(out.split(" requests in ")[0].split()[-1])
+    errors = 0
+    for marker in ("Non-2xx or 3xx responses:", "Socket errors:"):
+        if marker in out:
+            tail = out.split(marker)[1].splitlines()[0]
+            errors += sum(int(x) for x in tail.replace(",", " ").split() if x.isdigit())
+    return {"url": url, "requests": reqs, "p99_ms": p99, "errors": errors, "output": out}
+
+
+@scenario(suites=("serve-bench",), weight=120, timeout=600)
+def serve_bench_wrk(ctx):
+    """wrk, 64 connections for 30 s each on /healthz, /metrics and an
+    authorized job-status URL while replications run (an entry every second
+    through a slowed source): zero errors, p99, RSS bounded."""
+    src, _ = ctx.shared("fleet")
+    dst = ctx.registry()
+    proxy = ctx.faultproxy(src, [{"method": "GET", "path": "/blobs/", "action": "stall", "seconds": 0.2}])
+    seconds = int(os.environ.get("SERVE_BENCH_SECONDS", "30"))
+    s = Server(ctx, proxy.host, dst.host, [{"name": "fleet", "source": "repository_pattern: \"*\"",
+                                            "interval": "1s"}], extra=["--parallel", "2"]).start()
+    deadline = time.time() + 60
+    while not [j for j in s.jobs() if j["state"] == "running"]:
+        check(time.time() < deadline, "no replication running")
+        time.sleep(0.2)
+    job = [j for j in s.jobs() if j["state"] == "running"][0]["id"]
+    rss_start = rss_kib(s.proc.pid)
+    results = []
+    for path, hdrs in (("/healthz", ()), ("/metrics", ()),
+                       ("/api/v1/jobs/" + job, ("Authorization: Bearer " + KEY,))):
+        res = wrk(ctx, s.url + path, seconds, hdrs)
+        res["rss_kib"] = rss_kib(s.proc.pid)
+        results.append(res)
+        ctx.log("wrk %s: %s", path, {k: v for k, v in res.items() if k != "output"})
+    text = s.curl("GET", "/metrics", key=None)[2]
+    runs = sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("freightliner_runs_total{"))
+    summary = {"seconds": seconds, "rss_start_kib": rss_start, "runs_during": runs,
+               "results": [{k: v for k, v in r.items() if k != "output"} for r in results]}
+    ctx.note("serve bench: %s", json.dumps(summary))
+    with open(os.path.join(os.environ.get("SERVE_BENCH_OUT", ctx.dir), "serve-bench.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    for r in results:
+        check(r["errors"] == 0 and r["requests"] > 0, "wrk %s: %d errors in %d requests", r["url"],
+              r["errors"], r["requests"])
+    check(max(r["rss_kib"] for r in results) < 4 * max(rss_start, 16384), "RSS grew: %s", summary)
+    check(s.stop()[0] == 0, "exit status")
+
+
+@scenario(suites=("serve-bench",), weight=600, timeout=1500)
+def serve_soak_runs(ctx):
+    """500 scheduled runs at a 1 s interval in one process: RSS at the end
+    within 10% of RSS after the first 50."""
+    src, _ = ctx.shared("small")
+    dst = ctx.registry()
+    total = int(os.environ.get("SERVE_SOAK_RUNS", "500"))
+    s = Server(ctx, src.host, dst.host, [{"name": "app", "source": "repository: project-a/app",
+                                          "interval": "1s"}], extra=["--max-kept", "50"]).start()
+    samples = {}
+    deadline = time.time() + total * 3 + 120
+    while True:
+        text = s.curl("GET", "/metrics", key=None)[2]
+        runs = int(metric(text, "freightliner_runs_total", 'sync="app",outcome="succeeded"'))
+        failed = int(metric(text, "freightliner_runs_total", 'sync="app",outcome="failed"'))
+        check(failed == 0, "%d runs failed", failed)
+        if runs >= 50 and 50 not in samples:
+            samples[50] = rss_kib(s.proc.pid)
+        if runs >= total:
+            samples[total] = rss_kib(s.proc.pid)
+            break
+        check(time.time() < deadline, "only %d runs in time", runs)
+        time.sleep(1)
+    growth = (samples[total] - samples[50]) / samples[50]
+    summary = {"runs": total, "rss_after_50_kib": samples[50], "rss_end_kib": samples[total],
+               "growth_percent": round(growth * 100, 1), "jobs_listed": len(s.jobs())}
+    ctx.note("serve soak: %s", json.dumps(summary))
+    with open(os.path.join(os.environ.get("SERVE_BENCH_OUT", ctx.dir), "serve-soak.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    check(growth <= 0.10, "RSS grew %.1f%% from run 50 to run %d: %s", growth * 100, total, summary)
+    check(summary["jobs_listed"] <= 51, "finished jobs not trimmed: %d listed", summary["jobs_listed"])
     check(s.stop()[0] == 0, "exit status")
 
 
