@@ -279,7 +279,8 @@ static int m_close(lua_State *L) {
 static int m_tostring(lua_State *L) {
   lserver *ls = luaL_checkudata(L, 1, SERVER_CLASS);
   if (ls->s)
-    lua_pushfstring(L, "freightliner.server(port %d)", fl_server_port(ls->s, 0));
+    lua_pushfstring(L, "freightliner.server(port %d)",
+                    fl_server_port(ls->s, 0));
   else
     lua_pushliteral(L, "freightliner.server(closed)");
   return 1;
@@ -309,21 +310,20 @@ static int l_cron_next(lua_State *L) {
 
 int fl_lua_open_serve(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"port", m_port},     {"next", m_next},       {"job", m_job},
-      {"update", m_update}, {"remove", m_remove},   {"create", m_create},
-      {"syncs", m_syncs},   {"ready", m_ready},     {"keys", m_keys},
-      {"add", m_add},       {"set", m_set},         {"observe", m_observe},
-      {"audit", m_audit},   {"close", m_close},     {NULL, NULL}};
+      {"port", m_port},     {"next", m_next},     {"job", m_job},
+      {"update", m_update}, {"remove", m_remove}, {"create", m_create},
+      {"syncs", m_syncs},   {"ready", m_ready},   {"keys", m_keys},
+      {"add", m_add},       {"set", m_set},       {"observe", m_observe},
+      {"audit", m_audit},   {"close", m_close},   {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", m_close},
                                   {"__close", m_close},
                                   {"__tostring", m_tostring},
                                   {NULL, NULL}};
   fl_lua_new_class(L, SERVER_CLASS, methods, meta);
-  static const luaL_Reg funcs[] = {
-      {"start", l_start},
-      {"hangup", l_hangup},
-      {"cron_next", l_cron_next},
-      {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"start", l_start},
+                                   {"hangup", l_hangup},
+                                   {"cron_next", l_cron_next},
+                                   {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
 }

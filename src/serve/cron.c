@@ -111,9 +111,9 @@ bad:
 int fl_cron_parse(const char *expr, fl_cron *out, char *msg, size_t msgsz) {
   static const struct {
     const char *macro, *expansion;
-  } MACROS[] = {{"@yearly", "0 0 1 1 *"},   {"@annually", "0 0 1 1 *"},
-                {"@monthly", "0 0 1 * *"},  {"@weekly", "0 0 * * 0"},
-                {"@daily", "0 0 * * *"},    {"@midnight", "0 0 * * *"},
+  } MACROS[] = {{"@yearly", "0 0 1 1 *"},  {"@annually", "0 0 1 1 *"},
+                {"@monthly", "0 0 1 * *"}, {"@weekly", "0 0 * * 0"},
+                {"@daily", "0 0 * * *"},   {"@midnight", "0 0 * * *"},
                 {"@hourly", "0 * * * *"}};
   memset(out, 0, sizeof *out);
   if (!expr) {

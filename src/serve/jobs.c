@@ -141,8 +141,8 @@ static void new_id(char *out) {
   if (RAND_bytes(r, sizeof r) != 1) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    memcpy(r, &ts.tv_nsec, sizeof r < sizeof ts.tv_nsec ? sizeof r
-                                                        : sizeof ts.tv_nsec);
+    memcpy(r, &ts.tv_nsec,
+           sizeof r < sizeof ts.tv_nsec ? sizeof r : sizeof ts.tv_nsec);
   }
   time_t now = time(NULL);
   struct tm tm;
@@ -186,10 +186,10 @@ int fl_jobs_cancel(fl_jobs *t, const char *id, const char *request_id,
                    const char *client) {
   pthread_mutex_lock(&t->mu);
   job *j = find(t, id);
-  int rc = !j                                  ? 404
-           : fl_jobs_finished_state(state_of(j)) ? 409
-                                                 : push_msg(t, FL_JOBS_CANCEL, id,
-                                                            request_id, client);
+  int rc = !j ? 404
+           : fl_jobs_finished_state(state_of(j))
+               ? 409
+               : push_msg(t, FL_JOBS_CANCEL, id, request_id, client);
   pthread_mutex_unlock(&t->mu);
   return rc;
 }
@@ -218,8 +218,8 @@ json_t *fl_jobs_list(fl_jobs *t, size_t offset, size_t limit) {
     json_t *d = t->jobs[i].doc;
     /* the summary fields; the full document is one GET away */
     json_t *s = json_object();
-    const char *keys[] = {"id", "state", "trigger", "sync", "created",
-                          "started", "finished", "counters"};
+    const char *keys[] = {"id",      "state",   "trigger",  "sync",
+                          "created", "started", "finished", "counters"};
     for (size_t k = 0; s && k < sizeof keys / sizeof *keys; k++) {
       json_t *v = json_object_get(d, keys[k]);
       if (v)

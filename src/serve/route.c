@@ -191,8 +191,9 @@ json_t *fl_serve_check_job(const char *body, size_t len, char *msg,
       goto bad;
     }
     if (!fl_serve_param_ok(json_string_value(sync), json_string_length(sync))) {
-      snprintf(msg, msgsz, "'sync' must be a sync entry's name "
-                           "(letters, digits, '.', '_', '-')");
+      snprintf(msg, msgsz,
+               "'sync' must be a sync entry's name "
+               "(letters, digits, '.', '_', '-')");
       goto bad;
     }
     return doc;
@@ -200,8 +201,9 @@ json_t *fl_serve_check_job(const char *body, size_t len, char *msg,
   json_t *src = json_object_get(doc, "source");
   json_t *dst = json_object_get(doc, "destination");
   if (!src || !dst) {
-    snprintf(msg, msgsz, "give 'sync' (a configured entry's name) or both "
-                         "'source' and 'destination'");
+    snprintf(msg, msgsz,
+             "give 'sync' (a configured entry's name) or both "
+             "'source' and 'destination'");
     goto bad;
   }
   if (check_fields(src, SOURCE, "source: ", msg, msgsz) != 0 ||

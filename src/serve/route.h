@@ -16,7 +16,7 @@
 
 typedef enum fl_route_id {
   FL_ROUTE_NOT_FOUND = 0,
-  FL_ROUTE_METHOD,   /* path known, method not allowed (allow says which) */
+  FL_ROUTE_METHOD,    /* path known, method not allowed (allow says which) */
   FL_ROUTE_BAD_PARAM, /* a path parameter with characters outside its alphabet */
   FL_ROUTE_PREFLIGHT, /* OPTIONS on a known path (CORS preflight) */
   FL_ROUTE_HEALTHZ,
@@ -35,9 +35,9 @@ typedef enum fl_route_id {
 
 typedef struct fl_route {
   fl_route_id id;
-  int api;                              /* under /api/: needs a key */
-  const char *allow;                    /* methods allowed on the path */
-  char param[FL_ROUTE_PARAM_MAX + 1];   /* job id or sync name, or "" */
+  int api;                            /* under /api/: needs a key */
+  const char *allow;                  /* methods allowed on the path */
+  char param[FL_ROUTE_PARAM_MAX + 1]; /* job id or sync name, or "" */
 } fl_route;
 
 /* Route method + path (no query string). Always fills *out. */
@@ -50,6 +50,7 @@ int fl_serve_param_ok(const char *s, size_t len);
 /* Parse and check a job request body. On success returns the object (a new
  * reference) with msg untouched; otherwise NULL and a message for the client
  * in msg (never echoing more than a short field name). */
-json_t *fl_serve_check_job(const char *body, size_t len, char *msg, size_t msgsz);
+json_t *fl_serve_check_job(const char *body, size_t len, char *msg,
+                           size_t msgsz);
 
 #endif

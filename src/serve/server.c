@@ -27,9 +27,9 @@
 
 /* A connection being watched for its headers' deadline. */
 typedef struct watch {
-  int fd;            /* -1: free */
-  long started;      /* when the current request began (monotonic s) */
-  int headers_done;  /* the current request's headers arrived */
+  int fd;           /* -1: free */
+  long started;     /* when the current request began (monotonic s) */
+  int headers_done; /* the current request's headers arrived */
 } watch;
 
 struct fl_server {
@@ -130,8 +130,8 @@ static const char *allowed_origin(fl_server *s, const char *origin) {
 
 static enum MHD_Result send_body(fl_server *s, struct MHD_Connection *c,
                                  const request *r, unsigned status,
-                                 const char *type, const char *body,
-                                 size_t len, const char *const *headers) {
+                                 const char *type, const char *body, size_t len,
+                                 const char *const *headers) {
   struct MHD_Response *resp =
       MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
   if (!resp)
@@ -139,7 +139,8 @@ static enum MHD_Result send_body(fl_server *s, struct MHD_Connection *c,
   MHD_add_response_header(resp, "Content-Type", type);
   MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
   MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-  MHD_add_response_header(resp, "Content-Security-Policy", "default-src 'none'");
+  MHD_add_response_header(resp, "Content-Security-Policy",
+                          "default-src 'none'");
   MHD_add_response_header(resp, "Cache-Control", "no-store");
   MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
   if (s->tls)
@@ -171,8 +172,7 @@ static enum MHD_Result send_json(fl_server *s, struct MHD_Connection *c,
 static enum MHD_Result send_error(fl_server *s, struct MHD_Connection *c,
                                   const request *r, unsigned status,
                                   const char *msg, const char *const *headers) {
-  json_t *doc =
-      json_pack("{s:s, s:s}", "error", msg, "request_id", r->id);
+  json_t *doc = json_pack("{s:s, s:s}", "error", msg, "request_id", r->id);
   return send_json(s, c, r, status, doc, headers);
 }
 
@@ -255,8 +255,8 @@ static enum MHD_Result metrics_page(fl_server *s, struct MHD_Connection *c,
                                     const request *r) {
   fl_metrics_set(s->metrics_reg, "freightliner_job_queue_depth", NULL,
                  (double)fl_jobs_queue_depth(s->jobs));
-  static const char *const states[] = {"queued",    "running", "succeeded",
-                                       "failed",    "cancelled", "invalid",
+  static const char *const states[] = {"queued",     "running",   "succeeded",
+                                       "failed",     "cancelled", "invalid",
                                        "interrupted"};
   size_t counts[sizeof states / sizeof *states];
   fl_jobs_count_states(s->jobs, states, sizeof states / sizeof *states, counts);
@@ -269,9 +269,9 @@ static enum MHD_Result metrics_page(fl_server *s, struct MHD_Connection *c,
   char *text = fl_metrics_render(s->metrics_reg, &len);
   if (!text)
     return send_error(s, c, r, 500, "internal error", NULL);
-  enum MHD_Result rc = send_body(s, c, r, 200,
-                                 "text/plain; version=0.0.4; charset=utf-8",
-                                 text, len, NULL);
+  enum MHD_Result rc =
+      send_body(s, c, r, 200, "text/plain; version=0.0.4; charset=utf-8", text,
+                len, NULL);
   free(text);
   return rc;
 }
@@ -288,7 +288,8 @@ static enum MHD_Result authorized_api(fl_server *s, struct MHD_Connection *c,
                         "limit must be 1..500 and offset a whole number >= 0",
                         NULL);
     return send_json(s, c, r, 200,
-                     fl_jobs_list(s->jobs, (size_t)offset, (size_t)limit), NULL);
+                     fl_jobs_list(s->jobs, (size_t)offset, (size_t)limit),
+                     NULL);
   }
   case FL_ROUTE_JOBS_CREATE: {
     char msg[256];
@@ -313,10 +314,9 @@ static enum MHD_Result authorized_api(fl_server *s, struct MHD_Connection *c,
       return send_error(s, c, r, 503, "the job queue is full; try again later",
                         RETRY_5);
     audit_request(s, "job_cancel", r, client, "job", rt->param);
-    return send_json(s, c, r, 202,
-                     json_pack("{s:s, s:s}", "id", rt->param, "state",
-                               "cancelling"),
-                     NULL);
+    return send_json(
+        s, c, r, 202,
+        json_pack("{s:s, s:s}", "id", rt->param, "state", "cancelling"), NULL);
   }
   case FL_ROUTE_SYNCS: {
     pthread_mutex_lock(&s->mu);
@@ -329,8 +329,7 @@ static enum MHD_Result authorized_api(fl_server *s, struct MHD_Connection *c,
   case FL_ROUTE_SYNC_RUN: {
     if (r->len > 0)
       return send_error(s, c, r, 400, "this request takes no body", NULL);
-    return create_job(s, c, r, client,
-                      json_pack("{s:s}", "sync", rt->param));
+    return create_job(s, c, r, client, json_pack("{s:s}", "sync", rt->param));
   }
   case FL_ROUTE_RELOAD:
     if (fl_jobs_post(s->jobs, FL_JOBS_RELOAD, r->id, client) != 0)
@@ -356,7 +355,8 @@ static int check_key(fl_server *s, struct MHD_Connection *c, request *r,
     *rc = send_error(s, c, r, 429, "too many requests", headers);
     return 0;
   }
-  const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+  const char *h =
+      MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
   if (h && strncasecmp(h, "Bearer ", 7) == 0) {
     const char *key = h + 7;
     while (*key == ' ')
@@ -375,8 +375,8 @@ static int check_key(fl_server *s, struct MHD_Connection *c, request *r,
     snprintf(secs, sizeof secs, "%ld", lock);
     audit_request(s, "auth_lockout", r, client, "seconds", secs);
   }
-  static const char *const challenge[] = {"WWW-Authenticate",
-                                          "Bearer realm=\"freightliner\"", NULL};
+  static const char *const challenge[] = {
+      "WWW-Authenticate", "Bearer realm=\"freightliner\"", NULL};
   *rc = send_error(s, c, r, 401, "unauthorized", challenge);
   return 0;
 }
@@ -389,8 +389,9 @@ static void client_address(struct MHD_Connection *c, char *out, size_t n) {
     return;
   const struct sockaddr *sa = ci->client_addr;
   if (sa->sa_family == AF_INET)
-    inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
-              out, (socklen_t)n);
+    inet_ntop(AF_INET,
+              &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+              (socklen_t)n);
   else if (sa->sa_family == AF_INET6)
     inet_ntop(AF_INET6,
               &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
@@ -418,7 +419,8 @@ static enum MHD_Result dispatch(fl_server *s, struct MHD_Connection *c,
     rt.id = FL_ROUTE_NOT_FOUND;
   if (!r->metrics_only && s->metrics && rt.id == FL_ROUTE_METRICS)
     rt.id = FL_ROUTE_NOT_FOUND; /* served on the metrics listener */
-  const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+  const char *origin =
+      MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
   if (origin && !allowed_origin(s, origin))
     return send_error(s, c, r, 403, "cross-origin requests are not allowed",
                       NULL);
@@ -438,10 +440,13 @@ static enum MHD_Result dispatch(fl_server *s, struct MHD_Connection *c,
     if (!origin)
       return send_error(s, c, r, 403, "cross-origin requests are not allowed",
                         NULL);
-    const char *headers[] = {"Access-Control-Allow-Methods", rt.allow,
+    const char *headers[] = {"Access-Control-Allow-Methods",
+                             rt.allow,
                              "Access-Control-Allow-Headers",
                              "Authorization, Content-Type",
-                             "Access-Control-Max-Age", "600", NULL};
+                             "Access-Control-Max-Age",
+                             "600",
+                             NULL};
     return send_body(s, c, r, 204, "text/plain", "", 0, headers);
   }
   case FL_ROUTE_HEALTHZ:
@@ -618,7 +623,8 @@ static fl_code parse_listen(const char *spec, struct sockaddr_storage *ss,
 }
 
 static struct MHD_Daemon *listen_on(fl_server *s, const fl_server_options *o,
-                                    const char *spec, MHD_AccessHandlerCallback h,
+                                    const char *spec,
+                                    MHD_AccessHandlerCallback h,
                                     fl_error *err) {
   struct sockaddr_storage ss;
   if (parse_listen(spec, &ss, err) != FL_OK)

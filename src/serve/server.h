@@ -35,14 +35,14 @@ typedef struct fl_server_options {
   const char *metrics_listen; /* NULL: /metrics etc. on listen */
   const char *tls_cert;       /* PEM text, or NULL for plain HTTP */
   const char *tls_key;
-  unsigned max_connections;   /* per listener */
-  unsigned timeout_s;         /* idle and header deadline per connection */
-  size_t max_body;            /* bytes */
-  size_t max_queued;          /* jobs waiting to run */
-  size_t max_kept;            /* finished jobs listed */
+  unsigned max_connections;        /* per listener */
+  unsigned timeout_s;              /* idle and header deadline per connection */
+  size_t max_body;                 /* bytes */
+  size_t max_queued;               /* jobs waiting to run */
+  size_t max_kept;                 /* finished jobs listed */
   const char *const *cors_origins; /* allowed Origin values */
   size_t ncors;
-  const char *audit_path;     /* NULL: no audit log */
+  const char *audit_path; /* NULL: no audit log */
   const char *version;
 } fl_server_options;
 

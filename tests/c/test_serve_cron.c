@@ -39,11 +39,11 @@ static void test_fields(void **state) {
   (void)state;
   fl_cron c;
   char msg[160];
-  assert_int_equal(fl_cron_parse("*/15 0-6/2 1,15 jan-mar,dec mon-fri", &c,
-                                 msg, sizeof msg),
-                   0);
-  assert_true(c.minutes == ((1ULL << 0) | (1ULL << 15) | (1ULL << 30) |
-                            (1ULL << 45)));
+  assert_int_equal(
+      fl_cron_parse("*/15 0-6/2 1,15 jan-mar,dec mon-fri", &c, msg, sizeof msg),
+      0);
+  assert_true(c.minutes ==
+              ((1ULL << 0) | (1ULL << 15) | (1ULL << 30) | (1ULL << 45)));
   assert_int_equal(c.hours, (1 << 0) | (1 << 2) | (1 << 4) | (1 << 6));
   assert_int_equal(c.mdays, (1 << 1) | (1 << 15));
   assert_int_equal(c.months, (1 << 1) | (1 << 2) | (1 << 3) | (1 << 12));
@@ -60,20 +60,13 @@ static void test_refused(void **state) {
   (void)state;
   static const struct {
     const char *expr, *words;
-  } bad[] = {{"* * * *", "five fields"},
-             {"* * * * * *", "got more"},
-             {"60 * * * *", "minute"},
-             {"* 24 * * *", "hour"},
-             {"* * 0 * *", "day of month"},
-             {"* * * 13 *", "month"},
-             {"* * * * 8", "day of week"},
-             {"5-1 * * * *", "reversed"},
-             {"*/0 * * * *", "minute"},
-             {"a * * * *", "minute"},
-             {"1,,2 * * * *", "minute"},
-             {"* * * foo *", "month"},
-             {"@sometimes", "unknown macro"},
-             {"", "five fields"},
+  } bad[] = {{"* * * *", "five fields"},       {"* * * * * *", "got more"},
+             {"60 * * * *", "minute"},         {"* 24 * * *", "hour"},
+             {"* * 0 * *", "day of month"},    {"* * * 13 *", "month"},
+             {"* * * * 8", "day of week"},     {"5-1 * * * *", "reversed"},
+             {"*/0 * * * *", "minute"},        {"a * * * *", "minute"},
+             {"1,,2 * * * *", "minute"},       {"* * * foo *", "month"},
+             {"@sometimes", "unknown macro"},  {"", "five fields"},
              {"99999999999 * * * *", "minute"}};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     fl_cron c;

@@ -144,8 +144,8 @@ static void test_jobs(void **state) {
   assert_string_equal(m.id, id1);
   assert_string_equal(m.request_id, "r1");
   /* the Lua thread replaces the whole document */
-  json_t *doc = json_pack("{s:s, s:{s:i}}", "state", "running", "progress",
-                          "images", 3);
+  json_t *doc =
+      json_pack("{s:s, s:{s:i}}", "state", "running", "progress", "images", 3);
   assert_int_equal(fl_jobs_update(t, id1, doc), 0);
   json_decref(doc);
   json_t *got = fl_jobs_get(t, id1);
@@ -214,8 +214,8 @@ static void test_metrics(void **state) {
                                "\"app \\\"1\\\"\\n\\\\\",le=\"0.5\"} 1\n"));
   assert_non_null(strstr(text, "le=\"0.1\"} 0\n"));
   assert_non_null(strstr(text, "_count{sync=\"app \\\"1\\\"\\n\\\\\"} 1\n"));
-  assert_non_null(
-      strstr(text, "freightliner_runs_total{sync=\"a\",outcome=\"succeeded\"} 1"));
+  assert_non_null(strstr(
+      text, "freightliner_runs_total{sync=\"a\",outcome=\"succeeded\"} 1"));
   assert_int_equal(strlen(text), len);
   free(text);
   fl_metrics_free(m);

@@ -12,7 +12,8 @@ local M = {}
 M.EXIT = { OK = 0, FAILED = 1, USAGE = 2, SIGINT = 130, SIGTERM = 143 }
 
 -- Order in which `--help` lists the commands.
-M.commands = { "replicate", "replicate-tree", "sync", "serve", "resume", "validate-config", "inspect", "list-tags", "catalog",
+M.commands = { "replicate", "replicate-tree", "sync", "serve",
+               "resume", "validate-config", "inspect", "list-tags", "catalog",
                "run", "repl", "version", "help" }
 
 local function stderr(fmt, ...)
