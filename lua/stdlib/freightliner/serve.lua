@@ -519,7 +519,7 @@ function M.run(o)
   io.stdout:flush()
   log.info("serve: %d sync entries, %d API keys, state in %s", #cfg.plan.entries, #keys, dir)
 
-  while not core.engine.signal() do
+  local function step()
     if core.serve.hangup() then self:reload("signal") end
     self:tick_schedules()
     if #self.queue > 0 then
@@ -528,6 +528,14 @@ function M.run(o)
     else
       local msg = srv:next(self:next_due_ms())
       if msg then self:handle(msg) end
+    end
+  end
+  while not core.engine.signal() do
+    -- an error here (a bug, out of memory) is logged; the server goes on
+    local ok, serr2 = xpcall(step, debug.traceback)
+    if not ok then
+      log.error("serve: %s", tostring(serr2))
+      core.sleep(0.2)
     end
   end
   log.info("serve: signal %d: shutting down", core.engine.signal())
