@@ -278,9 +278,12 @@ def serve_auth_lockout_and_cors(ctx):
     the origin is listed."""
     src, _ = ctx.shared("small")
     dst = ctx.registry()
+    env_key = "e2e-env-key-from-the-environment"
     s = Server(ctx, src.host, dst.host, [{"name": "app", "source": "repository: project-a/app"}],
-               extra=["--cors-origin", "https://ui.example"]).start()
+               extra=["--cors-origin", "https://ui.example"],
+               env={"FREIGHTLINER_API_KEYS": "e2e-env-key-other-000000, " + env_key}).start()
     s.api("GET", "/api/v1/jobs")
+    s.api("GET", "/api/v1/jobs", key=env_key)  # FREIGHTLINER_API_KEYS adds to the file's keys
     bodies = set()
     for key in (None, "wrong-key-xxxxxxxxxxxx", KEY + "x", KEY[:-1]):
         status, hdrs, text = s.curl("GET", "/api/v1/jobs", key=key)
@@ -387,6 +390,19 @@ def serve_limits(ctx):
     check(reply.startswith(b"HTTP/1.1 4"), "huge header: %r", reply[:80])
     s.api("GET", "/healthz", key=None)
     check(s.stop()[0] == 0, "exit status")
+    # a connection limit: past it, connections are refused until one ends
+    s.extra = ["--max-connections", "3", "--timeout", "5"]
+    s.start()
+    held = [socket.create_connection(("127.0.0.1", s.port), timeout=5) for _ in range(3)]
+    time.sleep(0.3)
+    p = subprocess.run(["curl", "-sS", "--max-time", "3", s.url + "/healthz"], capture_output=True,
+                       text=True, timeout=30)
+    check(p.returncode != 0, "a connection past the limit was served: %s", p.stdout)
+    for c in held:
+        c.close()
+    time.sleep(0.3)
+    s.api("GET", "/healthz", key=None)
+    check(s.stop()[0] == 0, "exit status")
 
 
 @scenario(weight=10)
@@ -449,13 +465,16 @@ def serve_cancel_kill_restart_sigterm(ctx):
     dst = ctx.registry()
     proxy = ctx.faultproxy(src, [{"method": "GET", "path": "/blobs/", "action": "stall", "seconds": 0.5}])
     s = Server(ctx, proxy.host, dst.host, [{"name": "fleet", "source": "repository_pattern: \"*\""}],
-               extra=["--parallel", "2"]).start()
+               extra=["--parallel", "2", "--max-queued", "1"]).start()
     # cancel: the job stops, the next one runs
     a = s.api("POST", "/api/v1/jobs", {"sync": "fleet"}, want=202)["id"]
-    b = s.api("POST", "/api/v1/jobs", {"source": {"registry": "src", "repository": "fleet/repo-00"},
-                                       "destination": {"registry": "dst", "prefix": "b"}}, want=202)
-    b = b["id"] if isinstance(b, dict) else b
     s.wait_job(a, states=("running",))
+    b = s.api("POST", "/api/v1/jobs", {"source": {"registry": "src", "repository": "fleet/repo-00"},
+                                       "destination": {"registry": "dst", "prefix": "b"}}, want=202)["id"]
+    # one job waiting is the limit here: the next is shed with 503
+    status, hdrs, text = s.curl("POST", "/api/v1/sync/fleet/run")
+    check(status == 503 and hdrs.get("retry-after") == "5" and "queue is full" in text,
+          "queue full: %s %s %s", status, hdrs, text)
     time.sleep(0.5)
     r = s.api("DELETE", "/api/v1/jobs/" + a, want=202)
     check(r["state"] == "cancelling", "DELETE: %s", r)
@@ -465,6 +484,9 @@ def serve_cancel_kill_restart_sigterm(ctx):
     doc_b = s.wait_job(b, timeout=60)
     check(doc_b["state"] == "succeeded", "the job after the cancelled one: %s", doc_b)
     s.api("DELETE", "/api/v1/jobs/" + a, want=409)
+    cancels = [x for x in s.audit() if x["event"] == "job_cancel"]
+    check(len(cancels) == 1 and cancels[0]["job"] == a and cancels[0]["client"] == "127.0.0.1",
+          "audit job_cancel: %s", cancels)
     # kill -9 in the middle of a job
     c = s.api("POST", "/api/v1/sync/fleet/run", want=202)["id"]
     deadline = time.time() + 60

@@ -629,7 +629,9 @@ static struct MHD_Daemon *listen_on(fl_server *s, const fl_server_options *o,
   struct sockaddr_storage ss;
   if (parse_listen(spec, &ss, err) != FL_OK)
     return NULL;
-  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+  /* ITC: stopping wakes every pool thread at once, even one that has
+   * stopped watching the listen socket at the connection limit */
+  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
   if (ss.ss_family == AF_INET6)
     flags |= MHD_USE_IPv6;
   struct MHD_Daemon *d;
