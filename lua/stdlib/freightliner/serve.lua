@@ -336,7 +336,14 @@ function Server:finish(doc, state, summary)
     end
     counters.planned = summary.planned
     doc.counters = counters
-    local failures = {}
+    local failures, by_code = {}, {}
+    for _, f in ipairs(summary.failures or {}) do
+      local code = tostring(f.code or "UNKNOWN")
+      by_code[code] = (by_code[code] or 0) + 1
+    end
+    for code, n in pairs(by_code) do
+      self.srv:add("freightliner_image_failures_total", { sync = label.sync, code = code }, n)
+    end
     for i, f in ipairs(summary.failures or {}) do
       if i > M.MAX_FAILURES_LISTED then break end
       failures[i] = { source = f.src, destination = f.dst, message = f.message, code = f.code }
