@@ -576,6 +576,55 @@ def serve_prometheus_scrape(ctx):
     check(s.stop()[0] == 0, "exit status")
 
 
+HOOK = """
+return {
+  job = function(request, info)
+    local prefix = request.destination and request.destination.prefix
+    if prefix == "forbidden" then return false, "that prefix is not for " .. info.trigger .. " jobs" end
+    if prefix == "adjust" then request.tags = { include = { "v1.0" } } return request end
+    if prefix == "boom" then error("the hook broke at /secret/path") end
+  end,
+}
+"""
+
+
+@scenario(weight=5)
+def serve_job_hook(ctx):
+    """The server's Lua job hook vetoes a job, adjusts another, and a hook
+    that raises fails only its job (the log has the detail, the body not);
+    a hook that does not load is a usage error."""
+    src, _ = ctx.shared("small")
+    dst = ctx.registry()
+    d = ctx.tmp("hook")
+    hook = os.path.join(d, "hook.lua")
+    with open(hook, "w") as f:
+        f.write(HOOK)
+    s = Server(ctx, src.host, dst.host, [{"name": "app", "source": "repository: project-a/app"}],
+               extra=["--hook", hook]).start()
+
+    def job(prefix):
+        r = s.api("POST", "/api/v1/jobs", {"source": {"registry": "src", "repository": "project-a/app"},
+                                            "destination": {"registry": "dst", "prefix": prefix}}, want=202)
+        return s.wait_job(r["id"], states=("succeeded", "failed", "refused", "invalid"))
+    doc = job("forbidden")
+    check(doc["state"] == "refused" and "not for api jobs" in doc["message"], "vetoed: %s", doc)
+    check(dst.catalog() == [], "a vetoed job wrote: %s", dst.catalog())
+    doc = job("adjust")
+    check(doc["state"] == "succeeded" and doc.get("adjusted") and dst.tags("adjust/project-a/app") == ["v1.0"],
+          "adjusted: %s, tags %s", doc, dst.tags("adjust/project-a/app"))
+    doc = job("boom")
+    check(doc["state"] == "failed" and "hook failed" in doc["message"] and "/secret" not in json.dumps(doc),
+          "hook error: %s", doc)
+    check("/secret/path" in s.stderr(), "the hook's error is not in the log")
+    check(job("ok")["state"] == "succeeded", "a job after the hook error")
+    check(s.stop()[0] == 0, "exit status")
+    with open(hook, "w") as f:
+        f.write("return 42\n")
+    r = ctx.fl("serve", "--config", s.config, "--listen", "127.0.0.1:0", "--state-dir", s.state,
+               "--hook", hook, timeout=30)
+    check(r.status == 2 and "must return a table" in r.err, "bad hook: %r", r)
+
+
 @scenario(weight=6)
 def serve_tls(ctx):
     """TLS from certificate and key files: HTTPS with HSTS, TLS 1.1 and

@@ -255,9 +255,9 @@ static enum MHD_Result metrics_page(fl_server *s, struct MHD_Connection *c,
                                     const request *r) {
   fl_metrics_set(s->metrics_reg, "freightliner_job_queue_depth", NULL,
                  (double)fl_jobs_queue_depth(s->jobs));
-  static const char *const states[] = {"queued",     "running",   "succeeded",
-                                       "failed",     "cancelled", "invalid",
-                                       "interrupted"};
+  static const char *const states[] = {"queued",      "running",   "succeeded",
+                                       "failed",      "cancelled", "invalid",
+                                       "interrupted", "refused"};
   size_t counts[sizeof states / sizeof *states];
   fl_jobs_count_states(s->jobs, states, sizeof states / sizeof *states, counts);
   for (size_t i = 0; i < sizeof states / sizeof *states; i++) {
@@ -631,7 +631,8 @@ static struct MHD_Daemon *listen_on(fl_server *s, const fl_server_options *o,
     return NULL;
   /* ITC: stopping wakes every pool thread at once, even one that has
    * stopped watching the listen socket at the connection limit */
-  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+  unsigned flags =
+      MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
   if (ss.ss_family == AF_INET6)
     flags |= MHD_USE_IPv6;
   struct MHD_Daemon *d;

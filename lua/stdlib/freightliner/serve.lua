@@ -13,7 +13,9 @@
 --
 --   serve.run(o) -> exit status. o: config, listen, metrics_listen,
 --     state_dir, api_key_file, tls_cert, tls_key, cors (list), timeout,
---     max_connections, max_body, max_queued, max_kept, audit_log, parallel
+--     max_connections, max_body, max_queued, max_kept, audit_log, parallel,
+--     hook (a Lua file returning { job = function(request, info) }: veto
+--     with `return false, reason`, adjust by returning a new request)
 local core = require("freightliner.core")
 local checkpoint = require("freightliner.checkpoint")
 local config = require("freightliner.config")
@@ -228,17 +230,23 @@ end
 
 function Server:reload(how, request_id, client)
   local cfg, err = M.load_config(self.opts.config)
-  local keys, kerr
+  local keys, kerr, hook
   if cfg then keys, kerr = M.read_keys(self.opts.api_key_file, os.getenv("FREIGHTLINER_API_KEYS")) end
+  if keys and self.opts.hook then
+    hook, kerr = M.load_hook(self.opts.hook)
+    if not hook then keys = nil end
+  end
   local outcome = (cfg and keys) and "success" or "failure"
   self.srv:add("freightliner_config_reloads_total", { outcome = outcome }, 1)
   self:audit("reload", { how = how, outcome = outcome, request_id = request_id, client = client,
-    message = (not cfg and "the config has problems") or (not keys and "the API keys have problems") or nil })
+    message = (not cfg and "the config has problems") or (not keys and "the API keys or the hook have problems")
+      or nil })
   if not cfg or not keys then
     log.error("serve: reload failed, keeping the running config: %s", err or kerr)
     return false
   end
   self.cfg = cfg
+  self.hook = hook
   self.srv:keys(keys)
   self:plan_schedules()
   self:publish_syncs()
@@ -366,9 +374,50 @@ function Server:finish(doc, state, summary)
   log.info("serve: job %s (%s): %s", doc.id, label.sync, state)
 end
 
+-- The server's job hook (--hook FILE): hook.job(request, info) may veto a
+-- job (false, reason), adjust its request (a table) or let it be (nil or
+-- true). An error in the hook fails that job only; the detail goes to the
+-- log. Returns true to go on.
+function Server:apply_hook(doc)
+  local fn = self.hook and self.hook.job
+  if not fn then return true end
+  local ok, r, reason = pcall(fn, json.decode(json.encode(doc.request or {})),
+    { id = doc.id, trigger = doc.trigger, sync = doc.sync })
+  if not ok then
+    log.error("serve: job %s: the job hook failed: %s", doc.id, tostring(r))
+    doc.message = "the server's job hook failed (see the server log)"
+    self:finish(doc, "failed")
+    return false
+  end
+  if r == false or (r == nil and reason ~= nil) then
+    doc.message = "refused by the server's job hook: " .. tostring(reason or "no reason given")
+    self:finish(doc, "refused")
+    return false
+  end
+  if type(r) == "table" then
+    doc.request, doc.adjusted = r, true
+    doc.sync = r.sync
+  end
+  return true
+end
+
+--- Load a job hook file: a Lua chunk returning { job = function(request, info) }.
+function M.load_hook(path)
+  if not path then return nil end
+  local chunk, err = loadfile(path)
+  if not chunk then return nil, err end
+  local ok, hook = pcall(chunk)
+  if not ok or type(hook) ~= "table" or (hook.job ~= nil and type(hook.job) ~= "function") then
+    return nil, string.format("hook %s must return a table { job = function(request, info) ... end }%s",
+      path, ok and "" or (": " .. tostring(hook)))
+  end
+  return hook
+end
+
 function Server:run_job(id)
   local doc = self.docs[id]
   if not doc or doc.state ~= "queued" then return end
+  if not self:apply_hook(doc) then return end
   local job, msg, problems = self:build_job(doc)
   if not job then
     doc.message, doc.problems = msg, problems
@@ -469,6 +518,11 @@ function M.run(o)
     io.stderr:write("freightliner: ", kerr, "\n")
     return 2
   end
+  local hook, herr = M.load_hook(o.hook)
+  if o.hook and not hook then
+    io.stderr:write("freightliner: ", herr, "\n")
+    return 2
+  end
   local function read_file(path, what)
     local f, ferr = io.open(path, "rb")
     if not f then return nil, string.format("cannot read the %s: %s", what, ferr) end
@@ -513,7 +567,7 @@ function M.run(o)
     log.warn("serve: no API keys (--api-key-file, FREIGHTLINER_API_KEYS): every /api/ request is refused")
   end
   local self = setmetatable({ srv = srv, opts = o, cfg = cfg, dir = dir, state_file = dir .. "/jobs.json",
-    docs = {}, order = {}, queue = {}, max_kept = o.max_kept or 200, ready = false }, Server)
+    docs = {}, order = {}, queue = {}, max_kept = o.max_kept or 200, ready = false, hook = hook }, Server)
   copy.configure({ progress = function() self:poll() end })
   self:restore()
   self:plan_schedules()

@@ -7,7 +7,7 @@ local usage = [[usage: freightliner serve --config FILE [--listen HOST:PORT] [--
                           [--tls-cert FILE --tls-key FILE] [--cors-origin ORIGIN]...
                           [--timeout S] [--max-connections N] [--max-body BYTES]
                           [--max-queued N] [--max-kept N] [--audit-log FILE]
-                          [--parallel N]
+                          [--parallel N] [--hook FILE]
 
 Runs the sync entries of FILE on their schedules (interval: 15m or a cron
 schedule:) and serves an HTTP API (default 127.0.0.1:8080):
@@ -23,6 +23,9 @@ schedule:) and serves an HTTP API (default 127.0.0.1:8080):
 per line) and FREIGHTLINER_API_KEYS (comma-separated). SIGHUP reloads the
 config and the keys; SIGTERM stops (the running job resumes at the next
 start). Job state lives in --state-dir (default ./freightliner-state).
+--hook FILE: a Lua file returning { job = function(request, info) ... end }
+that may veto a job (return false, "reason") or adjust its request (return
+a new table) before it runs; reloaded with the config.
 
 exit status: 0 stopped by SIGTERM/SIGINT, 2 usage or configuration error.]]
 
@@ -38,6 +41,7 @@ local spec = {
   { name = "max-kept", value = true, number = true, min = 1 },
   { name = "audit-log", value = true },
   { name = "parallel", value = true, number = true, min = 1 },
+  { name = "hook", value = true },
 }
 
 return {
@@ -53,7 +57,7 @@ return {
       tls_cert = o["tls-cert"], tls_key = o["tls-key"], cors = o["cors-origin"] or {},
       timeout = o.timeout, max_connections = o["max-connections"], max_body = o["max-body"],
       max_queued = o["max-queued"], max_kept = o["max-kept"], audit_log = o["audit-log"],
-      parallel = o.parallel,
+      parallel = o.parallel, hook = o.hook,
     })
   end,
 }
