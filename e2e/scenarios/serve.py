@@ -5,12 +5,16 @@ status, API keys (brute force locked out, rotation on SIGHUP), limits
 (oversize body, slow headers), CORS, the job lifecycle (scheduled first run,
 ad-hoc jobs, cancellation, kill -9 and restart, SIGTERM), the metrics
 (promtool, and a real Prometheus scraping them)."""
+import hashlib
+import hmac
+import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -623,6 +627,79 @@ def serve_job_hook(ctx):
     r = ctx.fl("serve", "--config", s.config, "--listen", "127.0.0.1:0", "--state-dir", s.state,
                "--hook", hook, timeout=30)
     check(r.status == 2 and "must return a table" in r.err, "bad hook: %r", r)
+
+
+class Receiver:
+    """A webhook receiver on loopback: records every POST; answers 500 to
+    the first `fail_first` of them."""
+
+    def __init__(self, fail_first=0):
+        self.posts, self.lock = [], threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with outer.lock:
+                    outer.posts.append({"headers": dict(self.headers), "body": body, "time": time.time()})
+                    n = len(outer.posts)
+                self.send_response(500 if n <= fail_first else 204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/hook" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+
+
+@scenario(weight=8)
+def serve_webhooks(ctx):
+    """One signed webhook POST per run (not per image), retried with backoff
+    when the receiver fails; the signature is the HMAC-SHA256 of the body."""
+    src, images = ctx.shared("small")
+    dst = ctx.registry()
+    secret = "e2e-webhook-secret-42"
+    d = ctx.tmp("webhook")
+    with open(os.path.join(d, "secret"), "w") as f:
+        f.write(secret + "\n")
+    rx = Receiver(fail_first=2)
+    try:
+        s = Server(ctx, src.host, dst.host, [{"name": "app", "source": "repository: project-a/app"}],
+                   extra=["--webhook", rx.url, "--webhook-secret-file", os.path.join(d, "secret")]).start()
+        r = s.api("POST", "/api/v1/sync/app/run", want=202)
+        doc = s.wait_job(r["id"])
+        check(doc["state"] == "succeeded" and doc["counters"]["images_replicated"] > 1, "job: %s", doc)
+        deadline = time.time() + 30
+        while len(rx.posts) < 3:
+            check(time.time() < deadline, "webhook posts: %d (want 2 failures, then a delivery)", len(rx.posts))
+            time.sleep(0.2)
+        time.sleep(1.0)
+        check(len(rx.posts) == 3, "%d webhook posts for one run (want 3 attempts of one delivery)", len(rx.posts))
+        bodies = {p["body"] for p in rx.posts}
+        check(len(bodies) == 1, "the retries sent different bodies")
+        post = rx.posts[-1]
+        body = json.loads(post["body"])
+        check(body["event"] == "run" and body["job"] == r["id"] and body["state"] == "succeeded"
+              and body["counters"]["images_replicated"] == doc["counters"]["images_replicated"],
+              "webhook body: %s", body)
+        want = "sha256=" + hmac.new(secret.encode(), post["body"], hashlib.sha256).hexdigest()
+        check(post["headers"].get("X-Freightliner-Signature") == want, "signature %s, want %s",
+              post["headers"].get("X-Freightliner-Signature"), want)
+        check(rx.posts[2]["time"] - rx.posts[0]["time"] < 10, "retries took %.1fs (backoff caps: 1 s, 2 s)",
+              rx.posts[2]["time"] - rx.posts[0]["time"])
+        text = s.curl("GET", "/metrics", key=None)[2]
+        check(metric(text, "freightliner_webhook_deliveries_total", 'outcome="delivered"') == 1
+              and metric(text, "freightliner_webhook_deliveries_total", 'outcome="retried"') == 2,
+              "webhook metrics: %s", [x for x in text.splitlines() if "webhook" in x])
+        check(s.stop()[0] == 0, "exit status")
+        r = ctx.fl("serve", "--config", s.config, "--state-dir", s.state, "--webhook", "ftp://x/y", timeout=30)
+        check(r.status == 2 and "http:// or https://" in r.err, "ftp webhook: %r", r)
+    finally:
+        rx.stop()
 
 
 @scenario(weight=6)

@@ -17,6 +17,8 @@
  *   s:keys({key, ...})      -> number of keys now accepted
  *   s:add(name, labels, delta) / s:set(...) / s:observe(...)  metrics
  *   s:audit(event, json)    -> one audit line with the JSON object's fields
+ *   s:notify(url, json, [secret]) -> queue a webhook delivery (true | nil,
+ *                              msg, "BUSY" when the queue is full)
  *   s:close()               -> stop listening (also __gc/__close)
  *   serve.cron_next(expr, after) -> the next matching Unix time after
  *                              `after` | nil, msg, "INVALID" (| nil when
@@ -268,6 +270,20 @@ static int m_audit(lua_State *L) {
   return 0;
 }
 
+static int m_notify(lua_State *L) {
+  fl_server *s = check_server(L);
+  const char *url = luaL_checkstring(L, 2);
+  const char *body = luaL_checkstring(L, 3);
+  const char *secret = luaL_optstring(L, 4, NULL);
+  luaL_argcheck(
+      L, strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0, 2,
+      "a webhook URL must be http:// or https://");
+  if (fl_notify_post(fl_server_notify(s), url, body, secret) != 0)
+    return fl_lua_failf(L, FL_ERATE_LIMITED, "the webhook queue is full");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int m_close(lua_State *L) {
   lserver *ls = luaL_checkudata(L, 1, SERVER_CLASS);
   fl_server *s = ls->s;
@@ -314,7 +330,8 @@ int fl_lua_open_serve(lua_State *L) {
       {"update", m_update}, {"remove", m_remove}, {"create", m_create},
       {"syncs", m_syncs},   {"ready", m_ready},   {"keys", m_keys},
       {"add", m_add},       {"set", m_set},       {"observe", m_observe},
-      {"audit", m_audit},   {"close", m_close},   {NULL, NULL}};
+      {"audit", m_audit},   {"notify", m_notify}, {"close", m_close},
+      {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", m_close},
                                   {"__close", m_close},
                                   {"__tostring", m_tostring},

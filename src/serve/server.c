@@ -37,6 +37,7 @@ struct fl_server {
   fl_jobs *jobs;
   fl_metrics *metrics_reg;
   fl_auth *auth;
+  fl_notify *notify;
   int tls;
   unsigned timeout_s;
   size_t max_body;
@@ -681,13 +682,14 @@ fl_server *fl_server_start(const fl_server_options *o, fl_error *err) {
                         o->max_kept ? o->max_kept : 200);
   s->metrics_reg = fl_metrics_new();
   s->auth = fl_auth_new();
+  s->notify = fl_notify_new(256, s->metrics_reg);
   s->syncs = json_array();
   unsigned max_conn = o->max_connections ? o->max_connections : 256;
   s->nwatches = 2 * (size_t)max_conn + 16;
   s->watches = calloc(s->nwatches, sizeof *s->watches);
   s->cors = o->ncors ? calloc(o->ncors, sizeof *s->cors) : NULL;
-  if (!s->jobs || !s->metrics_reg || !s->auth || !s->syncs || !s->watches ||
-      (o->ncors && !s->cors)) {
+  if (!s->jobs || !s->metrics_reg || !s->auth || !s->notify || !s->syncs ||
+      !s->watches || (o->ncors && !s->cors)) {
     fl_error_set(err, FL_ENOMEM, "out of memory");
     goto fail;
   }
@@ -753,6 +755,7 @@ void fl_server_free(fl_server *s) {
   atomic_store(&s->stopping, 1);
   if (s->reaper_started)
     pthread_join(s->reaper, NULL);
+  fl_notify_free(s->notify); /* before the metrics it counts in */
   if (s->audit_fd >= 0)
     close(s->audit_fd);
   fl_jobs_free(s->jobs);
@@ -771,6 +774,7 @@ void fl_server_free(fl_server *s) {
 fl_jobs *fl_server_jobs(fl_server *s) { return s->jobs; }
 fl_metrics *fl_server_metrics(fl_server *s) { return s->metrics_reg; }
 fl_auth *fl_server_auth(fl_server *s) { return s->auth; }
+fl_notify *fl_server_notify(fl_server *s) { return s->notify; }
 
 void fl_server_set_ready(fl_server *s, int ready, const char *reason) {
   pthread_mutex_lock(&s->mu);

@@ -27,6 +27,7 @@
 #include "serve/auth.h"
 #include "serve/jobs.h"
 #include "serve/metrics.h"
+#include "serve/notify.h"
 
 typedef struct fl_server fl_server;
 
@@ -56,6 +57,7 @@ int fl_server_port(fl_server *s, int which);
 fl_jobs *fl_server_jobs(fl_server *s);
 fl_metrics *fl_server_metrics(fl_server *s);
 fl_auth *fl_server_auth(fl_server *s);
+fl_notify *fl_server_notify(fl_server *s);
 
 void fl_server_set_ready(fl_server *s, int ready, const char *reason);
 /* The sync entries (a JSON array of objects with "name"); copied. */

@@ -14,6 +14,7 @@
 --   serve.run(o) -> exit status. o: config, listen, metrics_listen,
 --     state_dir, api_key_file, tls_cert, tls_key, cors (list), timeout,
 --     max_connections, max_body, max_queued, max_kept, audit_log, parallel,
+--     webhooks (URLs), webhook_secret_file,
 --     hook (a Lua file returning { job = function(request, info) }: veto
 --     with `return false, reason`, adjust by returning a new request)
 local core = require("freightliner.core")
@@ -232,6 +233,11 @@ function Server:reload(how, request_id, client)
   local cfg, err = M.load_config(self.opts.config)
   local keys, kerr, hook
   if cfg then keys, kerr = M.read_keys(self.opts.api_key_file, os.getenv("FREIGHTLINER_API_KEYS")) end
+  local secret
+  if keys then
+    secret, kerr = M.read_secret(self.opts.webhook_secret_file, os.getenv("FREIGHTLINER_WEBHOOK_SECRET"))
+    if kerr then keys = nil end
+  end
   if keys and self.opts.hook then
     hook, kerr = M.load_hook(self.opts.hook)
     if not hook then keys = nil end
@@ -239,14 +245,15 @@ function Server:reload(how, request_id, client)
   local outcome = (cfg and keys) and "success" or "failure"
   self.srv:add("freightliner_config_reloads_total", { outcome = outcome }, 1)
   self:audit("reload", { how = how, outcome = outcome, request_id = request_id, client = client,
-    message = (not cfg and "the config has problems") or (not keys and "the API keys or the hook have problems")
-      or nil })
+    message = (not cfg and "the config has problems")
+      or (not keys and "the API keys, the webhook secret or the hook have problems") or nil })
   if not cfg or not keys then
     log.error("serve: reload failed, keeping the running config: %s", err or kerr)
     return false
   end
   self.cfg = cfg
   self.hook = hook
+  self.webhook_secret = secret
   self.srv:keys(keys)
   self:plan_schedules()
   self:publish_syncs()
@@ -371,7 +378,36 @@ function Server:finish(doc, state, summary)
   end
   self:publish(doc)
   self:persist()
+  self:notify(doc)
   log.info("serve: job %s (%s): %s", doc.id, label.sync, state)
+end
+
+-- One webhook POST per finished run (not per image), to every --webhook.
+function Server:notify(doc)
+  if #(self.opts.webhooks or {}) == 0 then return end
+  local body = json.encode({ event = "run", job = doc.id, sync = doc.sync, trigger = doc.trigger,
+    state = doc.state, created = doc.created, started = doc.started, finished = doc.finished,
+    duration_seconds = doc.duration_seconds, counters = doc.counters,
+    failures = doc.failures and #doc.failures or 0, message = doc.message })
+  for _, url in ipairs(self.opts.webhooks) do
+    local ok, msg = self.srv:notify(url, body, self.webhook_secret)
+    if not ok then log.warn("serve: webhook for job %s not queued: %s", doc.id, msg) end
+  end
+end
+
+--- The webhook secret from a file (first line) or FREIGHTLINER_WEBHOOK_SECRET
+-- | nil (unsigned) | nil, message.
+function M.read_secret(path, env)
+  if path then
+    local f, err = io.open(path, "rb")
+    if not f then return nil, string.format("cannot read the webhook secret file: %s", err) end
+    local secret = trim(f:read("l") or "")
+    f:close()
+    if secret == "" then return nil, "the webhook secret file is empty" end
+    return secret
+  end
+  if env and trim(env) ~= "" then return trim(env) end
+  return nil
 end
 
 -- The server's job hook (--hook FILE): hook.job(request, info) may veto a
@@ -518,6 +554,17 @@ function M.run(o)
     io.stderr:write("freightliner: ", kerr, "\n")
     return 2
   end
+  for _, url in ipairs(o.webhooks or {}) do
+    if not url:match("^https?://[^/]") then
+      io.stderr:write(string.format("freightliner: --webhook '%s' must be an http:// or https:// URL\n", url))
+      return 2
+    end
+  end
+  local secret, serr0 = M.read_secret(o.webhook_secret_file, os.getenv("FREIGHTLINER_WEBHOOK_SECRET"))
+  if serr0 then
+    io.stderr:write("freightliner: ", serr0, "\n")
+    return 2
+  end
   local hook, herr = M.load_hook(o.hook)
   if o.hook and not hook then
     io.stderr:write("freightliner: ", herr, "\n")
@@ -567,7 +614,8 @@ function M.run(o)
     log.warn("serve: no API keys (--api-key-file, FREIGHTLINER_API_KEYS): every /api/ request is refused")
   end
   local self = setmetatable({ srv = srv, opts = o, cfg = cfg, dir = dir, state_file = dir .. "/jobs.json",
-    docs = {}, order = {}, queue = {}, max_kept = o.max_kept or 200, ready = false, hook = hook }, Server)
+    docs = {}, order = {}, queue = {}, max_kept = o.max_kept or 200, ready = false, hook = hook,
+    webhook_secret = secret }, Server)
   copy.configure({ progress = function() self:poll() end })
   self:restore()
   self:plan_schedules()

@@ -8,6 +8,7 @@ local usage = [[usage: freightliner serve --config FILE [--listen HOST:PORT] [--
                           [--timeout S] [--max-connections N] [--max-body BYTES]
                           [--max-queued N] [--max-kept N] [--audit-log FILE]
                           [--parallel N] [--hook FILE]
+                          [--webhook URL]... [--webhook-secret-file FILE]
 
 Runs the sync entries of FILE on their schedules (interval: 15m or a cron
 schedule:) and serves an HTTP API (default 127.0.0.1:8080):
@@ -26,6 +27,9 @@ start). Job state lives in --state-dir (default ./freightliner-state).
 --hook FILE: a Lua file returning { job = function(request, info) ... end }
 that may veto a job (return false, "reason") or adjust its request (return
 a new table) before it runs; reloaded with the config.
+--webhook URL: one JSON POST per finished run, signed with
+X-Freightliner-Signature: sha256=HMAC when a secret is given
+(--webhook-secret-file, or FREIGHTLINER_WEBHOOK_SECRET), retried with backoff.
 
 exit status: 0 stopped by SIGTERM/SIGINT, 2 usage or configuration error.]]
 
@@ -42,6 +46,7 @@ local spec = {
   { name = "audit-log", value = true },
   { name = "parallel", value = true, number = true, min = 1 },
   { name = "hook", value = true },
+  { name = "webhook", value = true, multi = true }, { name = "webhook-secret-file", value = true },
 }
 
 return {
@@ -57,7 +62,8 @@ return {
       tls_cert = o["tls-cert"], tls_key = o["tls-key"], cors = o["cors-origin"] or {},
       timeout = o.timeout, max_connections = o["max-connections"], max_body = o["max-body"],
       max_queued = o["max-queued"], max_kept = o["max-kept"], audit_log = o["audit-log"],
-      parallel = o.parallel, hook = o.hook,
+      parallel = o.parallel, hook = o.hook, webhooks = o.webhook or {},
+      webhook_secret_file = o["webhook-secret-file"],
     })
   end,
 }
