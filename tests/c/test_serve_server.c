@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 #include <pthread.h>
+#include <time.h>
 
 #include "serve/server.h"
 
@@ -184,10 +185,46 @@ static void test_concurrent(void **state) {
   fl_server_free(s);
 }
 
+/* The webhook signature is RFC 4231's HMAC-SHA256 (test case 2); a
+ * delivery that keeps failing is retried, and stopping the notifier ends
+ * its backoff at once. */
+static void test_notify(void **state) {
+  (void)state;
+  char sig[80];
+  const char *data = "what do ya want for nothing?";
+  fl_notify_sign("Jefe", data, strlen(data), sig);
+  assert_string_equal(sig, "sha256=5bdcc146bf60754e6a042426089575c75a003f08"
+                           "9d2739839dec58b964ec3843");
+  fl_metrics *m = fl_metrics_new();
+  fl_notify *n = fl_notify_new(1, m);
+  /* port 1 on loopback: refused at once */
+  assert_int_equal(fl_notify_post(n, "http://127.0.0.1:1/hook", "{}", "k"), 0);
+  int full = 0;
+  for (int i = 0; i < 5; i++)
+    full |= fl_notify_post(n, "http://127.0.0.1:1/hook", "{}", NULL) != 0;
+  assert_true(full); /* the queue holds one */
+  struct timespec ts = {0, 300 * 1000000L};
+  nanosleep(&ts, NULL);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  fl_notify_free(n); /* within the backoff: returns at once */
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  assert_true(t1.tv_sec - t0.tv_sec < 2);
+  size_t len;
+  char *text = fl_metrics_render(m, &len);
+  assert_non_null(strstr(text, "freightliner_webhook_deliveries_total{outcome="
+                               "\"retried\"}"));
+  assert_non_null(strstr(text, "freightliner_webhook_deliveries_total{outcome="
+                               "\"dropped\"}"));
+  free(text);
+  fl_metrics_free(m);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_concurrent),
+      cmocka_unit_test(test_notify),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();
