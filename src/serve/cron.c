@@ -95,8 +95,8 @@ static int field(const char *s, size_t len, const range *r, uint64_t *bits,
                lo, hi, r->lo, r->hi);
       return -1;
     }
-    for (int v = lo; v <= hi; v += step)
-      *bits |= 1ULL << v;
+    for (int v = lo; v >= 0 && v <= hi && v < 64; v += step)
+      *bits |= 1ULL << (unsigned)v;
     if (*p == '\0')
       return 0;
     if (*p != ',')
@@ -169,8 +169,8 @@ int fl_cron_parse(const char *expr, fl_cron *out, char *msg, size_t msgsz) {
 }
 
 static int day_matches(const fl_cron *c, const struct tm *tm) {
-  int md = (c->mdays >> tm->tm_mday) & 1;
-  int wd = (c->wdays >> tm->tm_wday) & 1;
+  int md = (int)((c->mdays >> tm->tm_mday) & 1U);
+  int wd = (int)((c->wdays >> tm->tm_wday) & 1U);
   if (c->mday_star && c->wday_star)
     return 1;
   if (c->mday_star)

@@ -231,11 +231,11 @@ json_t *fl_jobs_list(fl_jobs *t, size_t offset, size_t limit) {
   if (!list)
     return NULL;
   size_t n = json_array_size(list);
-  return json_pack("{s:o, s:I, s:I, s:o}", "jobs", list, "total",
-                   (json_int_t)total, "offset", (json_int_t)offset,
-                   "next_offset",
-                   offset + n < total ? json_integer((json_int_t)(offset + n))
-                                      : json_null());
+  return json_pack(
+      "{s:o, s:I, s:I, s:o}", "jobs", list, "total", (json_int_t)total,
+      "offset", (json_int_t)offset, "next_offset",
+      offset + n < total ? json_integer((json_int_t)offset + (json_int_t)n)
+                         : json_null());
 }
 
 size_t fl_jobs_queue_depth(fl_jobs *t) {

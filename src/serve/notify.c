@@ -57,7 +57,9 @@ void fl_notify_sign(const char *secret, const char *body, size_t len,
     snprintf(out + 7 + 2 * i, 3, "%02x", mac[i]);
 }
 
-static size_t discard(char *p, size_t size, size_t n, void *ud) {
+/* libcurl's write callback type: p cannot be const */
+static size_t discard(char *p, size_t size, size_t n, // NOLINT
+                      void *ud) {
   (void)p;
   (void)ud;
   return size * n;

@@ -42,12 +42,11 @@ static void pick(const char *method, fl_route *out, const char *allow,
   out->allow = allow;
   if (strcmp(method, "OPTIONS") == 0)
     out->id = FL_ROUTE_PREFLIGHT;
-  else if (m1 && strcmp(method, m1) == 0)
+  else if (m1 && (strcmp(method, m1) == 0 ||
+                  (strcmp(method, "HEAD") == 0 && strcmp(m1, "GET") == 0)))
     out->id = r1;
   else if (m2 && strcmp(method, m2) == 0)
     out->id = r2;
-  else if (strcmp(method, "HEAD") == 0 && m1 && strcmp(m1, "GET") == 0)
-    out->id = r1;
   else
     out->id = FL_ROUTE_METHOD;
 }

@@ -430,7 +430,6 @@ static enum MHD_Result dispatch(fl_server *s, struct MHD_Connection *c,
   enum MHD_Result rc;
   switch (rt.id) {
   case FL_ROUTE_NOT_FOUND:
-    return send_error(s, c, r, 404, "not found", NULL);
   case FL_ROUTE_BAD_PARAM:
     return send_error(s, c, r, 404, "not found", NULL);
   case FL_ROUTE_METHOD: {
@@ -475,6 +474,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls,
                                   int metrics_only) {
+  (void)version;
   fl_server *s = cls;
   request *r = *con_cls;
   if (!r) {
@@ -530,6 +530,7 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c,
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
+  (void)toe;
   fl_server *s = cls;
   request *r = *con_cls;
   if (r) {
@@ -628,6 +629,7 @@ static struct MHD_Daemon *listen_on(fl_server *s, const fl_server_options *o,
                                     MHD_AccessHandlerCallback h,
                                     fl_error *err) {
   struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
   if (parse_listen(spec, &ss, err) != FL_OK)
     return NULL;
   /* ITC: stopping wakes every pool thread at once, even one that has
