@@ -27,9 +27,9 @@
 
 /* A connection being watched for its headers' deadline. */
 typedef struct watch {
-  int fd;           /* -1: free */
-  long started;     /* when the current request began (monotonic s) */
-  int headers_done; /* the current request's headers arrived */
+  int fd;            /* -1: free */
+  long long started; /* when the current request began (monotonic ms) */
+  int headers_done;  /* the current request's headers arrived */
 } watch;
 
 struct fl_server {
@@ -67,6 +67,12 @@ typedef struct request {
   int too_big;
   int metrics_only; /* on the metrics listener */
 } request;
+
+static long long mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static long mono_s(void) {
   struct timespec ts;
@@ -545,7 +551,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     pthread_mutex_lock(&s->wmu);
     watch *w = ci->socket_context;
     w->headers_done = 0;
-    w->started = mono_s();
+    w->started = mono_ms();
     pthread_mutex_unlock(&s->wmu);
   }
 }
@@ -562,7 +568,7 @@ static void on_connection(void *cls, struct MHD_Connection *c,
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     for (size_t i = 0; ci && i < s->nwatches; i++)
       if (s->watches[i].fd < 0) {
-        s->watches[i] = (watch){ci->connect_fd, mono_s(), 0};
+        s->watches[i] = (watch){ci->connect_fd, mono_ms(), 0};
         *socket_context = &s->watches[i];
         break;
       }
@@ -578,12 +584,12 @@ static void *reaper(void *arg) {
   while (!atomic_load(&s->stopping)) {
     struct timespec ts = {0, 250 * 1000000L};
     nanosleep(&ts, NULL);
-    long now = mono_s();
+    long long now = mono_ms();
     pthread_mutex_lock(&s->wmu);
     for (size_t i = 0; i < s->nwatches; i++) {
       watch *w = &s->watches[i];
       if (w->fd >= 0 && !w->headers_done &&
-          now - w->started >= (long)s->timeout_s) {
+          now - w->started >= 1000LL * s->timeout_s) {
         shutdown(w->fd, SHUT_RDWR); /* libmicrohttpd sees the end, closes */
         w->headers_done = 1;
       }
