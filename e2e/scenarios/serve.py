@@ -703,6 +703,33 @@ def serve_webhooks(ctx):
         rx.stop()
 
 
+@scenario(weight=5)
+def serve_readyz_registries(ctx):
+    """/readyz turns 503 (naming the registry) when a configured registry
+    stops answering, while /healthz stays 200."""
+    src, _ = ctx.shared("small")
+    dst = ctx.registry()
+    s = Server(ctx, src.host, dst.host, [{"name": "app", "source": "repository: project-a/app"}],
+               extra=["--probe-interval", "1"]).start()
+    deadline = time.time() + 10
+    while s.curl("GET", "/readyz", key=None)[0] != 200:
+        check(time.time() < deadline, "not ready with every registry up: %s", s.curl("GET", "/readyz", key=None))
+        time.sleep(0.2)
+    ctx.stop(dst)
+    deadline = time.time() + 10
+    while True:
+        status, _, text = s.curl("GET", "/readyz", key=None)
+        if status == 503:
+            break
+        check(time.time() < deadline, "still ready 10 s after the destination stopped: %s %s", status, text)
+        time.sleep(0.3)
+    doc = json.loads(text)
+    check(doc["status"] == "not ready" and dst.host in doc["reason"], "readyz: %s", doc)
+    check(s.curl("GET", "/healthz", key=None)[0] == 200, "healthz failed with a registry down")
+    status, took = s.stop()
+    check(status == 0 and took < 10, "SIGTERM: exit %s after %.1fs", status, took)
+
+
 @scenario(weight=6)
 def serve_tls(ctx):
     """TLS from certificate and key files: HTTPS with HSTS, TLS 1.1 and

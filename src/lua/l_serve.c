@@ -19,6 +19,8 @@
  *   s:audit(event, json)    -> one audit line with the JSON object's fields
  *   s:notify(url, json, [secret]) -> queue a webhook delivery (true | nil,
  *                              msg, "BUSY" when the queue is full)
+ *   s:probes({host, ...})   -> the registries /readyz checks (opts.probe
+ *                              seconds apart; start option probe_interval)
  *   s:close()               -> stop listening (also __gc/__close)
  *   serve.cron_next(expr, after) -> the next matching Unix time after
  *                              `after` | nil, msg, "INVALID" (| nil when
@@ -92,6 +94,7 @@ static int l_start(lua_State *L) {
   o.max_kept = (size_t)opt_int(L, 1, "max_kept", 200);
   o.audit_path = opt_string(L, 1, "audit_log");
   o.version = opt_string(L, 1, "version");
+  o.probe_interval_s = (unsigned)opt_int(L, 1, "probe_interval", 15);
   /* copy the origins out of Lua first: no Lua error after this */
   lua_getfield(L, 1, "cors");
   size_t n = lua_istable(L, -1) ? lua_rawlen(L, -1) : 0;
@@ -284,6 +287,21 @@ static int m_notify(lua_State *L) {
   return 1;
 }
 
+static int m_probes(lua_State *L) {
+  fl_server *s = check_server(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  size_t n = lua_rawlen(L, 2);
+  const char **t = lua_newuserdatauv(L, (n + 1) * sizeof *t, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, (lua_Integer)i + 1);
+    t[i] = luaL_checkstring(L, -1);
+    lua_pop(L, 1); /* kept alive by the table */
+  }
+  if (fl_probe_set_targets(fl_server_probe(s), t, n) != 0)
+    return fl_lua_failf(L, FL_ENOMEM, "out of memory");
+  return 0;
+}
+
 static int m_close(lua_State *L) {
   lserver *ls = luaL_checkudata(L, 1, SERVER_CLASS);
   fl_server *s = ls->s;
@@ -330,8 +348,8 @@ int fl_lua_open_serve(lua_State *L) {
       {"update", m_update}, {"remove", m_remove}, {"create", m_create},
       {"syncs", m_syncs},   {"ready", m_ready},   {"keys", m_keys},
       {"add", m_add},       {"set", m_set},       {"observe", m_observe},
-      {"audit", m_audit},   {"notify", m_notify}, {"close", m_close},
-      {NULL, NULL}};
+      {"audit", m_audit},   {"notify", m_notify}, {"probes", m_probes},
+      {"close", m_close},   {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", m_close},
                                   {"__close", m_close},
                                   {"__tostring", m_tostring},

@@ -38,6 +38,7 @@ struct fl_server {
   fl_metrics *metrics_reg;
   fl_auth *auth;
   fl_notify *notify;
+  fl_probe *probe;
   int tls;
   unsigned timeout_s;
   size_t max_body;
@@ -458,11 +459,17 @@ static enum MHD_Result dispatch(fl_server *s, struct MHD_Connection *c,
   case FL_ROUTE_HEALTHZ:
     return send_json(s, c, r, 200, json_pack("{s:s}", "status", "ok"), NULL);
   case FL_ROUTE_READYZ: {
+    char unreachable[256], why[320];
+    int reachable = fl_probe_ok(s->probe, unreachable, sizeof unreachable);
     pthread_mutex_lock(&s->mu);
-    int ready = s->ready;
-    json_t *doc = ready ? json_pack("{s:s}", "status", "ready")
-                        : json_pack("{s:s, s:s}", "status", "not ready",
-                                    "reason", s->reason);
+    int ready = s->ready && reachable;
+    if (!s->ready)
+      snprintf(why, sizeof why, "%s", s->reason);
+    else
+      snprintf(why, sizeof why, "registry %s is unreachable", unreachable);
+    json_t *doc =
+        ready ? json_pack("{s:s}", "status", "ready")
+              : json_pack("{s:s, s:s}", "status", "not ready", "reason", why);
     pthread_mutex_unlock(&s->mu);
     return send_json(s, c, r, ready ? 200 : 503, doc, NULL);
   }
@@ -691,13 +698,14 @@ fl_server *fl_server_start(const fl_server_options *o, fl_error *err) {
   s->metrics_reg = fl_metrics_new();
   s->auth = fl_auth_new();
   s->notify = fl_notify_new(256, s->metrics_reg);
+  s->probe = fl_probe_new(o->probe_interval_s);
   s->syncs = json_array();
   unsigned max_conn = o->max_connections ? o->max_connections : 256;
   s->nwatches = 2 * (size_t)max_conn + 16;
   s->watches = calloc(s->nwatches, sizeof *s->watches);
   s->cors = o->ncors ? calloc(o->ncors, sizeof *s->cors) : NULL;
-  if (!s->jobs || !s->metrics_reg || !s->auth || !s->notify || !s->syncs ||
-      !s->watches || (o->ncors && !s->cors)) {
+  if (!s->jobs || !s->metrics_reg || !s->auth || !s->notify || !s->probe ||
+      !s->syncs || !s->watches || (o->ncors && !s->cors)) {
     fl_error_set(err, FL_ENOMEM, "out of memory");
     goto fail;
   }
@@ -764,6 +772,7 @@ void fl_server_free(fl_server *s) {
   if (s->reaper_started)
     pthread_join(s->reaper, NULL);
   fl_notify_free(s->notify); /* before the metrics it counts in */
+  fl_probe_free(s->probe);
   if (s->audit_fd >= 0)
     close(s->audit_fd);
   fl_jobs_free(s->jobs);
@@ -783,6 +792,7 @@ fl_jobs *fl_server_jobs(fl_server *s) { return s->jobs; }
 fl_metrics *fl_server_metrics(fl_server *s) { return s->metrics_reg; }
 fl_auth *fl_server_auth(fl_server *s) { return s->auth; }
 fl_notify *fl_server_notify(fl_server *s) { return s->notify; }
+fl_probe *fl_server_probe(fl_server *s) { return s->probe; }
 
 void fl_server_set_ready(fl_server *s, int ready, const char *reason) {
   pthread_mutex_lock(&s->mu);

@@ -28,6 +28,7 @@
 #include "serve/jobs.h"
 #include "serve/metrics.h"
 #include "serve/notify.h"
+#include "serve/probe.h"
 
 typedef struct fl_server fl_server;
 
@@ -45,6 +46,7 @@ typedef struct fl_server_options {
   size_t ncors;
   const char *audit_path; /* NULL: no audit log */
   const char *version;
+  unsigned probe_interval_s; /* registry reachability for /readyz; 0: off */
 } fl_server_options;
 
 fl_server *fl_server_start(const fl_server_options *o, fl_error *err);
@@ -58,6 +60,7 @@ fl_jobs *fl_server_jobs(fl_server *s);
 fl_metrics *fl_server_metrics(fl_server *s);
 fl_auth *fl_server_auth(fl_server *s);
 fl_notify *fl_server_notify(fl_server *s);
+fl_probe *fl_server_probe(fl_server *s);
 
 void fl_server_set_ready(fl_server *s, int ready, const char *reason);
 /* The sync entries (a JSON array of objects with "name"); copied. */

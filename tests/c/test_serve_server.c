@@ -220,11 +220,44 @@ static void test_notify(void **state) {
   fl_metrics_free(m);
 }
 
+/* Reachability: a listening port answers, port 1 does not; a new target
+ * list starts a new verdict at once. */
+static void test_probe(void **state) {
+  (void)state;
+  fl_server_options o = {0};
+  o.listen = "127.0.0.1:0";
+  fl_error err = {0};
+  fl_server *s = fl_server_start(&o, &err);
+  assert_non_null(s);
+  char up[64], out[256];
+  snprintf(up, sizeof up, "127.0.0.1:%d", fl_server_port(s, 0));
+  fl_probe *p = fl_probe_new(1);
+  const char *both[] = {up, "127.0.0.1:1"};
+  assert_int_equal(fl_probe_set_targets(p, both, 2), 0);
+  int ok = 1;
+  for (int i = 0; i < 100 && ok; i++) {
+    ok = fl_probe_ok(p, out, sizeof out);
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  assert_false(ok);
+  assert_string_equal(out, "127.0.0.1:1");
+  const char *one[] = {up};
+  assert_int_equal(fl_probe_set_targets(p, one, 1), 0);
+  assert_true(fl_probe_ok(p, out, sizeof out));
+  struct timespec ts = {1, 200 * 1000000L};
+  nanosleep(&ts, NULL);
+  assert_true(fl_probe_ok(p, out, sizeof out));
+  fl_probe_free(p);
+  fl_server_free(s);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_concurrent),
       cmocka_unit_test(test_notify),
+      cmocka_unit_test(test_probe),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();

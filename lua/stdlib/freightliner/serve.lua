@@ -14,7 +14,7 @@
 --   serve.run(o) -> exit status. o: config, listen, metrics_listen,
 --     state_dir, api_key_file, tls_cert, tls_key, cors (list), timeout,
 --     max_connections, max_body, max_queued, max_kept, audit_log, parallel,
---     webhooks (URLs), webhook_secret_file,
+--     webhooks (URLs), webhook_secret_file, probe_interval (s, 0: off),
 --     hook (a Lua file returning { job = function(request, info) }: veto
 --     with `return false, reason`, adjust by returning a new request)
 local core = require("freightliner.core")
@@ -169,6 +169,28 @@ function Server:audit(event, fields)
   self.srv:audit(event, json.encode(fields or {}))
 end
 
+-- The registries /readyz checks: every host the config names (not OCI
+-- layouts).
+function Server:publish_probes()
+  local hosts, seen = {}, {}
+  for _, r in pairs(self.cfg.plan.registries or {}) do
+    if r.host and not seen[r.host] and not r.host:match("^oci:") then
+      seen[r.host] = true
+      hosts[#hosts + 1] = r.host
+    end
+  end
+  for _, e in ipairs(self.cfg.plan.entries) do
+    for _, h in ipairs({ e.source, e.destination }) do
+      if h and not seen[h] and not h:match("^oci:") then
+        seen[h] = true
+        hosts[#hosts + 1] = h
+      end
+    end
+  end
+  table.sort(hosts)
+  self.srv:probes(hosts)
+end
+
 function Server:publish_syncs()
   local list = setmetatable({}, { __jsontype = "array" })
   for i, e in ipairs(self.cfg.plan.entries) do
@@ -257,6 +279,7 @@ function Server:reload(how, request_id, client)
   self.srv:keys(keys)
   self:plan_schedules()
   self:publish_syncs()
+  self:publish_probes()
   log.info("serve: reloaded %s (%d sync entries, %d API keys)", self.opts.config, #cfg.plan.entries, #keys)
   return true
 end
@@ -604,6 +627,7 @@ function M.run(o)
     max_connections = o.max_connections, timeout = o.timeout, max_body = o.max_body,
     max_queued = o.max_queued, max_kept = o.max_kept, cors = o.cors,
     audit_log = o.audit_log or (dir .. "/audit.log"), version = core.version,
+    probe_interval = o.probe_interval,
   })
   if not srv then
     io.stderr:write("freightliner: ", serr, "\n")
@@ -620,6 +644,7 @@ function M.run(o)
   self:restore()
   self:plan_schedules()
   self:publish_syncs()
+  self:publish_probes()
   self:persist()
   local scheme = cert and "https" or "http"
   local host = o.listen:match("^(.*):[^:]*$")

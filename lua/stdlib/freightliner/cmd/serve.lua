@@ -9,10 +9,13 @@ local usage = [[usage: freightliner serve --config FILE [--listen HOST:PORT] [--
                           [--max-queued N] [--max-kept N] [--audit-log FILE]
                           [--parallel N] [--hook FILE]
                           [--webhook URL]... [--webhook-secret-file FILE]
+                          [--probe-interval S]
 
 Runs the sync entries of FILE on their schedules (interval: 15m or a cron
 schedule:) and serves an HTTP API (default 127.0.0.1:8080):
-  GET  /healthz, /readyz, /metrics       no key needed
+  GET  /healthz, /readyz, /metrics       no key needed (/readyz: config
+                                         loaded, state writable, registries
+                                         answering TCP, --probe-interval 15)
   GET  /api/v1/jobs[?limit=&offset=]     jobs, oldest first
   POST /api/v1/jobs                      {"sync": NAME} or a sync entry's fields
   GET  /api/v1/jobs/ID                   state, counters, failures
@@ -47,6 +50,7 @@ local spec = {
   { name = "parallel", value = true, number = true, min = 1 },
   { name = "hook", value = true },
   { name = "webhook", value = true, multi = true }, { name = "webhook-secret-file", value = true },
+  { name = "probe-interval", value = true, number = true, min = 0 },
 }
 
 return {
@@ -63,7 +67,7 @@ return {
       timeout = o.timeout, max_connections = o["max-connections"], max_body = o["max-body"],
       max_queued = o["max-queued"], max_kept = o["max-kept"], audit_log = o["audit-log"],
       parallel = o.parallel, hook = o.hook, webhooks = o.webhook or {},
-      webhook_secret_file = o["webhook-secret-file"],
+      webhook_secret_file = o["webhook-secret-file"], probe_interval = o["probe-interval"],
     })
   end,
 }
