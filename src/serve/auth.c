@@ -14,8 +14,8 @@
 typedef struct slot {
   char client[CLIENT_MAX];
   int failures;
-  long last;         /* time of the last failure */
-  long locked_until; /* 0: not locked */
+  long long last;         /* time of the last failure (ms) */
+  long long locked_until; /* ms; 0: not locked */
 } slot;
 
 struct fl_auth {
@@ -84,12 +84,12 @@ int fl_auth_check(fl_auth *a, const char *key, size_t len) {
 
 /* The client's slot, or NULL (create: a free or the stalest one). Called
  * with the mutex held. */
-static slot *find(fl_auth *a, const char *client, int create, long now) {
+static slot *find(fl_auth *a, const char *client, int create, long long now) {
   slot *stalest = NULL;
   for (size_t i = 0; i < FL_AUTH_SLOTS; i++) {
     slot *s = &a->slots[i];
     if (s->client[0] && strcmp(s->client, client) == 0) {
-      if (now - s->last > FL_AUTH_FORGET_S && now >= s->locked_until) {
+      if (now - s->last > FL_AUTH_FORGET_S * 1000LL && now >= s->locked_until) {
         memset(s, 0, sizeof *s); /* quiet long enough: forgotten */
         break;
       }
@@ -111,26 +111,28 @@ static slot *find(fl_auth *a, const char *client, int create, long now) {
   return stalest;
 }
 
-long fl_auth_locked(fl_auth *a, const char *client, long now) {
+long fl_auth_locked(fl_auth *a, const char *client, long long now_ms) {
   pthread_mutex_lock(&a->mu);
-  slot *s = find(a, client, 0, now);
-  long left = s && s->locked_until > now ? s->locked_until - now : 0;
+  slot *s = find(a, client, 0, now_ms);
+  long left = s && s->locked_until > now_ms
+                  ? (long)((s->locked_until - now_ms + 999) / 1000)
+                  : 0;
   pthread_mutex_unlock(&a->mu);
   return left;
 }
 
-long fl_auth_failed(fl_auth *a, const char *client, long now) {
+long fl_auth_failed(fl_auth *a, const char *client, long long now_ms) {
   pthread_mutex_lock(&a->mu);
-  slot *s = find(a, client, 1, now);
+  slot *s = find(a, client, 1, now_ms);
   s->failures++;
-  s->last = now;
+  s->last = now_ms;
   long lock = 0;
   if (s->failures >= FL_AUTH_FREE_FAILURES) {
     int k = s->failures - FL_AUTH_FREE_FAILURES;
     lock = k >= 10 ? FL_AUTH_MAX_LOCK_S : 1L << k;
     if (lock > FL_AUTH_MAX_LOCK_S)
       lock = FL_AUTH_MAX_LOCK_S;
-    s->locked_until = now + lock;
+    s->locked_until = now_ms + lock * 1000LL;
   }
   pthread_mutex_unlock(&a->mu);
   return lock;

@@ -37,11 +37,11 @@ size_t fl_auth_key_count(fl_auth *a);
 /* 1 if key matches one of the set (constant time over the set). */
 int fl_auth_check(fl_auth *a, const char *key, size_t len);
 
-/* Seconds client (an address string) stays locked out at time now; 0 if
- * it may try. */
-long fl_auth_locked(fl_auth *a, const char *client, long now);
+/* Seconds (rounded up) client (an address string) stays locked out at
+ * now_ms (a monotonic clock in milliseconds); 0 if it may try. */
+long fl_auth_locked(fl_auth *a, const char *client, long long now_ms);
 /* Record a failure; returns the lockout it starts, in seconds (0: none). */
-long fl_auth_failed(fl_auth *a, const char *client, long now);
+long fl_auth_failed(fl_auth *a, const char *client, long long now_ms);
 void fl_auth_succeeded(fl_auth *a, const char *client);
 
 #endif

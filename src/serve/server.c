@@ -75,12 +75,6 @@ static long long mono_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static long mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long)ts.tv_sec;
-}
-
 static void iso_now(char *out, size_t n) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -354,7 +348,7 @@ static enum MHD_Result authorized_api(fl_server *s, struct MHD_Connection *c,
  * response was queued and its result is in *rc. */
 static int check_key(fl_server *s, struct MHD_Connection *c, request *r,
                      const char *client, enum MHD_Result *rc) {
-  long now = mono_s();
+  long long now = mono_ms();
   long locked = fl_auth_locked(s->auth, client, now);
   if (locked > 0) {
     char secs[24];

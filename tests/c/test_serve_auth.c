@@ -41,10 +41,12 @@ static void test_keys(void **state) {
   fl_auth_free(a);
 }
 
+#define S(x) ((long long)(x)*1000) /* seconds in the table's ms */
+
 static void test_lockout(void **state) {
   (void)state;
   fl_auth *a = fl_auth_new();
-  long now = 1000;
+  long long now = S(1000);
   for (int i = 1; i < FL_AUTH_FREE_FAILURES; i++) {
     assert_int_equal(fl_auth_failed(a, "10.0.0.1", now), 0);
     assert_int_equal(fl_auth_locked(a, "10.0.0.1", now), 0);
@@ -52,20 +54,24 @@ static void test_lockout(void **state) {
   assert_int_equal(fl_auth_failed(a, "10.0.0.1", now), 1);
   assert_int_equal(fl_auth_locked(a, "10.0.0.1", now), 1);
   assert_int_equal(fl_auth_locked(a, "10.0.0.2", now), 0); /* per address */
-  assert_int_equal(fl_auth_locked(a, "10.0.0.1", now + 1), 0);
-  assert_int_equal(fl_auth_failed(a, "10.0.0.1", now + 1), 2);
-  assert_int_equal(fl_auth_failed(a, "10.0.0.1", now + 3), 4);
+  /* Retry-After rounds up: 1 ms left is a second */
+  assert_int_equal(fl_auth_locked(a, "10.0.0.1", now + 999), 1);
+  assert_int_equal(fl_auth_locked(a, "10.0.0.1", now + S(1)), 0);
+  assert_int_equal(fl_auth_failed(a, "10.0.0.1", now + S(1)), 2);
+  assert_int_equal(fl_auth_locked(a, "10.0.0.1", now + S(1) + 1), 2);
+  assert_int_equal(fl_auth_failed(a, "10.0.0.1", now + S(3)), 4);
   for (int i = 0; i < 20; i++)
-    fl_auth_failed(a, "10.0.0.1", now + 10);
-  assert_int_equal(fl_auth_locked(a, "10.0.0.1", now + 10), FL_AUTH_MAX_LOCK_S);
+    fl_auth_failed(a, "10.0.0.1", now + S(10));
+  assert_int_equal(fl_auth_locked(a, "10.0.0.1", now + S(10)),
+                   FL_AUTH_MAX_LOCK_S);
   /* a success forgets everything */
   fl_auth_succeeded(a, "10.0.0.1");
-  assert_int_equal(fl_auth_locked(a, "10.0.0.1", now + 10), 0);
-  assert_int_equal(fl_auth_failed(a, "10.0.0.1", now + 10), 0);
+  assert_int_equal(fl_auth_locked(a, "10.0.0.1", now + S(10)), 0);
+  assert_int_equal(fl_auth_failed(a, "10.0.0.1", now + S(10)), 0);
   /* so does a quiet spell */
   for (int i = 0; i < FL_AUTH_FREE_FAILURES + 2; i++)
     fl_auth_failed(a, "10.0.0.3", now);
-  long later = now + FL_AUTH_MAX_LOCK_S + FL_AUTH_FORGET_S + 1;
+  long long later = now + S(FL_AUTH_MAX_LOCK_S + FL_AUTH_FORGET_S + 1);
   assert_int_equal(fl_auth_locked(a, "10.0.0.3", later), 0);
   assert_int_equal(fl_auth_failed(a, "10.0.0.3", later), 0);
   fl_auth_free(a);
