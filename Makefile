@@ -14,7 +14,7 @@ VERSION    := $(shell sed -n 's/^\#define FL_VERSION_\(MAJOR\|MINOR\|PATCH\) \([
         demo fuzz fuzz-smoke bench-compare check-changed help install uninstall \
         dist dist-test test-install test-embed test-luarocks test-shard \
         test-kubernetes image image-test test-deploy \
-        soak soak-asan soak-tsan fault-rate
+        soak soak-asan soak-tsan fault-rate bench-serve soak-serve
 
 all: build
 
@@ -35,6 +35,8 @@ help:
 	@echo "make soak-asan      the soak on the ASan+UBSan build (build-asan)"
 	@echo "make soak-tsan      the soak on the ThreadSanitizer build (build-tsan)"
 	@echo "make fault-rate     20 seeded runs at a 12% per-request fault rate"
+	@echo "make bench-serve    serve under wrk load while replicating: errors, p99, RSS"
+	@echo "make soak-serve     serve: 500 scheduled runs at 1 s, RSS within 10% (SERVE_SOAK_RUNS)"
 	@echo "make demo           the README's main job: a real replication on local registries"
 	@echo "make hooks          install the git pre-commit hook"
 	@echo "make install        install under PREFIX (/usr/local), staged in DESTDIR"
@@ -132,6 +134,13 @@ bench: build
 
 bench-compare:
 	@python3 scripts/bench/history.py compare
+
+# serve's load test and its long soak (docs/BENCHMARKS.md): not in `make test`.
+bench-serve: build
+	@e2e/run.sh serve-bench --only serve_bench_wrk
+
+soak-serve: build
+	@e2e/run.sh serve-bench --only serve_soak_runs
 
 demo: build
 	@scripts/demo.sh

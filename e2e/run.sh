@@ -14,8 +14,8 @@ ROOT_DIR=$PWD
 SUITE=${1:-quick}
 shift || true
 case "$SUITE" in
-  quick | full | soak | fault-rate) ;;
-  *) echo "usage: e2e/run.sh quick|full|soak|fault-rate [--only REGEX] [--jobs N] [--list]" >&2; exit 2 ;;
+  quick | full | soak | fault-rate | serve-bench) ;;
+  *) echo "usage: e2e/run.sh quick|full|soak|fault-rate|serve-bench [--only REGEX] [--jobs N] [--list]" >&2; exit 2 ;;
 esac
 PY=${PYTHON:-python3}
 export FREIGHTLINER_BIN=${FREIGHTLINER_BIN:-$ROOT_DIR/bin/freightliner}

@@ -39,6 +39,7 @@ external_dependencies = {
   YAML = { header = "yaml.h" },
   PCRE2 = { header = "pcre2.h" },
   ZLIB = { header = "zlib.h" },
+  MICROHTTPD = { header = "microhttpd.h" },
 }
 
 build = {
@@ -73,6 +74,7 @@ build = {
       ["freightliner.cmd.replicate_tree"]      = "lua/stdlib/freightliner/cmd/replicate_tree.lua",
       ["freightliner.cmd.resume"]              = "lua/stdlib/freightliner/cmd/resume.lua",
       ["freightliner.cmd.run"]                 = "lua/stdlib/freightliner/cmd/run.lua",
+      ["freightliner.cmd.serve"]               = "lua/stdlib/freightliner/cmd/serve.lua",
       ["freightliner.cmd.sync"]                = "lua/stdlib/freightliner/cmd/sync.lua",
       ["freightliner.cmd.validate_config"]     = "lua/stdlib/freightliner/cmd/validate_config.lua",
       ["freightliner.cmd.version"]             = "lua/stdlib/freightliner/cmd/version.lua",
@@ -98,11 +100,13 @@ build = {
       ["freightliner.repl"]                    = "lua/stdlib/freightliner/repl.lua",
       ["freightliner.replicate"]               = "lua/stdlib/freightliner/replicate.lua",
       ["freightliner.runner"]                  = "lua/stdlib/freightliner/runner.lua",
+      ["freightliner.schedule"]                = "lua/stdlib/freightliner/schedule.lua",
       ["freightliner.schema"]                  = "lua/stdlib/freightliner/schema.lua",
       ["freightliner.script"]                  = "lua/stdlib/freightliner/script.lua",
       ["freightliner.semver"]                  = "lua/stdlib/freightliner/semver.lua",
       ["freightliner.shard"]                   = "lua/stdlib/freightliner/shard.lua",
       ["freightliner.verify"]                  = "lua/stdlib/freightliner/verify.lua",
+      ["freightliner.serve"]                   = "lua/stdlib/freightliner/serve.lua",
     },
     bin = {
       freightliner = "build.luarocks/bin/freightliner",

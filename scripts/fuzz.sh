@@ -27,9 +27,10 @@ CFLAGS="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -Iinclude -Isrc
 # shellcheck disable=SC2046
 LIBS="$(pkg-config --libs libcurl openssl jansson lua5.4 yaml-0.1 zlib) -lpthread -lm"
 # The code under test: the core, registry and trust layers (new files there are
-# picked up without editing this script) and the Lua pieces the YAML
-# target needs. Compiled once, linked into every target.
-CORE=$(ls src/core/*.c src/registry/*.c src/trust/*.c src/lua/lua_util.c src/lua/l_yaml.c)
+# picked up without editing this script), the Lua pieces the YAML target
+# needs and serve's request router and cron parser (no HTTP server). Compiled once, linked into every target.
+CORE=$(ls src/core/*.c src/registry/*.c src/trust/*.c src/lua/lua_util.c src/lua/l_yaml.c \
+  src/serve/route.c src/serve/cron.c)
 
 objs=()
 for src in $CORE; do

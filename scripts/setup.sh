@@ -16,6 +16,7 @@ PACKAGES=(
   liblua5.4-dev libcurl4-openssl-dev libssl-dev libyaml-dev libjansson-dev
   libreadline-dev libcmocka-dev libpcre2-dev
   libreadline-dev libcmocka-dev zlib1g-dev
+  libreadline-dev libcmocka-dev libmicrohttpd-dev
   # Lua runtime and test tools
   lua5.4 lua-cjson lua-busted lua-check lua-posix
   # static analysis, sanitizers, coverage
@@ -28,6 +29,8 @@ PACKAGES=(
   # deploy (issue #14): the man page, its check, the LuaRocks test, and the
   # daemonless image build (make image / image-test)
   help2man man-db luarocks buildah umoci
+  # serve: a real Prometheus scrapes it (promtool checks the exposition), wrk loads it
+  prometheus wrk
 )
 # The Kubernetes manifest check (deploy/kubernetes/validate.sh) runs an npm
 # package under Node.js; a Node.js from elsewhere (with its own npm) is kept.

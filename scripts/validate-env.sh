@@ -113,6 +113,7 @@ report cmocka libcmocka-dev "$(modversion cmocka)" "$CMOCKA_VERSION" min "$CMOCK
 report readline libreadline-dev "$(modversion readline)" "$READLINE_VERSION" min "$READLINE_MIN"
 report pcre2 libpcre2-dev "$(modversion libpcre2-8)" "$PCRE2_VERSION" min "$PCRE2_MIN"
 report zlib zlib1g-dev "$(modversion zlib)" "$ZLIB_VERSION" min "$ZLIB_MIN"
+report libmicrohttpd libmicrohttpd-dev "$(modversion libmicrohttpd)" "$LIBMICROHTTPD_VERSION" min "$LIBMICROHTTPD_MIN"
 
 # ---- Lua side
 report "lua-cjson (5.4)" lua-cjson "$(lua_module_version cjson _VERSION | grep -oE '[0-9.]+' | head -1)" "$LUA_CJSON_VERSION" min "$LUA_CJSON_MIN"
@@ -132,6 +133,8 @@ report skopeo skopeo "$(tool_version skopeo --version)" "$SKOPEO_VERSION" min "$
 report "htpasswd" apache2-utils "$(command -v htpasswd >/dev/null && pkg_version apache2-utils)" "$APACHE2_UTILS_VERSION" min "$APACHE2_UTILS_MIN"
 report hyperfine hyperfine "$(tool_version hyperfine --version)" "$HYPERFINE_VERSION" min "$HYPERFINE_MIN"
 report valgrind valgrind "$(tool_version valgrind --version)" "$VALGRIND_VERSION" min "$VALGRIND_MIN"
+report prometheus prometheus "$(tool_version prometheus --version)" "$PROMETHEUS_VERSION" min "$PROMETHEUS_MIN"
+report wrk wrk "$(pkg_version wrk)" "$WRK_VERSION" min "$WRK_MIN"
 
 # ---- general tools (the Debian python3, not one earlier on PATH)
 report python3 python3 "$(tool_version /usr/bin/python3 --version)" "$PYTHON3_VERSION" min "$PYTHON3_MIN"

@@ -170,7 +170,7 @@ def main():
     if len(sys.argv) >= 2 and sys.argv[1] == "--child":
         return child(sys.argv[2], sys.argv[3])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("suite", choices=["quick", "full", "soak", "fault-rate"])
+    ap.add_argument("suite", choices=["quick", "full", "soak", "fault-rate", "serve-bench"])
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("E2E_JOBS", "3")))
     ap.add_argument("--only", help="regex: run only matching scenarios")
     ap.add_argument("--list", action="store_true")

@@ -11,7 +11,9 @@
  *                        or with no id the engine: every job, for good
  *   e:cancel_jobs()   -> cancel the jobs queued or running now only
  *   e:pending(), e:counters(), e:progress(), e:close()
- *   engine.trap_signals([{statement = true}]) -> SIGINT/SIGTERM handlers
+ *   engine.trap_signals([{statement = true} | {service = true}])
+ *                                      -> SIGINT/SIGTERM handlers (service:
+ *                                         never exit at once, for serve)
  *   engine.signal()                    -> the signal caught, or nil
  *   engine.clear_signal()              -> forget it (the REPL, per statement)
  *
@@ -55,6 +57,8 @@ typedef struct lengine {
 static volatile sig_atomic_t caught_signal;
 static volatile sig_atomic_t interrupted;
 static volatile sig_atomic_t statement_mode;
+/* A service (`serve`) winds down itself: a signal never ends it at once. */
+static volatile sig_atomic_t service_mode;
 static lua_State *volatile hook_L; /* statement mode: interrupt Lua code */
 /* Jobs submitted and not yet collected, in every engine of the process: a
  * signal with none in flight ends the CLI at once, as by default. */
@@ -332,7 +336,8 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
 
 static void on_signal(int sig) {
   int repl = statement_mode && sig == SIGINT;
-  if (!repl && (interrupted || atomic_load(&jobs_in_flight) == 0)) {
+  if (!repl && !service_mode &&
+      (interrupted || atomic_load(&jobs_in_flight) == 0)) {
     /* a second signal, or nothing to wind down: stop at once */
     signal(sig, SIG_DFL);
     raise(sig);
@@ -349,6 +354,10 @@ static int l_trap_signals(lua_State *L) {
   if (lua_istable(L, 1)) {
     lua_getfield(L, 1, "statement");
     statement_mode = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "service");
+    if (lua_toboolean(L, -1))
+      service_mode = 1;
     lua_pop(L, 1);
     hook_L = statement_mode ? L : NULL;
   }

@@ -104,6 +104,7 @@ int luaopen_freightliner_core(lua_State *L) {
   fl_lua_submodule(L, "json", fl_lua_open_json);
   fl_lua_submodule(L, "trust", fl_lua_open_trust);
   fl_lua_submodule(L, "archive", fl_lua_open_archive);
+  fl_lua_submodule(L, "serve", fl_lua_open_serve);
   fl_lua_push_defaults(L);
   lua_setfield(L, -2, "defaults");
   return 1;

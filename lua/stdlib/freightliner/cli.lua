@@ -18,8 +18,8 @@ M.EXIT = { OK = exitcode.OK, FAILED = exitcode.FAILED, USAGE = exitcode.USAGE, S
            SIGTERM = exitcode.SIGTERM }
 
 -- Order in which `--help` lists the commands.
-M.commands = { "replicate", "replicate-tree", "sync", "resume", "export", "import", "validate-config", "inspect",
-               "list-tags", "catalog",
+M.commands = { "replicate", "replicate-tree", "sync", "serve", "resume", "export", "import", "validate-config",
+               "inspect", "list-tags", "catalog",
                "run", "repl", "version", "help" }
 
 -- A message for the user: "freightliner: ..." with control characters

@@ -208,6 +208,10 @@ local SPEC = S.map({
         if v ~= "any" and v ~= "all" then return string.format("expected 'any' or 'all', got '%s'", v) end
       end },
     }),
+    -- serve: entry name and when it runs (freightliner.schedule)
+    name = S.string{ check = function(v) return require("freightliner.schedule").check_name(v) end },
+    interval = S.string{ check = function(v) return require("freightliner.schedule").check_interval(v) end },
+    schedule = S.string{ check = function(v) return require("freightliner.schedule").check_cron(v) end },
   }, { check = function(_, raw)
     if raw.prune_max ~= nil and raw.prune ~= true then
       return "prune_max needs prune: true", "prune_max"
@@ -324,6 +328,7 @@ local function entries_of(value, doc, positions, plan, base, problems)
     entry.dest_prefix = dst.prefix
     entry.dest_template = dst.template
     entry.tags = e.tags or {}
+    entry.name, entry.interval, entry.schedule = e.name, e.interval, e.schedule
     entry.platforms = e.platforms or plan.defaults.platforms
     if e.referrers ~= nil then entry.referrers = e.referrers else entry.referrers = plan.defaults.referrers end
     entry.prune, entry.prune_max = e.prune, e.prune_max

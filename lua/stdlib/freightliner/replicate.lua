@@ -421,8 +421,11 @@ function M.run(plan, opts)
     if cp then cp:mark(item.key, "failed", { error = msg, code = code }) end
   end
 
+  -- opts.stop(): true when the caller wants the run to end (serve's job
+  -- cancellation); polled before each image, like a signal
+  local function stopped() return core.engine.signal() or (opts.stop and opts.stop()) end
   copy.parallel(plan.items, function(item)
-    if core.engine.signal() then return end
+    if stopped() then return end
     local item_opts, item_hooks = copy_opts, item.hooks or hooks
     if item.copy then
       item_opts = {}
@@ -465,7 +468,7 @@ function M.run(plan, opts)
         repo_stats[field] = repo_stats[field] - 1
         failed(item, repo_stats, err, "POLICY", attempt)
       end
-    elseif code == "CANCELLED" and core.engine.signal() then
+    elseif code == "CANCELLED" and stopped() then
       if cp then cp:mark(item.key, "pending") end
     else
       failed(item, repo_stats, msg, code, attempt)
