@@ -19,6 +19,7 @@ int fl_lua_open_regex(lua_State *L);
 int fl_lua_open_fs(lua_State *L);
 int fl_lua_open_readline(lua_State *L);
 int fl_lua_open_log(lua_State *L);
+int fl_lua_open_journal(lua_State *L);
 
 /* The endpoint at stack index idx (argument error if not one or closed). */
 struct fl_endpoint *fl_lua_check_endpoint(lua_State *L, int idx);

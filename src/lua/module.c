@@ -98,5 +98,6 @@ int luaopen_freightliner_core(lua_State *L) {
   fl_lua_submodule(L, "fs", fl_lua_open_fs);
   fl_lua_submodule(L, "readline", fl_lua_open_readline);
   fl_lua_submodule(L, "log", fl_lua_open_log);
+  fl_lua_submodule(L, "journal", fl_lua_open_journal);
   return 1;
 }

@@ -221,7 +221,7 @@ function M.run(plan, opts)
   summary.retries = counters.retries
   summary.interrupted = core.engine.signal() ~= nil
   summary.status = exit_status(summary)
-  if cp then cp:flush() end
+  if cp then cp:compact() end
   return summary
 end
 
