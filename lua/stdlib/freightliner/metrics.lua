@@ -7,7 +7,8 @@
 --
 -- counters: what the caller counted (replicate.run's summary will do):
 -- bytes_transferred, images_replicated, images_up_to_date, images_failed,
--- blobs_copied, blobs_skipped, blobs_mounted, retries (whole numbers,
+-- blobs_copied, blobs_skipped, blobs_mounted, retries, source_manifest_gets
+-- (manifest GETs at the source: pulls, on Docker Hub) (whole numbers,
 -- default 0), duration_seconds (a number), repositories = { [repo] = {the
 -- same counters but duration} }, and optionally run_id and interrupted.
 -- Anything else is left out, so the file's shape does not depend on who
@@ -19,7 +20,7 @@ local canonical = require("freightliner.canonical")
 local M = {}
 
 M.COUNTERS = { "bytes_transferred", "images_replicated", "images_up_to_date", "images_failed",
-               "blobs_copied", "blobs_skipped", "blobs_mounted", "retries" }
+               "blobs_copied", "blobs_skipped", "blobs_mounted", "retries", "source_manifest_gets" }
 
 local function whole(v)
   return math.tointeger(v) or (type(v) == "number" and v == v and math.floor(v + 0.5)) or 0

@@ -64,7 +64,8 @@ end
 --- Open a registry or OCI layout. opts: TLS (ca_file, client_cert,
 -- client_key, tls_verify, pinned_pubkey), credentials by reference
 -- (username, password_env, password_file, credential_helper), limits
--- (max_attempts, max_concurrency, requests_per_second, ...), insecure
+-- (max_attempts, max_concurrency, requests_per_second, ...), min_remaining
+-- (pause a replication while the pull budget is lower: freightliner.budget), insecure
 -- (plain HTTP), create (OCI layouts: make the directory).
 function M.open(spec, opts)
   opts = opts or {}
@@ -83,7 +84,8 @@ function M.open(spec, opts)
     ep, msg, code = core.endpoint.registry(o)
   end
   if not ep then return nil, msg, code end
-  return setmetatable({ ep = ep, spec = spec, kind = s.kind, host = s.host, path = s.path }, Registry)
+  return setmetatable({ ep = ep, spec = spec, kind = s.kind, host = s.host, path = s.path,
+                        min_remaining = opts.min_remaining }, Registry)
 end
 
 --- Split "repo:tag", "repo@digest" or "repo:tag@digest" (repository-relative).

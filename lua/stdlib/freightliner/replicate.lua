@@ -6,7 +6,8 @@
 --     dest_prefix = "mirror", hooks = { rename =, filter = }, parallel = 8 }
 --   local summary = replicate.run(plan, { parallel = 8, dry_run = false,
 --     checkpoint = cp, metrics_file = "m.json", progress = true,
---     copy = { platforms =, referrers = }, hooks = { retry =, on_done =, on_error = } })
+--     copy = { platforms =, referrers = }, hooks = { retry =, on_done =, on_error = },
+--     checks = 32, rate_limit = { min_remaining = N } })
 --
 -- plan() lists what to copy: repositories from the source catalog (or the
 -- given list), tags from each repository (listed concurrently, `parallel`
@@ -17,14 +18,22 @@
 -- run() copies them with fl.parallel, records each image in the
 -- checkpoint as it finishes, stops cleanly on SIGINT/SIGTERM, writes the
 -- metrics file and returns a summary with the exit status the CLI uses:
--- 0 all done, 1 some images failed, 130/143 interrupted.
+-- 0 all done, 1 some images failed, 130/143 interrupted. `checks` images
+-- (default 32, at least `parallel`) are in flight at once, so up-to-date
+-- checks do not wait for blob workers (each registry's max_concurrency still
+-- bounds its requests); before each image, freightliner.budget pauses while
+-- the source's pull budget is below min_remaining (the registry's option,
+-- else rate_limit.min_remaining).
 
 local core = require("freightliner.core")
 local copy = require("freightliner.copy")
 local registry = require("freightliner.registry")
 local progress = require("freightliner.progress")
+local budget = require("freightliner.budget")
 
 local M = {}
+
+M.CHECKS = 32 -- images in flight by default (see run)
 
 local function join(prefix, repo)
   if not prefix or prefix == "" then return repo end
@@ -168,7 +177,11 @@ function M.run(plan, opts)
   for k, v in pairs(opts.copy or {}) do copy_opts[k] = v end
   copy_opts.dry_run = opts.dry_run
 
+  local guard = budget.new{ min_remaining = (opts.rate_limit or {}).min_remaining }
   copy.parallel(plan.items, function(item)
+    if core.engine.signal() then return end
+    local source = copy.resolve(item.src)
+    if source then guard:wait(source.registry) end
     if core.engine.signal() then return end
     local item_opts, item_hooks = copy_opts, item.hooks or hooks
     if item.copy then
@@ -212,13 +225,14 @@ function M.run(plan, opts)
         item_hooks.on_error({ src = item.src, dst = item.dst, message = msg, code = code })
       end
     end
-  end, { concurrency = parallel })
+  end, { concurrency = math.max(parallel, opts.checks or M.CHECKS) })
 
   if display then display.finish() end
   local now = core.now()
   summary.duration_seconds = now - started
   local counters = copy.counters()
   summary.retries = counters.retries
+  summary.source_manifest_gets = counters.source_manifest_gets
   summary.interrupted = core.engine.signal() ~= nil
   summary.status = exit_status(summary)
   if cp then cp:compact() end

@@ -138,6 +138,7 @@ local function write_metrics(path, summary)
     images_up_to_date = summary.images_up_to_date, images_failed = summary.images_failed,
     blobs_copied = summary.blobs_copied, blobs_skipped = summary.blobs_skipped,
     blobs_mounted = summary.blobs_mounted, retries = summary.retries,
+    source_manifest_gets = summary.source_manifest_gets,
     duration_seconds = summary.duration_seconds, repositories = summary.repositories,
     interrupted = summary.interrupted,
   }
