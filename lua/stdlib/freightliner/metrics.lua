@@ -7,10 +7,11 @@
 --
 -- counters: what the caller counted (replicate.run's summary will do):
 -- bytes_transferred, images_replicated, images_up_to_date, images_failed,
--- blobs_copied, blobs_skipped, blobs_mounted, retries, source_manifest_gets
--- (manifest GETs at the source: pulls, on Docker Hub) (whole numbers,
+-- blobs_copied, blobs_skipped, blobs_mounted, retries (whole numbers,
 -- default 0), duration_seconds (a number), repositories = { [repo] = {the
--- same counters but duration} }, and optionally run_id and interrupted.
+-- same counters but duration} }, and optionally run_id, interrupted and
+-- source_manifest_gets (manifest GETs at the sources: pulls, on Docker Hub;
+-- for the whole run only).
 -- Anything else is left out, so the file's shape does not depend on who
 -- wrote it.
 
@@ -20,7 +21,7 @@ local canonical = require("freightliner.canonical")
 local M = {}
 
 M.COUNTERS = { "bytes_transferred", "images_replicated", "images_up_to_date", "images_failed",
-               "blobs_copied", "blobs_skipped", "blobs_mounted", "retries", "source_manifest_gets" }
+               "blobs_copied", "blobs_skipped", "blobs_mounted", "retries" }
 
 local function whole(v)
   return math.tointeger(v) or (type(v) == "number" and v == v and math.floor(v + 0.5)) or 0
@@ -43,6 +44,7 @@ function M.normalise(c)
   end
   if c.run_id ~= nil then doc.run_id = tostring(c.run_id) end
   if c.interrupted ~= nil then doc.interrupted = c.interrupted and true or false end
+  if c.source_manifest_gets ~= nil then doc.source_manifest_gets = whole(c.source_manifest_gets) end
   return doc
 end
 
