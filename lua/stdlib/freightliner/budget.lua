@@ -14,9 +14,10 @@
 -- task that called it (other tasks finish what they started), logs when the
 -- run will go on, and sleeps: the window divided by the limit for each pull
 -- missing (the rate at which a sliding window gives pulls back), at least 1
--- s and at most the window. After a pause one image goes ahead alone as the
--- probe (its requests bring fresh headers); the others wait for what it
--- learns. A registry that sends no such headers is never paused.
+-- s and at most the window. The first image, and the first after a pause,
+-- goes ahead alone as the probe (its requests bring fresh headers); the
+-- others wait for what it learns. A registry that sends no such headers is
+-- never paused.
 
 local core = require("freightliner.core")
 local copy = require("freightliner.copy")
@@ -49,9 +50,12 @@ local function pause_for(s, missing)
   return math.max(1, math.min(window, secs))
 end
 
+--- Before an image from `reg`: returns at once, or after a pause. Returns
+-- true when the caller is the probe: it must call b:probed(reg) when its
+-- image is done.
 function Budget:wait(reg)
   local min = check(reg.min_remaining, "fl.registry option") or self.min
-  if not min then return end
+  if not min then return false end
   local st = self.stores[reg]
   if not st then
     st = {}
@@ -63,24 +67,29 @@ function Budget:wait(reg)
     local now = core.now()
     if st.until_t and now < st.until_t then
       copy.sleep(st.until_t - now)
-    elseif st.probe and s.requests == st.requests then
-      copy.sleep(M.POLL) -- the probe has not been answered yet
+    elseif st.probe then
+      copy.sleep(M.POLL) -- wait for what the probe learns
+    elseif st.need_probe or not st.known then
+      st.probe, st.need_probe = true, false
+      return true
     elseif not left or left >= min then
-      st.until_t, st.probe = nil, nil
-      return
-    elseif st.until_t and not st.probe then
-      st.probe = true -- the pause is over: this image goes ahead and looks
-      st.requests = s.requests
-      return
+      st.until_t = nil
+      return false
     else
       local secs = pause_for(s, min - left)
-      st.until_t, st.probe, st.requests = now + secs, nil, s.requests
+      st.until_t, st.need_probe = now + secs, true
       self.paused = (self.paused or 0) + 1
       local msg = string.format("%s: %d pulls left (rate_limit.min_remaining %d); pausing %.0f s, until %s UTC",
         reg.spec, left, min, secs, os.date("!%H:%M:%S", math.floor(core.fs.time() + secs)))
       if self.log then self.log(msg) else core.log.log("warn", msg) end
     end
   end
+end
+
+--- The probe's image is done: the registry's answers to it are known.
+function Budget:probed(reg)
+  local st = self.stores[reg]
+  if st then st.probe, st.known = false, true end
 end
 
 return M

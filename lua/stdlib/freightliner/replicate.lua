@@ -180,9 +180,6 @@ function M.run(plan, opts)
   local guard = budget.new{ min_remaining = (opts.rate_limit or {}).min_remaining }
   copy.parallel(plan.items, function(item)
     if core.engine.signal() then return end
-    local source = copy.resolve(item.src)
-    if source then guard:wait(source.registry) end
-    if core.engine.signal() then return end
     local item_opts, item_hooks = copy_opts, item.hooks or hooks
     if item.copy then
       item_opts = {}
@@ -193,8 +190,15 @@ function M.run(plan, opts)
       summary.images_up_to_date = summary.images_up_to_date + 1
       return
     end
+    local source = copy.resolve(item.src)
+    local probe = source and guard:wait(source.registry)
+    if core.engine.signal() then
+      if probe then guard:probed(source.registry) end
+      return
+    end
     if cp and not opts.dry_run then cp:mark(item.key, "in_progress") end
     local r, msg, code = copy_with_retry(item, item_opts, item_hooks)
+    if probe then guard:probed(source.registry) end
     local repo_stats = summary.repositories[item.repository] or new_stats()
     summary.repositories[item.repository] = repo_stats
     if opts.dry_run then
