@@ -96,10 +96,8 @@ static int m_tostring(lua_State *L) {
 }
 
 int fl_lua_open_journal(lua_State *L) {
-  static const luaL_Reg methods[] = {{"append", m_append},
-                                     {"sync", m_sync},
-                                     {"close", m_close},
-                                     {NULL, NULL}};
+  static const luaL_Reg methods[] = {
+      {"append", m_append}, {"sync", m_sync}, {"close", m_close}, {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", m_close},
                                   {"__close", m_close},
                                   {"__tostring", m_tostring},
