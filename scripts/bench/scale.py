@@ -3,7 +3,9 @@
 `make bench-scale-quick`); standard library, plus skopeo and curl.
 
   scale.py [--images 2000,10000] [--runs 3] [--rtt 20,50] [--lat-images 2000]
-           [--plan-tags 100000] [--out build/bench/scale.json] [--keep]
+           [--lat-runs 1] [--plan-tags 100000] [--out build/bench/scale.json] [--keep]
+  (or BENCH_SCALE_IMAGES, BENCH_RUNS, BENCH_RTT, BENCH_LAT_IMAGES,
+   BENCH_LAT_RUNS, BENCH_PLAN_TAGS)
 
 1. Scale fleet, for each size N: N small images (N/10 repositories x 10
    tags) written straight into a source registry's storage
@@ -289,6 +291,7 @@ def main():
     ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "3")))
     ap.add_argument("--rtt", default=os.environ.get("BENCH_RTT", "20,50"))
     ap.add_argument("--lat-images", type=int, default=int(os.environ.get("BENCH_LAT_IMAGES", "2000")))
+    ap.add_argument("--lat-runs", type=int, default=int(os.environ.get("BENCH_LAT_RUNS", "1")))
     ap.add_argument("--plan-tags", type=int, default=int(os.environ.get("BENCH_PLAN_TAGS", "100000")))
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench", "scale.json"))
     ap.add_argument("--keep", action="store_true")
@@ -316,7 +319,7 @@ def main():
                 for argv in (fl_replicate(f.host, d1), skopeo_sync(f, f.host, d3)):
                     subprocess.run(argv, check=True, capture_output=True)
                 lat = (f, {"fl": d1, "skopeo": d3})
-            latency_runs(lat[0], lat[1], rtts, a.runs)
+            latency_runs(lat[0], lat[1], rtts, a.lat_runs)
         for f in fleets:
             f.stop()
         fleets = []
