@@ -32,6 +32,7 @@ local progress = require("freightliner.progress")
 local budget = require("freightliner.budget")
 
 local M = {}
+local Action
 
 M.CHECKS = 32 -- images in flight by default (see run)
 
@@ -45,7 +46,31 @@ local function image(host, repo, tag)
   return host .. "/" .. repo .. ":" .. tag
 end
 
+-- Items hold only what differs from one to the next (repository, tag, and
+-- the destination's when renamed); src, dst and key are computed when read,
+-- and anything else (copy, hooks) comes from the plan's context: a plan of
+-- 100,000 tags stays small (#12).
+local function item_class(context)
+  return { __index = function(t, k)
+    if k == "src" then
+      return image(context.source, t.repository, t.tag)
+    elseif k == "dst" then
+      return image(context.destination, t.dst_repository, t.dst_tag)
+    elseif k == "key" then
+      return t.src .. " -> " .. t.dst
+    elseif k == "dst_repository" then
+      return rawget(t, "repository")
+    elseif k == "dst_tag" then
+      return rawget(t, "tag")
+    end
+    return context[k]
+  end }
+end
+
 --- Build the list of images to copy. Returns plan | nil, message, CODE.
+-- Each item reads as { key, src, dst, repository, tag, dst_repository,
+-- dst_tag }; plan.context holds what all its items share (set copy or hooks
+-- there rather than on every item).
 function M.plan(p)
   -- fl.copy's endpoint for the source when the options match (one scheme
   -- probe and one token for the listing and the copies), else our own
@@ -68,7 +93,8 @@ function M.plan(p)
     end
   end
   local plan = { source = p.source, destination = p.destination, items = {}, skipped = {},
-                 errors = {} }
+                 errors = {}, context = { source = p.source, destination = p.destination } }
+  local class = item_class(plan.context)
   local hooks = p.hooks or {}
   -- every repository's tags at once, then the policy in repository order
   local names, uses = {}, {}
@@ -112,11 +138,9 @@ function M.plan(p)
             local r, t = hooks.rename(dst_repo, dst_tag)
             dst_repo, dst_tag = r or dst_repo, t or dst_tag
           end
-          local item = {
-            repository = repo, tag = tag, dst_repository = dst_repo, dst_tag = dst_tag,
-            src = image(p.source, repo, tag), dst = image(p.destination, dst_repo, dst_tag),
-          }
-          item.key = item.src .. " -> " .. item.dst
+          local item = setmetatable({ repository = repo, tag = tag }, class)
+          if dst_repo ~= repo then item.dst_repository = dst_repo end
+          if dst_tag ~= tag then item.dst_tag = dst_tag end
           plan.items[#plan.items + 1] = item
         end
       end
@@ -125,6 +149,19 @@ function M.plan(p)
   if own then src:close() end
   return plan
 end
+
+-- A dry run's decision on one item, small until read: src, dst, action
+-- ("copy", "up to date", "error") and reason.
+Action = { __index = function(a, k)
+  if k == "src" or k == "dst" then return a[1][k] end
+  if k == "action" then return a[2] end
+  if k == "reason" then
+    if a[2] == "up to date" then return "destination has digest " .. a[3] end
+    if a[2] == "copy" then return "destination lacks " .. (a[3] or "it") end
+    return a[3]
+  end
+end }
+M.Action = Action
 
 local function new_stats()
   return { bytes_transferred = 0, images_replicated = 0, images_up_to_date = 0, images_failed = 0,
@@ -202,12 +239,10 @@ function M.run(plan, opts)
     local repo_stats = summary.repositories[item.repository] or new_stats()
     summary.repositories[item.repository] = repo_stats
     if opts.dry_run then
-      summary.actions[#summary.actions + 1] = {
-        src = item.src, dst = item.dst,
-        action = r and (r.up_to_date and "up to date" or "copy") or "error",
-        reason = r and (r.up_to_date and "destination has digest " .. r.digest
-          or "destination lacks " .. (r.source_digest or "it")) or msg,
-      }
+      -- { src, dst, action, reason } when read (see Action)
+      summary.actions[#summary.actions + 1] = setmetatable({ item,
+        r and (r.up_to_date and "up to date" or "copy") or "error",
+        r and (r.up_to_date and r.digest or r.source_digest) or msg }, Action)
       return
     end
     if r then
@@ -247,7 +282,10 @@ end
 function M.print_summary(summary, out)
   out = out or io.stdout
   if summary.actions and #summary.actions > 0 then
-    table.sort(summary.actions, function(a, b) return a.src < b.src end)
+    local src = {} -- each action's src, computed once for the sort
+    for _, a in ipairs(summary.actions) do src[a] = a.src end
+    table.sort(summary.actions, function(a, b) return src[a] < src[b] end)
+    src = nil -- luacheck: ignore 311
     local copies, current = 0, 0
     for _, a in ipairs(summary.actions) do
       out:write(string.format("%-10s %s -> %s (%s)\n", a.action, a.src, a.dst, a.reason))

@@ -98,11 +98,10 @@ function M.plan(job)
       hooks = hooks, parallel = job.parallel,
     }
     if not plan then return nil, msg, code end
-    for _, it in ipairs(plan.items) do
-      it.copy = { platforms = entry.platforms, referrers = entry.referrers, force = job.force }
-      it.hooks = hooks
-      all.items[#all.items + 1] = it
-    end
+    -- shared by the entry's items (plan.context), not copied into each
+    plan.context.copy = { platforms = entry.platforms, referrers = entry.referrers, force = job.force }
+    plan.context.hooks = hooks
+    for _, it in ipairs(plan.items) do all.items[#all.items + 1] = it end
     for _, s in ipairs(plan.skipped) do all.skipped[#all.skipped + 1] = s end
     for _, e in ipairs(plan.errors) do all.errors[#all.errors + 1] = e end
   end
@@ -113,7 +112,9 @@ local function dry_run_output(summary, plan, format)
   summary.skipped = #plan.skipped
   if format == "json" then
     local actions = {}
-    for _, a in ipairs(summary.actions) do actions[#actions + 1] = a end
+    for _, a in ipairs(summary.actions) do
+      actions[#actions + 1] = { src = a.src, dst = a.dst, action = a.action, reason = a.reason }
+    end
     for _, s in ipairs(plan.skipped) do
       actions[#actions + 1] = { src = s.src, action = "skip", reason = s.reason }
     end
