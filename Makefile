@@ -6,7 +6,7 @@ CMAKE_ARGS ?=
 BUSTED     := lua5.4 /usr/bin/busted
 
 .PHONY: all build test test-c test-lua test-e2e-quick test-e2e-full check \
-        format sanitize tsan coverage bench hooks validate-env setup clean \
+        format sanitize tsan coverage bench bench-scale bench-quick hooks validate-env setup clean \
         demo fuzz help
 
 all: build
@@ -20,7 +20,9 @@ help:
 	@echo "make tsan           ThreadSanitizer build and test run"
 	@echo "make coverage       line coverage of src/ and lua/stdlib"
 	@echo "make fuzz           run each libFuzzer target for FUZZ_SECONDS (default 30)"
-	@echo "make bench          benchmark against skopeo (docs/BENCHMARKS.md)"
+	@echo "make bench          benchmark against skopeo (docs/BENCHMARKS.md), then bench-scale"
+	@echo "make bench-scale    2,000/10,000-image fleets, 20/50 ms RTT, 100,000-tag plan (scripts/bench/scale.py)"
+	@echo "make bench-quick    bench-scale at reduced size: a few minutes"
 	@echo "make demo           the README's main job: a real replication on local registries"
 	@echo "make hooks          install the git pre-commit hook"
 	@echo "make validate-env   check that every tool and library is present"
@@ -80,6 +82,14 @@ fuzz:
 
 bench: build
 	@scripts/bench.sh
+	@python3 scripts/bench/scale.py
+
+bench-scale: build
+	@python3 scripts/bench/scale.py
+
+bench-quick: build
+	@python3 scripts/bench/scale.py --images 500 --runs 1 --rtt 20 --lat-images 500 --plan-tags 20000 \
+	  --out $(BUILD)/bench/scale-quick.json
 
 demo: build
 	@scripts/demo.sh
