@@ -120,7 +120,7 @@ def measure(tool, phase, size, argv, rtt=0, expect=0):
         _, user, system, maxrss = f.read().split()[-4:]
     row = {"tool": tool, "phase": phase, "images": size, "rtt_ms": rtt, "wall_s": round(wall, 3),
            "cpu_s": round(float(user) + float(system), 3), "maxrss_mib": round(int(maxrss) / 1024, 1),
-           "load_before": load}
+           "load_before": load, "log": logpath}
     ROWS.append(row)
     log("%-8s %-5s %6d img %3d ms: %8.2f s wall %7.2f s CPU %7.1f MiB (load %.1f)", tool, phase, size, rtt,
         row["wall_s"], row["cpu_s"], row["maxrss_mib"], load)
@@ -168,9 +168,7 @@ def check_noop(row_tool, log_text, n):
 
 
 def last_log():
-    p = sorted(os.listdir(os.path.join(WORK, "logs")), key=lambda x: os.path.getmtime(
-        os.path.join(WORK, "logs", x)))[-1]
-    with open(os.path.join(WORK, "logs", p)) as f:
+    with open(ROWS[-1]["log"]) as f:
         return f.read()
 
 
