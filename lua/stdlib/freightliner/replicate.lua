@@ -10,8 +10,8 @@
 --     checks = 32, rate_limit = { min_remaining = N } })
 --
 -- plan() lists what to copy: repositories from the source catalog (or the
--- given list), tags from each repository (listed concurrently, `parallel`
--- at a time, default 8), filtered and renamed by the policy in repository
+-- given list), tags from each repository (listed concurrently, 32 or
+-- `parallel` at a time, whichever is more), filtered and renamed by the policy in repository
 -- order; items are { key, src, dst, repository, tag, dst_repository,
 -- dst_tag }. The source is opened through fl.copy's store cache when its
 -- options are the ones fl.copy uses, so the copies reuse that endpoint.
@@ -102,7 +102,9 @@ function M.plan(p)
     names[i] = math.type(repo) and tostring(repo) or repo
     uses[names[i]] = (uses[names[i]] or 0) + 1
   end
-  local listed, failed = src:tags_many(names, { concurrency = math.max(1, math.tointeger(p.parallel) or 8) })
+  -- as many tag lists in flight as run() has checks (each registry's
+  -- max_concurrency still bounds them)
+  local listed, failed = src:tags_many(names, { concurrency = math.max(math.tointeger(p.parallel) or 8, M.CHECKS) })
   for i, repo in ipairs(repos) do
     local name = names[i]
     local tags = listed[name]
