@@ -46,13 +46,25 @@ local function image(host, repo, tag)
   return host .. "/" .. repo .. ":" .. tag
 end
 
+-- Why a dry run decided what it did, from its action and detail.
+local function reason(action, detail)
+  if action == "up to date" then return "destination has digest " .. detail end
+  if action == "copy" then return "destination lacks " .. (detail or "it") end
+  return detail
+end
+
 -- Items hold only what differs from one to the next (repository, tag, and
 -- the destination's when renamed); src, dst and key are computed when read,
 -- and anything else (copy, hooks) comes from the plan's context: a plan of
--- 100,000 tags stays small (#12).
+-- 100,000 tags stays small (#12). A dry run keeps its decision on the item
+-- (two array slots: action, detail), which then reads as an action too.
 local function item_class(context)
-  return { __index = function(t, k)
-    if k == "src" then
+  return { decisions = true, __index = function(t, k)
+    if k == "action" then
+      return rawget(t, 1)
+    elseif k == "reason" then
+      return reason(rawget(t, 1), rawget(t, 2))
+    elseif k == "src" then
       return image(context.source, t.repository, t.tag)
     elseif k == "dst" then
       return image(context.destination, t.dst_repository, t.dst_tag)
@@ -152,18 +164,14 @@ function M.plan(p)
   return plan
 end
 
--- A dry run's decision on one item, small until read: src, dst, action
--- ("copy", "up to date", "error") and reason.
+-- A dry run's decision on an item of another kind (a table made by the
+-- caller), small until read: src, dst, action ("copy", "up to date",
+-- "error") and reason.
 Action = { __index = function(a, k)
   if k == "src" or k == "dst" then return a[1][k] end
   if k == "action" then return a[2] end
-  if k == "reason" then
-    if a[2] == "up to date" then return "destination has digest " .. a[3] end
-    if a[2] == "copy" then return "destination lacks " .. (a[3] or "it") end
-    return a[3]
-  end
+  if k == "reason" then return reason(a[2], a[3]) end
 end }
-M.Action = Action
 
 local function new_stats()
   return { bytes_transferred = 0, images_replicated = 0, images_up_to_date = 0, images_failed = 0,
@@ -217,6 +225,9 @@ function M.run(plan, opts)
   copy_opts.dry_run = opts.dry_run
 
   local guard = budget.new{ min_remaining = (opts.rate_limit or {}).min_remaining }
+  -- a run makes garbage at a steady rate (a result per image) over a live
+  -- set that a big plan makes large: collect as it goes, not at twice it
+  local pause = collectgarbage("setpause", 100)
   copy.parallel(plan.items, function(item)
     if core.engine.signal() then return end
     local item_opts, item_hooks = copy_opts, item.hooks or hooks
@@ -241,10 +252,16 @@ function M.run(plan, opts)
     local repo_stats = summary.repositories[item.repository] or new_stats()
     summary.repositories[item.repository] = repo_stats
     if opts.dry_run then
-      -- { src, dst, action, reason } when read (see Action)
-      summary.actions[#summary.actions + 1] = setmetatable({ item,
-        r and (r.up_to_date and "up to date" or "copy") or "error",
-        r and (r.up_to_date and r.digest or r.source_digest) or msg }, Action)
+      -- reads as { src, dst, action, reason } (see item_class, Action)
+      local action = r and (r.up_to_date and "up to date" or "copy") or "error"
+      local detail = r and (r.up_to_date and r.digest or r.source_digest) or msg
+      local mt = getmetatable(item)
+      if mt and mt.decisions then
+        item[1], item[2] = action, detail
+        summary.actions[#summary.actions + 1] = item
+      else
+        summary.actions[#summary.actions + 1] = setmetatable({ item, action, detail }, Action)
+      end
       return
     end
     if r then
@@ -277,6 +294,7 @@ function M.run(plan, opts)
   summary.interrupted = core.engine.signal() ~= nil
   summary.status = exit_status(summary)
   if cp then cp:compact() end
+  collectgarbage("setpause", pause)
   return summary
 end
 
