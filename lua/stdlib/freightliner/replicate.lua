@@ -59,7 +59,7 @@ end
 -- 100,000 tags stays small (#12). A dry run keeps its decision on the item
 -- (two array slots: action, detail), which then reads as an action too.
 local function item_class(context)
-  return { decisions = true, __index = function(t, k)
+  return { decisions = true, context = context, __index = function(t, k)
     if k == "action" then
       return rawget(t, 1)
     elseif k == "reason" then
@@ -302,10 +302,19 @@ end
 function M.print_summary(summary, out)
   out = out or io.stdout
   if summary.actions and #summary.actions > 0 then
-    local src = {} -- each action's src, computed once for the sort
-    for _, a in ipairs(summary.actions) do src[a] = a.src end
-    table.sort(summary.actions, function(a, b) return src[a] < src[b] end)
-    src = nil -- luacheck: ignore 311
+    -- by src, without keeping 100,000 strings for it: two items of one
+    -- registry source compare by repository, then tag
+    local pause = collectgarbage("setpause", 100)
+    table.sort(summary.actions, function(a, b)
+      local ma = getmetatable(a)
+      if ma and ma.decisions and ma == getmetatable(b) and not ma.context.source:match("^oci:") then
+        local ra, rb = a.repository, b.repository
+        if ra == rb then return a.tag < b.tag end
+        return ra .. ":" .. a.tag < rb .. ":" .. b.tag
+      end
+      return a.src < b.src
+    end)
+    collectgarbage("setpause", pause)
     local copies, current = 0, 0
     for _, a in ipairs(summary.actions) do
       out:write(string.format("%-10s %s -> %s (%s)\n", a.action, a.src, a.dst, a.reason))
