@@ -35,6 +35,7 @@ local M = {}
 local Action
 
 M.CHECKS = 32 -- images in flight by default (see run)
+M.BIG_PLAN = 10000 -- items beyond which the collector runs without a pause
 
 local function join(prefix, repo)
   if not prefix or prefix == "" then return repo end
@@ -226,8 +227,8 @@ function M.run(plan, opts)
 
   local guard = budget.new{ min_remaining = (opts.rate_limit or {}).min_remaining }
   -- a run makes garbage at a steady rate (a result per image) over a live
-  -- set that a big plan makes large: collect as it goes, not at twice it
-  local pause = collectgarbage("setpause", 100)
+  -- set that a big plan makes large: then collect as it goes, not at twice it
+  local pause = #plan.items > M.BIG_PLAN and collectgarbage("setpause", 100)
   copy.parallel(plan.items, function(item)
     if core.engine.signal() then return end
     local item_opts, item_hooks = copy_opts, item.hooks or hooks
@@ -294,7 +295,7 @@ function M.run(plan, opts)
   summary.interrupted = core.engine.signal() ~= nil
   summary.status = exit_status(summary)
   if cp then cp:compact() end
-  collectgarbage("setpause", pause)
+  if pause then collectgarbage("setpause", pause) end
   return summary
 end
 
@@ -303,8 +304,9 @@ function M.print_summary(summary, out)
   out = out or io.stdout
   if summary.actions and #summary.actions > 0 then
     -- by src, without keeping 100,000 strings for it: two items of one
-    -- registry source compare by repository, then tag
-    local pause = collectgarbage("setpause", 100)
+    -- registry source compare by repository, then tag; a line per action
+    -- is garbage at once, collected as it goes when there are many
+    local pause = #summary.actions > M.BIG_PLAN and collectgarbage("setpause", 100)
     table.sort(summary.actions, function(a, b)
       local ma = getmetatable(a)
       if ma and ma.decisions and ma == getmetatable(b) and not ma.context.source:match("^oci:") then
@@ -314,7 +316,6 @@ function M.print_summary(summary, out)
       end
       return a.src < b.src
     end)
-    collectgarbage("setpause", pause)
     local copies, current = 0, 0
     for _, a in ipairs(summary.actions) do
       out:write(string.format("%-10s %s -> %s (%s)\n", a.action, a.src, a.dst, a.reason))
@@ -322,6 +323,7 @@ function M.print_summary(summary, out)
     end
     out:write(string.format("dry run: %d to copy, %d up to date, %d skipped by filter; nothing was written\n",
       copies, current, summary.skipped or 0))
+    if pause then collectgarbage("setpause", pause) end
     return
   end
   for _, f in ipairs(summary.failures) do
