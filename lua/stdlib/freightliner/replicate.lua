@@ -226,6 +226,18 @@ function M.run(plan, opts)
   copy_opts.dry_run = opts.dry_run
 
   local guard = budget.new{ min_remaining = (opts.rate_limit or {}).min_remaining }
+  -- the source store of an item: once per plan context, not per item
+  local sources = {}
+  local function source_of(item)
+    local mt = getmetatable(item)
+    if not (mt and mt.decisions) then return copy.resolve(item.src) end
+    local s = sources[mt]
+    if s == nil then
+      s = copy.resolve(item.src) or false
+      sources[mt] = s
+    end
+    return s or nil
+  end
   -- a run makes garbage at a steady rate (a result per image) over a live
   -- set that a big plan makes large: then collect as it goes, not at twice it
   local pause = #plan.items > M.BIG_PLAN and collectgarbage("setpause", 100)
@@ -241,7 +253,7 @@ function M.run(plan, opts)
       summary.images_up_to_date = summary.images_up_to_date + 1
       return
     end
-    local source = copy.resolve(item.src)
+    local source = source_of(item)
     local probe = source and guard:wait(source.registry)
     if core.engine.signal() then
       if probe then guard:probed(source.registry) end
