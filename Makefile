@@ -10,7 +10,7 @@ DESTDIR    ?=
 VERSION    := $(shell sed -n 's/^\#define FL_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$$/\2/p' include/freightliner.h | paste -sd.)
 
 .PHONY: all build test test-c test-lua test-e2e-quick test-e2e-full check \
-        format sanitize tsan coverage bench hooks validate-env setup clean \
+        format sanitize tsan coverage bench bench-scale bench-quick hooks validate-env setup clean \
         demo fuzz fuzz-smoke bench-compare check-changed help install uninstall \
         dist dist-test test-install test-embed test-luarocks test-shard \
         test-kubernetes image image-test test-deploy \
@@ -29,7 +29,9 @@ help:
 	@echo "make coverage       line coverage of src/ and lua/stdlib"
 	@echo "make fuzz           run each libFuzzer target for FUZZ_SECONDS (default 30)"
 	@echo "make fuzz-smoke     each libFuzzer target for 10 s (CI)"
-	@echo "make bench          benchmark against skopeo (docs/BENCHMARKS.md), appends bench/history.jsonl"
+	@echo "make bench          benchmark against skopeo (docs/BENCHMARKS.md), then bench-scale; appends bench/history.jsonl"
+	@echo "make bench-scale    2,000/10,000-image fleets, 20/50 ms RTT, 100,000-tag plan (scripts/bench/scale.py)"
+	@echo "make bench-quick    bench-scale at reduced size: a few minutes"
 	@echo "make bench-compare  fail if a ratio regressed > 10% against the last run on this machine kind"
 	@echo "make soak           240 copies through one engine, a third cancelled (SOAK_COPIES)"
 	@echo "make soak-asan      the soak on the ASan+UBSan build (build-asan)"
@@ -131,6 +133,14 @@ fuzz-smoke:
 
 bench: build
 	@scripts/bench.sh
+	@python3 scripts/bench/scale.py
+
+bench-scale: build
+	@python3 scripts/bench/scale.py
+
+bench-quick: build
+	@python3 scripts/bench/scale.py --images 500 --runs 1 --rtt 20 --lat-images 500 --plan-tags 20000 \
+	  --out $(BUILD)/bench/scale-quick.json
 
 bench-compare:
 	@python3 scripts/bench/history.py compare

@@ -31,6 +31,8 @@ Actions:
               body) body bytes, then close the connection (mid-body)
   truncate    forward, keep the full Content-Length, send "fraction" (0.5) of
               the body (or "keep_bytes"), then close
+  headers     forward, and add "headers" ({"name": "value"}) to the answer
+              (Docker Hub's ratelimit-remaining, for example)
   flip        forward, XOR one byte of the response body (at "offset", or a
               seeded-random offset) with 0xff; only for bodies with a length
   cut_request a request body cut mid-way, as a client's connection lost in
@@ -84,7 +86,7 @@ import urllib.parse
 PIECE = 64 * 1024
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
               "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization"}
-ACTIONS = {"status", "rate_limit", "drop", "stall", "close", "truncate", "flip", "cut_request"}
+ACTIONS = {"status", "rate_limit", "drop", "stall", "close", "truncate", "flip", "cut_request", "headers"}
 BODY_ACTIONS = {"close", "truncate", "flip"}
 
 
@@ -429,6 +431,10 @@ class FaultProxy:
             if lk in ("location", "link", "content-location"):
                 v = self.rewrite(v)
             out.append("%s: %s" % (k, v))
+        if rule is not None and rule.action == "headers":
+            out.extend("%s: %s" % kv for kv in sorted(rule.spec.get("headers", {}).items()))
+            self.record(rule, method, path, status, rule.spec.get("headers"))
+            rule = None
         upstream_close = resp.will_close and length is None and not resp.chunked
         keep = client_keep and not upstream_close
         if chunked_down:

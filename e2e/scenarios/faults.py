@@ -209,6 +209,12 @@ def crash_checks(ctx, dst, digests, it):
     check(not bad, "after kill %d: corrupt blobs in the destination: %s", it, bad)
     for repo, tag in dst.all_tags():
         status, data, _, _ = dst.manifest(repo, tag)
+        if status == 404:
+            # the registry may still be finishing a manifest PUT of the
+            # killed client: the tag is listed before its link is written
+            time.sleep(1)
+            status, data, _, _ = dst.manifest(repo, tag)
+        check(status == 200, "after kill %d: %s:%s is listed but GET answers %s", it, repo, tag, status)
         got = e2e.sha256(data)
         check(got == digests.get((repo, tag)), "after kill %d: %s:%s has %s, the source %s", it, repo, tag,
               got, digests.get((repo, tag)))

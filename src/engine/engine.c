@@ -110,6 +110,7 @@ struct fl_engine {
   size_t nknown;
   atomic_ullong bytes, copied, skipped, mounted, manifests, replicated,
       up_to_date, failed;
+  atomic_ullong source_manifest_gets; /* pulls, on Docker Hub */
 };
 
 static double now_s(void) {
@@ -578,6 +579,14 @@ static fl_code tree_add_node(tree *t, fl_manifest *m) {
   return FL_OK;
 }
 
+/* Every manifest GET at the source goes through here: on Docker Hub each
+ * one counts as a pull (a HEAD does not), so the run reports how many. */
+static fl_code src_manifest_get(image_job *j, const char *ref, fl_manifest *m,
+                                fl_error *err) {
+  atomic_fetch_add(&j->e->source_manifest_gets, 1);
+  return j->src->ops->manifest_get(j->src, j->src_repo, ref, m, err);
+}
+
 static int platform_wanted(const fl_copy_opts *o, const fl_ref_desc *r) {
   if (o->nplatforms == 0)
     return 1;
@@ -677,8 +686,7 @@ static fl_code collect(image_job *j, const char *ref, fl_manifest *have,
   if (have) {
     m = *have;
     memset(have, 0, sizeof *have);
-  } else if ((rc = j->src->ops->manifest_get(j->src, j->src_repo, ref, &m,
-                                             err)) != FL_OK) {
+  } else if ((rc = src_manifest_get(j, ref, &m, err)) != FL_OK) {
     return rc;
   }
   if (depth == 0 && j->opts.nplatforms > 0 &&
@@ -869,27 +877,42 @@ static int is_digest(const char *ref) { return strchr(ref, ':') != NULL; }
 
 static fl_code copy_image(image_job *j, fl_error *err) {
   fl_copy_result *res = &j->result;
-  fl_manifest root; /* the source manifest, when fetched by tag */
+  fl_manifest root; /* the source manifest, when fetched before the check */
+  char want[FL_DIGEST_STR_MAX]; /* the digest the destination should have */
   fl_code rc;
   memset(&root, 0, sizeof root);
-  /* 1. What does the source reference name? A tag is resolved with a GET
-   * rather than a HEAD: the same one request when the destination turns out
-   * to be up to date, and the manifest is then at hand for the copy. */
-  if (is_digest(j->src_ref)) {
-    snprintf(res->src_digest, sizeof res->src_digest, "%.*s",
-             (int)sizeof res->src_digest - 1, j->src_ref);
-  } else {
-    rc = j->src->ops->manifest_get(j->src, j->src_repo, j->src_ref, &root, err);
+  /* 1. What does the source reference name? A tag is resolved with a HEAD:
+   * on Docker Hub a manifest GET counts as a pull and a HEAD does not, so a
+   * re-run that finds everything up to date spends no pulls, and a changed
+   * tag costs one request more (the GET of its manifest by digest). A
+   * platform subset needs the index itself: the rewritten index is computed
+   * here, the same bytes every time, so that its digest can be compared. */
+  if (j->opts.nplatforms > 0) {
+    rc = src_manifest_get(j, j->src_ref, &root, err);
     if (rc != FL_OK)
       return rc;
     snprintf(res->src_digest, sizeof res->src_digest, "%s", root.digest);
+    if (fl_media_type_is_index(root.media_type) &&
+        (rc = filter_index(&root, &j->opts, &res->index_rewritten, err)) !=
+            FL_OK)
+      goto out;
+  } else if (is_digest(j->src_ref)) {
+    snprintf(res->src_digest, sizeof res->src_digest, "%.*s",
+             (int)sizeof res->src_digest - 1, j->src_ref);
+  } else {
+    fl_descriptor sd;
+    rc = j->src->ops->manifest_head(j->src, j->src_repo, j->src_ref, &sd, err);
+    if (rc != FL_OK)
+      return rc;
+    snprintf(res->src_digest, sizeof res->src_digest, "%s", sd.digest);
   }
+  snprintf(want, sizeof want, "%s", root.data ? root.digest : res->src_digest);
   /* 2. Up to date? One HEAD at the destination. */
-  if (j->dst_ref[0] && !j->opts.force && j->opts.nplatforms == 0) {
+  if (j->dst_ref[0] && !j->opts.force) {
     fl_descriptor d;
     fl_error herr;
     rc = j->dst->ops->manifest_head(j->dst, j->dst_repo, j->dst_ref, &d, &herr);
-    if (rc == FL_OK && strcmp(d.digest, res->src_digest) == 0) {
+    if (rc == FL_OK && strcmp(d.digest, want) == 0) {
       res->up_to_date = 1;
       snprintf(res->digest, sizeof res->digest, "%s", d.digest);
       if (!j->opts.referrers || j->opts.dry_run)
@@ -1232,6 +1255,7 @@ void fl_engine_counters(fl_engine *e, fl_counters *out) {
   out->images_replicated = atomic_load(&e->replicated);
   out->images_up_to_date = atomic_load(&e->up_to_date);
   out->images_failed = atomic_load(&e->failed);
+  out->source_manifest_gets = atomic_load(&e->source_manifest_gets);
   out->jobs_in_flight = fl_engine_pending(e);
   out->retries = fl_cancel_retries(e->cancel);
 }

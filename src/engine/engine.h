@@ -80,6 +80,7 @@ typedef struct fl_counters {
   uint64_t images_replicated, images_up_to_date, images_failed;
   uint64_t jobs_in_flight;
   uint64_t retries; /* requests and blob copies tried again, this engine */
+  uint64_t source_manifest_gets; /* manifest GETs at sources (pulls) */
 } fl_counters;
 
 fl_code fl_engine_new(const fl_engine_config *cfg, fl_engine **out,

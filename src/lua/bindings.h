@@ -26,6 +26,7 @@ int fl_lua_open_json(lua_State *L);
 int fl_lua_open_trust(lua_State *L);
 int fl_lua_open_archive(lua_State *L);
 int fl_lua_open_serve(lua_State *L);
+int fl_lua_open_journal(lua_State *L);
 
 /* The endpoint at stack index idx (argument error if not one or closed). */
 struct fl_endpoint *fl_lua_check_endpoint(lua_State *L, int idx);

@@ -664,6 +664,8 @@ static int m_stats(lua_State *L) {
       fl_lua_setfield_int(L, -1, "ratelimit_limit", s.ratelimit_limit);
     if (s.ratelimit_remaining >= 0)
       fl_lua_setfield_int(L, -1, "ratelimit_remaining", s.ratelimit_remaining);
+    if (s.ratelimit_window >= 0)
+      fl_lua_setfield_int(L, -1, "ratelimit_window", s.ratelimit_window);
     lua_pushboolean(L, s.breaker_open);
     lua_setfield(L, -2, "breaker_open");
     fl_lua_setfield_str(L, -1, "base_url", fl_http_base(http));

@@ -270,6 +270,8 @@ static int m_counters(lua_State *L) {
                       (lua_Integer)c.images_up_to_date);
   fl_lua_setfield_int(L, -1, "images_failed", (lua_Integer)c.images_failed);
   fl_lua_setfield_int(L, -1, "in_flight", (lua_Integer)c.jobs_in_flight);
+  fl_lua_setfield_int(L, -1, "source_manifest_gets",
+                      (lua_Integer)c.source_manifest_gets);
   fl_lua_setfield_int(L, -1, "retries", (lua_Integer)c.retries);
   return 1;
 }

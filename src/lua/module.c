@@ -107,5 +107,6 @@ int luaopen_freightliner_core(lua_State *L) {
   fl_lua_submodule(L, "serve", fl_lua_open_serve);
   fl_lua_push_defaults(L);
   lua_setfield(L, -2, "defaults");
+  fl_lua_submodule(L, "journal", fl_lua_open_journal);
   return 1;
 }

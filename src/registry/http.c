@@ -80,7 +80,7 @@ struct fl_http {
   atomic_llong breaker_open_until; /* monotonic ms */
 
   atomic_ullong n_requests, n_retries, n_reauths;
-  atomic_long rl_limit, rl_remaining;
+  atomic_long rl_limit, rl_remaining, rl_window;
 };
 
 /* ---- small utilities ---------------------------------------------------- */
@@ -223,6 +223,7 @@ fl_code fl_http_new(const fl_http_config *cfg, fl_http **out, fl_error *err) {
     pthread_mutex_init(&h->share_locks[i], NULL);
   atomic_store(&h->rl_limit, -1);
   atomic_store(&h->rl_remaining, -1);
+  atomic_store(&h->rl_window, -1);
   clock_gettime(CLOCK_MONOTONIC, &h->bucket_at);
   h->bucket_tokens = 1;
   h->tokens = fl_token_cache_new();
@@ -288,6 +289,7 @@ void fl_http_get_stats(fl_http *h, fl_http_stats *out) {
   out->reauths = atomic_load(&h->n_reauths);
   out->ratelimit_limit = atomic_load(&h->rl_limit);
   out->ratelimit_remaining = atomic_load(&h->rl_remaining);
+  out->ratelimit_window = atomic_load(&h->rl_window);
   out->breaker_open = atomic_load(&h->breaker_open_until) > now_ms();
 }
 
@@ -432,6 +434,15 @@ static long parse_retry_after(const char *v, size_t n) {
   return d < 0 ? 0 : d;
 }
 
+/* Docker Hub states its window with the count: "100;w=21600" (seconds). */
+static void ratelimit_window(fl_http *h, const char *v, size_t vl) {
+  for (size_t i = 0; i + 2 < vl; i++)
+    if (v[i] == ';' && v[i + 1] == 'w' && v[i + 2] == '=') {
+      atomic_store(&h->rl_window, strtol(v + i + 3, NULL, 10));
+      return;
+    }
+}
+
 static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
   transfer *t = ud;
   size_t n = size * nmemb;
@@ -469,8 +480,10 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
     t->retry_after_s = parse_retry_after(v, vl);
   } else if (header_is(line, n, "ratelimit-remaining", &v, &vl)) {
     atomic_store(&t->h->rl_remaining, strtol(v, NULL, 10));
+    ratelimit_window(t->h, v, vl);
   } else if (header_is(line, n, "ratelimit-limit", &v, &vl)) {
     atomic_store(&t->h->rl_limit, strtol(v, NULL, 10));
+    ratelimit_window(t->h, v, vl);
   }
   if (slot && !keep_header(slot, v, vl)) {
     t->cb_rc =

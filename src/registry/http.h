@@ -166,6 +166,7 @@ typedef struct fl_http_stats {
   uint64_t reauths;
   long ratelimit_limit;     /* Docker Hub ratelimit-limit, -1 if never seen */
   long ratelimit_remaining; /* ratelimit-remaining, -1 if never seen */
+  long ratelimit_window;    /* its window in seconds (";w="), -1 if never */
   int breaker_open;
 } fl_http_stats;
 void fl_http_get_stats(fl_http *h, fl_http_stats *out);

@@ -24,7 +24,7 @@
 --   version: 1
 --   defaults: {parallel, platforms, referrers,
 --              retry: {max_attempts, base_ms, max_ms},
---              rate_limit: {requests_per_second, max_concurrency}}
+--              rate_limit: {requests_per_second, max_concurrency, min_remaining}}
 --   registries: {NAME: {host (required), insecure, chunk_size ("8MiB"),
 --                resume_chunk_size ("32MiB"; 0 = no resumable uploads),
 --                max_concurrency, requests_per_second,
@@ -148,6 +148,7 @@ local SPEC = S.map({
     rate_limit = S.map({
       requests_per_second = S.number{ above = 0 },
       max_concurrency = S.integer{ min = 1 },
+      min_remaining = S.integer{ min = 0 },
     }),
   }),
   registries = S.dict(S.map({
@@ -264,6 +265,7 @@ local function registry_options(r, defaults, base)
   o.max_attempts, o.retry_base_ms, o.retry_max_ms = retry.max_attempts, retry.base_ms, retry.max_ms
   local rate = defaults.rate_limit or {}
   o.requests_per_second, o.max_concurrency = rate.requests_per_second, rate.max_concurrency
+  o.min_remaining = rate.min_remaining
   if not r then return o end
   if r.insecure then o.insecure = true end
   local tls = r.tls or {}

@@ -10,8 +10,9 @@
 --
 -- counters: bytes_transferred, images_replicated, images_up_to_date,
 -- images_failed, images_skipped_by_filter, images_planned, blobs_copied,
--- blobs_skipped, blobs_mounted, retries, tags_deleted (prune) (whole numbers,
--- default 0);
+-- blobs_skipped, blobs_mounted, retries, tags_deleted (prune),
+-- source_manifest_gets (manifest GETs at the sources: pulls, on Docker Hub)
+-- (whole numbers, default 0);
 -- duration_seconds (a number); run_id, started_at, finished_at (ISO 8601
 -- UTC strings); interrupted, dry_run (booleans); resumes (how many resumed
 -- parts are merged in); failed_images = { { image, destination, code,
@@ -27,7 +28,8 @@ local M = {}
 
 M.COUNTERS = { "bytes_transferred", "images_replicated", "images_up_to_date", "images_failed",
                "images_skipped_by_filter", "images_planned",
-               "blobs_copied", "blobs_skipped", "blobs_mounted", "retries", "tags_deleted" }
+               "blobs_copied", "blobs_skipped", "blobs_mounted", "retries", "tags_deleted",
+               "source_manifest_gets" }
 
 M.DESTINATION_COUNTERS = { "bytes_transferred", "images_replicated", "images_up_to_date", "images_failed",
                            "blobs_copied", "blobs_skipped", "blobs_mounted" }

@@ -79,7 +79,7 @@ M.OPTION_KEYS = {
   connect_timeout_ms = true, low_speed_time = true, breaker_threshold = true, breaker_cooldown = true,
   scheme = true, insecure = true, create = true, write = true,
   max_list_pages = true, max_list_entries = true, auth_realm_strict = true, auth_realms = true,
-  retry_after_max = true, request_timeout = true, attempt_timeout = true,
+  retry_after_max = true, request_timeout = true, attempt_timeout = true, min_remaining = true,
 }
 
 -- Raise on an option key not in OPTION_KEYS, naming the closest one.
@@ -102,8 +102,10 @@ M.check_options = check_options
 --- Open a registry or OCI layout. opts: TLS (ca_file, client_cert,
 -- client_key, tls_verify, pinned_pubkey), credentials by reference
 -- (username, password_env, password_file, credential_helper), limits
--- (max_attempts, max_concurrency, requests_per_second, ...), insecure
--- (plain HTTP), create (OCI layouts: make the directory), write (archives).
+-- (max_attempts, max_concurrency, requests_per_second, ...), min_remaining
+-- (pause a replication while the pull budget is lower: freightliner.budget),
+-- insecure (plain HTTP), create (OCI layouts: make the directory), write
+-- (archives).
 function M.open(spec, opts)
   check_options("fl.registry", opts, 2)
   opts = opts or {}
@@ -124,7 +126,8 @@ function M.open(spec, opts)
     ep, msg, code = core.endpoint.registry(o)
   end
   if not ep then return nil, msg, code end
-  return setmetatable({ ep = ep, spec = spec, kind = s.kind, host = s.host, path = s.path }, Registry)
+  return setmetatable({ ep = ep, spec = spec, kind = s.kind, host = s.host, path = s.path,
+                        min_remaining = opts.min_remaining }, Registry)
 end
 
 --- Split "repo:tag", "repo@digest" or "repo:tag@digest" (repository-relative).

@@ -35,6 +35,11 @@
 -- The source is opened through fl.copy's store cache when its options are
 -- the ones fl.copy uses, so the copies reuse that endpoint.
 --
+-- run() keeps `checks` images in flight (default 32, at least `parallel`),
+-- so up-to-date checks do not wait for blob workers (each registry's
+-- max_concurrency still bounds its requests); before each image,
+-- freightliner.budget pauses while the source's pull budget is below
+-- min_remaining (the registry's option, else opts.rate_limit.min_remaining).
 -- run() copies the items with fl.parallel, calls the run-time hooks (see
 -- README, "Hooks"), records each image in the checkpoint as it finishes,
 -- stops cleanly on SIGINT/SIGTERM and returns a summary with the exit
@@ -48,8 +53,12 @@ local registry = require("freightliner.registry")
 local progress = require("freightliner.progress")
 local filters = require("freightliner.filters")
 local naming = require("freightliner.naming")
+local budget = require("freightliner.budget")
 
 local M = {}
+
+M.CHECKS = 32 -- images in flight by default (see run)
+M.BIG_PLAN = 10000 -- items beyond which the collector runs without a pause
 
 -- Display form of an image (logs, dry run, checkpoint key); never parsed.
 local function image(host, repo, ref)
@@ -212,8 +221,10 @@ function M.plan(p)
       label, p.pattern and ("pattern '" .. p.pattern .. "'") or p.regex and ("regex '" .. p.regex .. "'")
         or "catalog", p.source)
   end
+  -- as many tag lists in flight as run() has checks (each registry's
+  -- max_concurrency still bounds them)
   local listed, failed = src:tags_many(names,
-    { concurrency = math.max(1, math.tointeger(p.parallel) or core.defaults.workers) })
+    { concurrency = math.max(math.tointeger(p.parallel) or core.defaults.workers, M.CHECKS) })
 
   local function add_item(repo, ref, is_digest)
     local dst_repo, dst_tag, dcode = dest(repo, (not is_digest) and ref or nil)
@@ -377,7 +388,7 @@ local function exit_status(summary)
 end
 
 local RUN_KEYS = { parallel = true, dry_run = true, checkpoint = true, progress = true, copy = true,
-                   hooks = true, metrics_file = true }
+                   hooks = true, metrics_file = true, checks = true, rate_limit = true, stop = true }
 
 --- Copy every item of the plan. Returns the summary (see module comment).
 -- The globals it changes (the engine's worker count and progress
@@ -399,7 +410,8 @@ function M.run(plan, opts)
   core.engine.trap_signals()
   local saved = copy.settings()
   copy.configure{ workers = parallel }
-  local retries_before = copy.counters().retries
+  local before = copy.counters()
+  local retries_before, gets_before = before.retries, before.source_manifest_gets
   local cp = opts.checkpoint
   local display = opts.progress and progress.wanted() and progress.new(#plan.items) or nil
   if display then copy.configure{ progress = display.update } end
@@ -424,6 +436,22 @@ function M.run(plan, opts)
   -- opts.stop(): true when the caller wants the run to end (serve's job
   -- cancellation); polled before each image, like a signal
   local function stopped() return core.engine.signal() or (opts.stop and opts.stop()) end
+
+  local guard = budget.new{ min_remaining = (opts.rate_limit or {}).min_remaining }
+  -- the source store of an item, resolved once per source registry
+  local sources = {}
+  local function source_of(item)
+    local key = type(item.source) == "table" and item.source.registry or item.src
+    local s = sources[key]
+    if s == nil then
+      s = copy.resolve(item.source or item.src, "source") or false
+      sources[key] = s
+    end
+    return s or nil
+  end
+  -- a run makes garbage at a steady rate (a result per image) over a live
+  -- set that a big plan makes large: then collect as it goes, not at twice it
+  local pause = #plan.items > M.BIG_PLAN and collectgarbage("setpause", 100)
   copy.parallel(plan.items, function(item)
     if stopped() then return end
     local item_opts, item_hooks = copy_opts, item.hooks or hooks
@@ -436,8 +464,15 @@ function M.run(plan, opts)
       summary.images_up_to_date = summary.images_up_to_date + 1
       return
     end
+    local source = source_of(item)
+    local probe = source and guard:wait(source.registry)
+    if stopped() then
+      if probe then guard:probed(source.registry) end
+      return
+    end
     if cp and not opts.dry_run then cp:mark(item.key, "in_progress") end
     local r, msg, code, attempt = copy_with_retry(item, item_opts, item_hooks)
+    if probe then guard:probed(source.registry) end
     local repo_stats = summary.repositories[item.repository] or new_stats()
     summary.repositories[item.repository] = repo_stats
     if opts.dry_run then
@@ -480,16 +515,19 @@ function M.run(plan, opts)
         end
       end
     end
-  end, { concurrency = parallel })
+  end, { concurrency = math.max(parallel, opts.checks or M.CHECKS) })
 
   if display then display.finish() end
   local now = core.now()
   summary.duration_seconds = now - started
-  -- this run's retries: the process-wide counter less what it was at the start
-  summary.retries = (copy.counters().retries or 0) - (retries_before or 0)
+  -- this run's counts: the process-wide counters less what they were at the start
+  local counters = copy.counters()
+  summary.retries = (counters.retries or 0) - (retries_before or 0)
+  summary.source_manifest_gets = (counters.source_manifest_gets or 0) - (gets_before or 0)
   summary.interrupted = core.engine.signal() ~= nil
   summary.status = exit_status(summary)
-  if cp then cp:flush() end
+  if cp then cp:compact() end
+  if pause then collectgarbage("setpause", pause) end
   copy.restore(saved)
   return summary
 end

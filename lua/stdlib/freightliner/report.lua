@@ -198,6 +198,7 @@ local function metrics_output(summary, rec, status)
     images_skipped_by_filter = #plan.skipped, bytes_transferred = summary.bytes_transferred,
     blobs_copied = summary.blobs_copied, blobs_skipped = summary.blobs_skipped,
     blobs_mounted = summary.blobs_mounted, retries = summary.retries, tags_deleted = summary.tags_deleted,
+    source_manifest_gets = summary.source_manifest_gets,
     failed_images = failed, destinations = rec.destinations, status = status,
   }
   if job.resumed then
