@@ -126,7 +126,7 @@ def scale_platform_rerun_pushes_nothing(ctx):
     for _ in range(2):
         r = ctx.fl(*argv)
         check(r.status == 0, "re-run failed: %r", r)
-        check("1 up to date" in r.out, "re-run did not find the subset up to date: %r", r)
+        check("1 up to date" in r.err, "re-run did not find the subset up to date: %r", r)
     writes = [q for q in dp.requests()[since:] if q["method"] in ("PUT", "POST", "PATCH", "DELETE")]
     check(not writes, "the re-runs with --platform wrote to the destination: %s", writes[:5])
     ctx.note("first run: %d writes; two re-runs: 0 writes", len(puts1))
