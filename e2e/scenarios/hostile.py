@@ -509,9 +509,9 @@ def hostile_memory_cap(ctx):
               "no cap made an allocation fail; the scenario tests nothing: %s", outcomes)
 
 
-# ---- these need the other parts of #18 (escaped output, names are data) ----
+# ---- escaped output and names-as-data (#18, built in the CLI and the planner) ----
 
-@scenario(suites=("full",), weight=3)
+@scenario(weight=3)
 def hostile_control_character_tags(ctx):
     """Tags with ESC, BEL, CR and LF are printed escaped by list-tags (text)
     and as JSON escapes (--format json)."""
@@ -530,7 +530,7 @@ def hostile_control_character_tags(ctx):
               r.out)
 
 
-@scenario(suites=("full",), weight=4)
+@scenario(weight=4)
 def hostile_digest_like_tags(ctx):
     """A tag list naming `x@sha256:...`: it is not a tag (refused or skipped
     by name), never re-read as a reference; nothing is written beside the
