@@ -175,7 +175,7 @@ sync:
     cases = [
         # dry runs count errors and exit as the run would
         ("dry run of a missing tag", ["replicate", S + "/project-a/app:nope", D + "/x/app:nope", "--dry-run"],
-         1, ["MANIFEST_UNKNOWN", "1 error;"]),
+         1, ["project-a/app:nope", "HTTP 404 (not found)", "1 error;"]),
         ("dry run JSON totals", ["replicate", S + "/project-a/app:nope", D + "/x/app:nope", "--dry-run",
                                  "--format", "json"], 1, '"errors":1', {"check": dry_json_errors}),
         ("dry run of a good image", ["replicate", S + "/project-a/app:v1.0", D + "/x/app:v1.0", "--dry-run"],

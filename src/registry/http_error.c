@@ -116,6 +116,8 @@ fl_code fl_http_status_error(fl_http *h, const fl_http_response *resp,
   } else if (fl_registry_error_has(&e, "TOOMANYREQUESTS")) {
     code = FL_ERATE_LIMITED;
     hint = " (rate limited; try later or lower the request rate)";
+  } else if (resp->status == 404 && e.count == 0) {
+    hint = " (not found)"; /* a HEAD, or a registry that says no more */
   }
   return fl_error_set(err, code, "%s: %s answered HTTP %ld%s%s", what,
                       fl_http_host(h), resp->status, detail, hint);

@@ -23,7 +23,7 @@ describe("freightliner.metrics", function()
     assert.same({
       bytes_transferred = 1048576, images_replicated = 3, images_up_to_date = 1, images_failed = 1,
       images_skipped_by_filter = 2, images_planned = 5,
-      blobs_copied = 7, blobs_skipped = 2, blobs_mounted = 1, retries = 4, tags_deleted = 0,
+      blobs_copied = 7, blobs_skipped = 2, blobs_mounted = 1, retries = 4, tags_deleted = 0, source_manifest_gets = 0,
       duration_seconds = 12.346,
       destinations = { ["h:5000/team/app"] = { bytes_transferred = 1048576, images_replicated = 3,
         images_up_to_date = 0, images_failed = 0, blobs_copied = 0, blobs_skipped = 0, blobs_mounted = 0 } },
