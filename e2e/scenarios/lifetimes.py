@@ -524,7 +524,7 @@ def request_deadline_and_retry_after_cap(ctx):
     ctx.stop(sp)
     ctx.stop(dp)
     # the manifest stalls a minute: per try 2 s, the whole request 5 s
-    sp = ctx.faultproxy(src, [{"method": "GET", "path": MANIFEST, "action": "stall", "seconds": 60}])
+    sp = ctx.faultproxy(src, [{"method": ["GET", "HEAD"], "path": MANIFEST, "action": "stall", "seconds": 60}])
     t = time.time()
     r, res = one_copy(ctx, sp.host, dst.host, {sp.host: {"attempt_timeout": 2, "request_timeout": 5}})
     took = time.time() - t
