@@ -60,18 +60,7 @@ M.CONFIGURE_KEYS = CONFIGURE_KEYS
 
 -- Raise on a key not in `known` (a set), naming the closest valid one.
 local function check_keys(what, opts, known, level)
-  if opts == nil then return end
-  if type(opts) ~= "table" then error(string.format("%s: options must be a table", what), level + 1) end
-  for k in pairs(opts) do
-    if known[k] == nil then
-      local names = {}
-      for name in pairs(known) do names[#names + 1] = name end
-      table.sort(names)
-      local hint = require("freightliner.schema").closest(tostring(k), names)
-      error(string.format("%s: unknown option '%s'%s (valid: %s)", what, tostring(k),
-        hint and ("; did you mean '" .. hint .. "'?") or "", table.concat(names, ", ")), level + 1)
-    end
-  end
+  return require("freightliner.schema").check_keys(what, opts, known, level + 1)
 end
 M.check_keys = check_keys
 

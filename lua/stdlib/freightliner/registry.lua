@@ -84,18 +84,7 @@ M.OPTION_KEYS = {
 
 -- Raise on an option key not in OPTION_KEYS, naming the closest one.
 local function check_options(what, opts, level)
-  if opts == nil then return end
-  if type(opts) ~= "table" then error(string.format("%s: options must be a table", what), level + 1) end
-  for k in pairs(opts) do
-    if not M.OPTION_KEYS[k] then
-      local names = {}
-      for name in pairs(M.OPTION_KEYS) do names[#names + 1] = name end
-      table.sort(names)
-      local hint = require("freightliner.schema").closest(tostring(k), names)
-      error(string.format("%s: unknown option '%s'%s (valid: %s)", what, tostring(k),
-        hint and ("; did you mean '" .. hint .. "'?") or "", table.concat(names, ", ")), level + 1)
-    end
-  end
+  return require("freightliner.schema").check_keys(what, opts, M.OPTION_KEYS, level + 1)
 end
 M.check_options = check_options
 

@@ -133,16 +133,7 @@ end
 --- Build the list of images to copy. Returns plan | nil, message, CODE.
 function M.plan(p)
   if type(p) ~= "table" then error("replicate.plan: expected a table of options", 2) end
-  for k in pairs(p) do
-    if not PLAN_KEYS[k] then
-      local keys = {}
-      for name in pairs(PLAN_KEYS) do keys[#keys + 1] = name end
-      table.sort(keys)
-      local hint = require("freightliner.schema").closest(tostring(k), keys)
-      error(string.format("replicate.plan: unknown option '%s'%s", tostring(k),
-        hint and ("; did you mean '" .. hint .. "'?") or ""), 2)
-    end
-  end
+  require("freightliner.schema").check_keys("replicate.plan", p, PLAN_KEYS, 2)
   if type(p.source) ~= "string" or type(p.destination) ~= "string" then
     error("replicate.plan: source and destination must be registry specs (host[:port] or oci:PATH)", 2)
   end
@@ -395,16 +386,7 @@ local RUN_KEYS = { parallel = true, dry_run = true, checkpoint = true, progress 
 -- callback) are restored before it returns.
 function M.run(plan, opts)
   opts = opts or {}
-  for k in pairs(opts) do
-    if not RUN_KEYS[k] then
-      local keys = {}
-      for name in pairs(RUN_KEYS) do keys[#keys + 1] = name end
-      table.sort(keys)
-      local hint = require("freightliner.schema").closest(tostring(k), keys)
-      error(string.format("replicate.run: unknown option '%s'%s", tostring(k),
-        hint and ("; did you mean '" .. hint .. "'?") or ""), 2)
-    end
-  end
+  require("freightliner.schema").check_keys("replicate.run", opts, RUN_KEYS, 2)
   local hooks = opts.hooks or {}
   local parallel = opts.parallel or core.defaults.workers
   core.engine.trap_signals()

@@ -78,6 +78,25 @@ function M.closest(word, candidates)
   return nil
 end
 
+--- Raise on a key of the table `opts` not in the set `known`, naming the
+-- closest valid one and listing them all: the one check of option keys
+-- for the Lua API (fl.registry, fl.configure, fl.copy, replicate.*).
+-- level: as for error(), from the caller's point of view.
+function M.check_keys(what, opts, known, level)
+  if opts == nil then return end
+  if type(opts) ~= "table" then error(string.format("%s: options must be a table", what), level + 1) end
+  for k in pairs(opts) do
+    if known[k] == nil then
+      local names = {}
+      for name in pairs(known) do names[#names + 1] = name end
+      table.sort(names)
+      local hint = M.closest(tostring(k), names)
+      error(string.format("%s: unknown option '%s'%s (valid: %s)", what, tostring(k),
+        hint and ("; did you mean '" .. hint .. "'?") or "", table.concat(names, ", ")), level + 1)
+    end
+  end
+end
+
 local function describe(v)
   if v == NULL then return "nothing (null)" end
   local t = type(v)
