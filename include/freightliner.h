@@ -57,7 +57,6 @@ extern "C" {
 #define FL_API
 #endif
 
-
 /* ---- errors ------------------------------------------------------------ */
 
 /* Stable result codes; fl_code_name() gives the upper-case name that the Lua

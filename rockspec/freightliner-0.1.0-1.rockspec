@@ -59,6 +59,7 @@ build = {
       ["freightliner.args"]                    = "lua/stdlib/freightliner/args.lua",
       ["freightliner.airgap"]                  = "lua/stdlib/freightliner/airgap.lua",
       ["freightliner.archive"]                 = "lua/stdlib/freightliner/archive.lua",
+      ["freightliner.budget"]                  = "lua/stdlib/freightliner/budget.lua",
       ["freightliner.canonical"]               = "lua/stdlib/freightliner/canonical.lua",
       ["freightliner.checkpoint"]              = "lua/stdlib/freightliner/checkpoint.lua",
       ["freightliner.cli"]                     = "lua/stdlib/freightliner/cli.lua",

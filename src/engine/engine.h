@@ -48,8 +48,8 @@ typedef struct fl_engine_config {
   size_t pipe_capacity; /* bytes buffered per blob copy */
   int image_workers;    /* image jobs running at once; more wait queued */
   double retry_base_ms, retry_max_ms; /* backoff between blob attempts */
-  size_t max_image_manifests;        /* distinct manifests per image */
-  uint64_t max_image_manifest_bytes; /* their bytes, together */
+  size_t max_image_manifests;         /* distinct manifests per image */
+  uint64_t max_image_manifest_bytes;  /* their bytes, together */
 } fl_engine_config;
 
 typedef struct fl_copy_opts {
