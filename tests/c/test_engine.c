@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "engine/engine.h"
 #include "engine/pipe.h"
@@ -126,6 +127,69 @@ static void submit_all(fl_engine *e, fixture *f, int n, const fl_copy_opts *o) {
   }
 }
 
+/* A whole file in memory (test data: small), or NULL. */
+static unsigned char *slurp(const char *path, size_t *len) {
+  FILE *fp = fopen(path, "rb");
+  if (!fp)
+    return NULL;
+  fseek(fp, 0, SEEK_END);
+  long n = ftell(fp);
+  fseek(fp, 0, SEEK_SET);
+  unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
+  *len = fread(buf, 1, (size_t)(n > 0 ? n : 0), fp);
+  fclose(fp);
+  return buf;
+}
+
+/* The independent judge of a copy between layouts, from the files alone:
+ * every blob of src/ is in dst/ with the same bytes, and every blob file
+ * of dst/ hashes (OpenSSL directly, not the engine's digests) to its
+ * name. Returns how many blob files dst/ holds. */
+static int check_layouts(const fixture *f) {
+  char sdir[160], ddir[160], path[512];
+  snprintf(sdir, sizeof sdir, "%s/src/blobs/sha256", f->dir);
+  snprintf(ddir, sizeof ddir, "%s/dst/blobs/sha256", f->dir);
+  DIR *d = opendir(sdir);
+  assert_non_null(d);
+  for (struct dirent *de; (de = readdir(d));) {
+    if (de->d_name[0] == '.')
+      continue;
+    size_t a, b;
+    snprintf(path, sizeof path, "%s/%s", sdir, de->d_name);
+    unsigned char *x = slurp(path, &a);
+    snprintf(path, sizeof path, "%s/%s", ddir, de->d_name);
+    unsigned char *y = slurp(path, &b);
+    if (!y)
+      fail_msg("blob %s of the source is missing at the destination",
+               de->d_name);
+    assert_true(a == b && memcmp(x, y, a) == 0);
+    free(x);
+    free(y);
+  }
+  closedir(d);
+  int n = 0;
+  d = opendir(ddir);
+  assert_non_null(d);
+  for (struct dirent *de; (de = readdir(d));) {
+    if (de->d_name[0] == '.')
+      continue;
+    size_t len;
+    snprintf(path, sizeof path, "%s/%s", ddir, de->d_name);
+    unsigned char *x = slurp(path, &len), md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    assert_int_equal(EVP_Digest(x, len, md, &mdlen, EVP_sha256(), NULL), 1);
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    for (unsigned i = 0; i < mdlen; i++)
+      snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    if (strcmp(hex, de->d_name) != 0)
+      fail_msg("destination blob %s hashes to %s", de->d_name, hex);
+    free(x);
+    n++;
+  }
+  closedir(d);
+  return n;
+}
+
 /* 12 images x 40 layers, 16 workers, all at once; then a no-op re-run. */
 static void test_stress_copy_and_rerun(void **state) {
   fixture *f = *state;
@@ -162,6 +226,8 @@ static void test_stress_copy_and_rerun(void **state) {
   assert_int_equal(c.blobs_mounted, 0);
   assert_int_equal(c.images_replicated, (uint64_t)images);
   assert_int_equal(c.manifests_pushed, (uint64_t)images);
+  /* read back from disk: the blobs and the manifests, nothing else */
+  assert_int_equal(check_layouts(f), (int)unique + images);
 
   submit_all(e, f, images, NULL);
   while (fl_engine_pending(e) > 0)
