@@ -1,7 +1,6 @@
 -- freightliner.checkpoint: round trips, rate-limited writes, and refusing
 -- (without touching) truncated, corrupted, foreign and other-version files.
 local checkpoint = require("freightliner.checkpoint")
-local canonical = require("freightliner.canonical")
 local core = require("freightliner.core")
 local cjson = require("cjson")
 local h = require("helpers")
@@ -50,9 +49,16 @@ describe("freightliner.checkpoint", function()
     assert.equal(1, doc.version)
     assert.equal(cp.run_id, doc.run_id)
     assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$", doc.created)
-    local checksum = doc.checksum
-    doc.checksum = nil
-    assert.equal(core.digest.sha256(assert(canonical.encode(doc))), checksum)
+    -- the seal, checked by an independent implementation (Python's json and
+    -- hashlib over the canonical form: sorted keys, no spaces, "/" escaped)
+    local ok = os.execute(string.format([[python3 -c '
+import hashlib, json, sys
+d = json.loads(open(sys.argv[1]).readline())
+c = d.pop("checksum")
+body = json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=False).replace("/", "\\/")
+want = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+sys.exit(0 if c in (want, want[7:]) else 1)' %s]], h.shell_quote(path)))
+    assert.is_true(ok == true or ok == 0, "the checksum does not match an independent recomputation")
 
     local loaded = assert(checkpoint.load(path))
     assert.equal(cp.run_id, loaded.run_id)
@@ -88,11 +94,14 @@ describe("freightliner.checkpoint", function()
   end)
 
   it("writes at most every 0.5 s, but done, failed and flush at once", function()
+    local t0 = core.now()
     local cp = assert(checkpoint.create(path, PLAN))
     local first = h.slurp(path)
     assert.is_true(cp:mark("k1", "pending"))
     assert.is_true(cp:mark("k2", "in_progress"))
-    assert.equal(first, h.slurp(path)) -- held back
+    -- held back, unless this (loaded, sanitized) machine took longer than
+    -- the window itself to get here
+    if core.now() - t0 < 0.4 then assert.equal(first, h.slurp(path)) end
     assert.is_true(cp:flush())
     local second = h.slurp(path)
     assert.are_not.equal(first, second)
