@@ -167,8 +167,11 @@ def main():
             check(m["images_replicated"] == len(expect), "shard %d metrics: %d replicated, %d planned",
                   i, m["images_replicated"], len(expect))
             repos = {r for r, _ in expect}
-            check(set(m["repositories"]) == repos, "shard %d metrics repositories %s, want %s",
-                  i, sorted(m["repositories"]), sorted(repos))
+            # the metrics count per destination repository (host/[prefix/]repo)
+            paths = [k.split("/", 1)[1] for k in m["destinations"]]
+            got = {r for r in repos for p in paths if p == r or p.endswith("/" + r)}
+            check(got == repos and len(paths) == len(repos), "shard %d metrics destinations %s, want %s",
+                  i, sorted(m["destinations"]), sorted(repos))
             print("shard %d: %d images, %d repositories" % (i, len(cp), len(repos)))
         check(set(owner) == set(want), "checkpoints do not cover the source: missing %s",
               sorted(set(want) - set(owner)))

@@ -96,7 +96,7 @@ local PLAN_KEYS = {
   source = true, destination = true, source_options = true, repositories = true, pattern = true,
   regex = true, exclude_repositories = true, repository_filter = true, tags = true, select_tags = true,
   dest_prefix = true, dest_template = true, rename_prefix = true, dest = true, hooks = true,
-  parallel = true, label = true, created_concurrency = true,
+  parallel = true, label = true, created_concurrency = true, shard = true,
 }
 M.PLAN_KEYS = PLAN_KEYS
 
