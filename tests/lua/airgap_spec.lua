@@ -116,7 +116,7 @@ sync:
     status, out = run({ "import", dir .. "/site.tar", "--destination", site.host, "--dest-prefix", "mirror",
       "--no-progress" })
     assert.equal(0, status, out)
-    assert.matches("1 images replicated, 2 up to date, 0 failed", out)
+    assert.matches("1 image replicated, 2 up to date, 0 failed", out)
     assert.equal(by_tag(seeded, "project-b/tool", "v2.0").digest,
       assert(reg:head("mirror/project-b/tool:v2.0")).digest)
   end)

@@ -553,8 +553,9 @@ function M.print_summary(summary, out)
     out:write(string.format("failed: %s (%s)\n", e.message, e.code))
   end
   out:write(string.format(
-    "%d images replicated, %d up to date, %d failed; %s in %d blobs (%d skipped, %d mounted) in %.1f s%s%s\n",
-    summary.images_replicated, summary.images_up_to_date, summary.images_failed,
+    "%d %s replicated, %d up to date, %d failed; %s in %d blobs (%d skipped, %d mounted) in %.1f s%s%s\n",
+    summary.images_replicated, summary.images_replicated == 1 and "image" or "images",
+    summary.images_up_to_date, summary.images_failed,
     progress.human(summary.bytes_transferred), summary.blobs_copied, summary.blobs_skipped,
     summary.blobs_mounted, summary.duration_seconds,
     (summary.tags_deleted or 0) > 0 and string.format("; %d tags deleted (prune)", summary.tags_deleted) or "",
