@@ -110,11 +110,15 @@ static void pax_apply(const char *p, size_t len, char **path, uint64_t *size,
                       int *has_size) {
   size_t i = 0;
   while (i < len) {
-    char *end;
-    unsigned long rl = strtoul(p + i, &end, 10);
-    if (rl == 0 || i + rl > len || *end != ' ')
+    /* "LEN key=value\n", LEN counting the whole record: read within the
+     * buffer only (it is not NUL-terminated), and refuse a LEN too small to
+     * hold its own digits and space, or larger than what is left */
+    size_t j = i, rl = 0;
+    while (j < len && p[j] >= '0' && p[j] <= '9' && rl <= len)
+      rl = rl * 10 + (size_t)(p[j++] - '0');
+    if (rl == 0 || j >= len || p[j] != ' ' || rl > len - i || i + rl < j + 2)
       return;
-    const char *kv = end + 1, *rec_end = p + i + rl - 1; /* at '\n' */
+    const char *kv = p + j + 1, *rec_end = p + i + rl - 1; /* at '\n' */
     const char *eq = memchr(kv, '=', (size_t)(rec_end - kv));
     if (eq) {
       size_t klen = (size_t)(eq - kv);
