@@ -50,32 +50,6 @@ static void work_release(void *p) {
   free(w);
 }
 
-typedef struct buf {
-  char *data;
-  size_t len, cap;
-} buf;
-
-static fl_code buf_write(void *ud, const void *data, size_t len,
-                         fl_error *err) {
-  buf *b = ud;
-  if (b->len + len > CONFIG_MAX)
-    return fl_error_set(err, FL_ETOO_LARGE, "image config is over %d bytes",
-                        CONFIG_MAX);
-  if (b->len + len > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 16 * 1024;
-    while (cap < b->len + len)
-      cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (!p)
-      return fl_error_set(err, FL_ENOMEM, "out of memory");
-    b->data = p;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, data, len);
-  b->len += len;
-  return FL_OK;
-}
-
 /* A string member of a JSON object, or NULL. */
 static const char *str_at(json_t *obj, const char *key) {
   json_t *v = json_object_get(obj, key);
@@ -129,22 +103,12 @@ static fl_code lookup(created_work *w, size_t i) {
   fl_code rc = config_digest(w->ep, w->repo, w->refs[i], digest, err);
   if (rc != FL_OK)
     return rc;
-  buf b = {0};
-  fl_sink sink = {buf_write, &b};
-  rc = w->ep->ops->blob_get(w->ep, w->repo, digest, 0, &sink, err);
-  char actual[FL_DIGEST_STR_MAX];
-  if (rc == FL_OK) {
-    fl_digest_alg alg =
-        strncmp(digest, "sha512:", 7) == 0 ? FL_SHA512 : FL_SHA256;
-    rc = fl_digest_buffer(alg, b.data ? b.data : "", b.len, actual);
-    if (rc != FL_OK)
-      fl_error_set(err, rc, "hashing the config failed");
-    else if (strcmp(actual, digest) != 0)
-      rc = fl_error_set(err, FL_EDIGEST_MISMATCH, "config %s hashes to %s",
-                        digest, actual);
-  }
-  json_t *cfg = rc == FL_OK ? json_loadb(b.data, b.len, 0, NULL) : NULL;
-  free(b.data);
+  char *data;
+  size_t len;
+  rc = fl_endpoint_blob_read(w->ep, w->repo, digest, CONFIG_MAX, &data, &len,
+                             err);
+  json_t *cfg = rc == FL_OK ? json_loadb(data, len, 0, NULL) : NULL;
+  free(data);
   if (rc != FL_OK)
     return rc;
   const char *created = str_at(cfg, "created");

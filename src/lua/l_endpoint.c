@@ -517,63 +517,25 @@ static int m_blob_exists(lua_State *L) {
 }
 
 /* Growing buffer sink for :blob_get() (bounded). */
-typedef struct membuf {
-  char *data;
-  size_t len, cap;
-} membuf;
-
-static void membuf_release(void *p) {
-  membuf *b = p;
-  free(b->data);
-  free(b);
-}
-
-static fl_code membuf_write(void *ud, const void *data, size_t len,
-                            fl_error *err) {
-  membuf *b = ud;
-  if (b->len + len > BLOB_STRING_MAX)
-    return fl_error_set(err, FL_ETOO_LARGE,
-                        "blob is over %d bytes: too large to return as a "
-                        "string (copy it with fl.copy instead)",
-                        BLOB_STRING_MAX);
-  if (b->len + len > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 64 * 1024;
-    while (cap < b->len + len)
-      cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (!p)
-      return fl_error_set(err, FL_ENOMEM, "out of memory");
-    b->data = p;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, data, len);
-  b->len += len;
-  return FL_OK;
-}
-
 static int m_blob_get(lua_State *L) {
   fl_endpoint *ep = fl_lua_check_endpoint(L, 1);
   const char *repo = luaL_checkstring(L, 2);
   const char *digest = luaL_checkstring(L, 3);
-  fl_lua_owned *box = fl_lua_push_owned(L, membuf_release);
-  membuf *b = calloc(1, sizeof *b);
-  if (!b)
-    return luaL_error(L, "out of memory");
-  box->ptr = b;
-  fl_sink sink = {membuf_write, b};
+  fl_lua_owned *box = fl_lua_push_owned(L, free);
+  char *data;
+  size_t len;
   fl_error err;
-  if (ep->ops->blob_get(ep, repo, digest, 0, &sink, &err) != FL_OK)
+  fl_code rc = fl_endpoint_blob_read(ep, repo, digest, BLOB_STRING_MAX, &data,
+                                     &len, &err);
+  box->ptr = data; /* NULL on failure */
+  if (rc == FL_ETOO_LARGE)
+    return fl_lua_failf(L, rc,
+                        "%s: too large to return as a string (copy it with "
+                        "fl.copy instead)",
+                        err.msg);
+  if (rc != FL_OK)
     return fl_lua_fail(L, &err);
-  char actual[FL_DIGEST_STR_MAX];
-  fl_digest_alg alg =
-      strncmp(digest, "sha512:", 7) == 0 ? FL_SHA512 : FL_SHA256;
-  if (fl_digest_buffer(alg, b->data ? b->data : "", b->len, actual) != FL_OK)
-    return luaL_error(L, "out of memory");
-  if (strcmp(actual, digest) != 0)
-    return fl_lua_failf(L, FL_EDIGEST_MISMATCH,
-                        "blob %s in %s: content hashes to %s", digest, repo,
-                        actual);
-  lua_pushlstring(L, b->data ? b->data : "", b->len);
+  lua_pushlstring(L, data, len);
   fl_lua_owned_release(box);
   return 1;
 }

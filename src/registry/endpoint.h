@@ -180,4 +180,13 @@ void fl_endpoint_unref(fl_endpoint *ep);
 /* The opener's release: the same as fl_endpoint_unref. */
 static inline void fl_endpoint_free(fl_endpoint *ep) { fl_endpoint_unref(ep); }
 
+/* Read blob `digest` of repo into memory (*out, malloc'ed, NUL-terminated
+ * after *len bytes) and check that it hashes to its digest: for the small
+ * blobs a policy reads (configs, signature payloads, ep:blob). More than
+ * max bytes fails TOO_LARGE, other content DIGEST_MISMATCH, each naming
+ * the blob; *out is NULL on failure. */
+fl_code fl_endpoint_blob_read(fl_endpoint *ep, const char *repo,
+                              const char *digest, size_t max, char **out,
+                              size_t *len, fl_error *err);
+
 #endif

@@ -27,24 +27,6 @@ typedef struct scan {
   size_t nseen;
 } scan;
 
-/* ---- reading a payload blob ---------------------------------------------- */
-
-typedef struct buf_sink {
-  char *data;
-  size_t len, cap;
-} buf_sink;
-
-static fl_code buf_write(void *ud, const void *data, size_t len,
-                         fl_error *err) {
-  buf_sink *b = ud;
-  if (len > b->cap - b->len)
-    return fl_error_set(err, FL_ETOO_LARGE, "payload over %d bytes",
-                        FL_TRUST_PAYLOAD_MAX);
-  memcpy(b->data + b->len, data, len);
-  b->len += len;
-  return FL_OK;
-}
-
 /* Keep the first reason of each kind. */
 static void note(char *slot, const char *why) {
   if (!slot[0])
@@ -80,16 +62,12 @@ static fl_code check_layer(scan *s, json_t *layer, fl_error *err) {
     malformed(s, "the payload layer's digest or size is invalid");
     return FL_OK;
   }
-  buf_sink b = {malloc((size_t)size), 0, (size_t)size};
-  if (!b.data)
-    return fl_error_set(err, FL_ENOMEM, "out of memory");
-  fl_sink sink = {buf_write, &b};
+  char *payload;
+  size_t plen;
   fl_error berr;
-  fl_code rc = s->ep->ops->blob_get(s->ep, s->repo, bdigest, 0, &sink, &berr);
-  char got[FL_DIGEST_STR_MAX] = "";
-  if (rc == FL_OK)
-    fl_digest_buffer(FL_SHA256, b.data, b.len, got);
-  if (rc == FL_ETOO_LARGE || (rc == FL_OK && strcmp(got, bdigest) != 0)) {
+  fl_code rc = fl_endpoint_blob_read(s->ep, s->repo, bdigest, (size_t)size,
+                                     &payload, &plen, &berr);
+  if (rc == FL_ETOO_LARGE || rc == FL_EDIGEST_MISMATCH) {
     malformed(s, "the payload blob does not match its digest");
     rc = FL_OK;
   } else if (rc == FL_ENOT_FOUND) {
@@ -100,7 +78,7 @@ static fl_code check_layer(scan *s, json_t *layer, fl_error *err) {
   } else {
     unsigned long long matched = 0;
     char why[WHY_MAX];
-    fl_sig_status st = fl_cosign_check(s->keys, b.data, b.len, sig, s->digest,
+    fl_sig_status st = fl_cosign_check(s->keys, payload, plen, sig, s->digest,
                                        &matched, why, sizeof why);
     s->res->signatures++;
     if (st == FL_SIG_VALID) {
@@ -118,7 +96,7 @@ static fl_code check_layer(scan *s, json_t *layer, fl_error *err) {
       note(s->why_malformed, why);
     }
   }
-  free(b.data);
+  free(payload);
   return rc;
 }
 
