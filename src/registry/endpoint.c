@@ -89,22 +89,29 @@ fl_code fl_endpoint_blob_read(fl_endpoint *ep, const char *repo,
   fl_code rc = fl_digest_parse(digest, &alg, err);
   if (rc == FL_OK)
     rc = ep->ops->blob_get(ep, repo, digest, 0, &sink, err);
-  if (rc == FL_OK && !b.data && !(b.data = calloc(1, 1)))
-    rc = fl_error_set(err, FL_ENOMEM, "out of memory");
-  if (rc == FL_OK && fl_digest_buffer(alg, b.data, b.len, actual) != FL_OK)
-    rc = fl_error_set(err, FL_ENOMEM, "hashing blob %s: out of memory", digest);
-  if (rc == FL_OK && strcmp(actual, digest) != 0)
-    rc = fl_error_set(err, FL_EDIGEST_MISMATCH,
-                      "blob %s in %s: content hashes to %s", digest, repo,
-                      actual);
-  else if (rc == FL_ETOO_LARGE)
+  if (rc == FL_ETOO_LARGE)
     fl_error_prefix(err, "blob %s in %s: ", digest, repo);
   if (rc != FL_OK) {
     free(b.data);
     return rc;
   }
-  b.data[b.len] = '\0';
-  *out = b.data;
+  /* an empty blob made no write, so no buffer */
+  char *data = b.data ? b.data : calloc(1, 1);
+  if (!data)
+    return fl_error_set(err, FL_ENOMEM, "out of memory");
+  if (fl_digest_buffer(alg, data, b.len, actual) != FL_OK) {
+    free(data);
+    return fl_error_set(err, FL_ENOMEM, "hashing blob %s: out of memory",
+                        digest);
+  }
+  if (strcmp(actual, digest) != 0) {
+    free(data);
+    return fl_error_set(err, FL_EDIGEST_MISMATCH,
+                        "blob %s in %s: content hashes to %s", digest, repo,
+                        actual);
+  }
+  data[b.len] = '\0'; /* mem_write keeps room for it */
+  *out = data;
   *len = b.len;
   return FL_OK;
 }
