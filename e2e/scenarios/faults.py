@@ -204,6 +204,11 @@ def fault_random_runs_cli(ctx):
 
 def crash_checks(ctx, dst, digests, it):
     problems = verify.tags_intact(dst)
+    if problems and all(p.endswith("manifest HTTP 404") for p in problems):
+        # as below: the registry may still be finishing the killed client's
+        # manifest PUT (the tag is listed before its link is written)
+        time.sleep(1)
+        problems = verify.tags_intact(dst)
     check(not problems, "after kill %d: a destination tag points at missing content: %s", it, problems[:5])
     bad = dst.bad_blobs()
     check(not bad, "after kill %d: corrupt blobs in the destination: %s", it, bad)
@@ -349,10 +354,12 @@ def fault_big_layer_broken_downloads(ctx):
              "for a %d byte layer; retries %s", len(gets), len(ranged), sent, layer["size"],
              counters.get("retries"))
     # both breaks are resumed where they happened (Range), not started over:
-    # starting over would cost about 1.5x the layer plus the first 5 MiB
+    # starting over would cost about 1.5x the layer plus the first 5 MiB;
+    # what the proxy had already written into the broken connections (up to
+    # a few MiB, measured 1.02-1.11x) is sent but never read
     check(len(gets) == 3 and len(ranged) == 2,
           "want 3 GETs of the layer, the 2nd and 3rd resumed with Range: %s", gets)
-    check(sent < 1.1 * layer["size"], "the source sent %d bytes for a %d byte layer: downloads started over",
+    check(sent < 1.25 * layer["size"], "the source sent %d bytes for a %d byte layer: downloads started over",
           sent, layer["size"])
     check((counters.get("retries") or 0) >= 2, "the two resumed downloads were not counted as retries: %s",
           counters)
